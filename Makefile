@@ -1,0 +1,52 @@
+# Two set-up commands: `make dev` and `make test`. Both create .venv on first run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: dev test lint unit integration infra e2e synth bench typecheck clean schema
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		(echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 1)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,infra]'
+	@touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/collab dev
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check layers functions tests bench infra
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+infra: $(STAMP)
+	$(BIN)/python -m pytest tests/infrastructure
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+synth: $(STAMP)
+	CDK_VALIDATION=true $(BIN)/python infra/app.py
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+schema: $(STAMP)
+	$(BIN)/python -m collab.schema_export
+
+clean:
+	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

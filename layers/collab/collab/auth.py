@@ -1,0 +1,179 @@
+"""Access tokens and WebSocket tickets (contract 2, 3.1).
+
+Access tokens: HS256 with ``JWT_SECRET``, or RS256/ES256 against ``JWT_JWKS_URL`` (e.g. Cognito).
+The algorithm list is pinned per mode, so ``alg: none`` and HS/RS confusion are refused by
+construction. ``exp``, ``iat`` and ``sub`` are required; ``iss`` and ``aud`` are checked; the clock
+leeway is 30 s (enough for skew between Lambda hosts, small against a 5-minute ticket).
+
+Tickets: HS256, ``aud="collab-ws"``, ``sub`` user, ``wid`` workspace, ``exp`` at most 5 minutes after
+``iat``, and a ``jti`` consumed atomically in Redis, so a ticket opens exactly one connection.
+Token text never reaches an error message or a log line: failures say only what was wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from collab.config import Settings
+from collab.errors import Unauthorized
+
+LEEWAY_S = 30
+TICKET_AUDIENCE = "collab-ws"
+TICKET_TTL_S = 300  # 5 minutes: a ticket travels in a URL, so it must be short-lived and single-use
+ACCESS_ALGS_HS = ["HS256"]
+ACCESS_ALGS_JWKS = ["RS256", "ES256"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    email: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    user_id: str
+    workspace_id: str
+    jti: str
+    expires_at: int
+
+
+_jwks_clients: dict[str, Any] = {}
+_jwks_lock = threading.Lock()
+
+
+def _jwks_client(url: str) -> Any:
+    with _jwks_lock:
+        client = _jwks_clients.get(url)
+        if client is None:
+            client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+            _jwks_clients[url] = client
+        return client
+
+
+def _check_iat(claims: dict[str, Any], now: float) -> None:
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise Unauthorized("token iat is invalid")
+    if iat > now + LEEWAY_S:
+        raise Unauthorized("token is not yet valid")
+
+
+def verify_access_token(token: str | None, settings: Settings) -> Identity:
+    if not token:
+        raise Unauthorized("missing bearer token")
+    options = {"require": ["exp", "iat", "sub"]}
+    try:
+        if settings.jwt_jwks_url:
+            key: Any = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            algorithms = ACCESS_ALGS_JWKS
+        else:
+            key, algorithms = settings.jwt_key, ACCESS_ALGS_HS
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_S,
+            options=options,  # type: ignore[arg-type]
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthorized("token is not yet valid") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthorized("token audience is wrong") from None
+    except jwt.InvalidIssuerError:
+        raise Unauthorized("token issuer is wrong") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthorized(f"token lacks the {exc.claim} claim") from None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise Unauthorized("invalid token") from None
+    _check_iat(claims, time.time())
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
+        raise Unauthorized("token sub is invalid")
+    email = claims.get("email")
+    name = claims.get("name") or claims.get("cognito:username")
+    return Identity(sub, email if isinstance(email, str) else None, name if isinstance(name, str) else None)
+
+
+def issue_access_token(
+    settings: Settings,
+    user_id: str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    ttl_s: int = 12 * 3600,
+) -> str:
+    """An HS256 access token (for `collab token`, the local stack and tests)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    if email:
+        claims["email"] = email
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, settings.jwt_key, algorithm="HS256")
+
+
+def issue_ticket(settings: Settings, user_id: str, workspace_id: str) -> tuple[str, int]:
+    now = int(time.time())
+    exp = now + TICKET_TTL_S
+    claims = {
+        "sub": user_id,
+        "wid": workspace_id,
+        "aud": TICKET_AUDIENCE,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": exp,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.jwt_key, algorithm="HS256"), exp
+
+
+def verify_ticket(token: str | None, settings: Settings) -> Ticket:
+    """Check a ticket's signature and claims (consuming its ``jti`` is the caller's next step)."""
+    if not token:
+        raise Unauthorized("missing ticket")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_key,
+            algorithms=["HS256"],
+            audience=TICKET_AUDIENCE,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_S,
+            options={"require": ["exp", "iat", "sub", "wid", "jti", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("ticket expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthorized(f"ticket lacks the {exc.claim} claim") from None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise Unauthorized("invalid ticket") from None
+    _check_iat(claims, time.time())
+    sub, wid, jti, exp, iat = (claims.get(k) for k in ("sub", "wid", "jti", "exp", "iat"))
+    if not (isinstance(sub, str) and isinstance(wid, str) and isinstance(jti, str) and 8 <= len(jti) <= 64):
+        raise Unauthorized("invalid ticket")
+    assert isinstance(exp, int | float) and isinstance(iat, int | float)
+    if exp - iat > TICKET_TTL_S:
+        raise Unauthorized("ticket lifetime is too long")
+    try:
+        wid = str(uuid.UUID(wid))
+    except ValueError:
+        raise Unauthorized("invalid ticket") from None
+    return Ticket(sub, wid, jti, int(exp))

@@ -1,0 +1,63 @@
+"""The ``collab`` command: ``dev``, ``migrate``, ``token`` (contract section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from collab.errors import CollabError
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from collab.config import load_settings
+    from collab.migrate import migrate
+
+    applied = migrate(load_settings().dsn)
+    print(f"applied: {', '.join(applied)}" if applied else "schema is up to date", file=sys.stderr)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    import os
+
+    from collab.auth import issue_access_token
+    from collab.config import load_settings
+
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", "postgresql://unused")  # a token needs only the JWT settings
+    env.setdefault("REDIS_URL", "redis://unused")
+    settings = load_settings(env)
+    print(issue_access_token(settings, args.user, email=args.email, name=args.name, ttl_s=args.ttl))
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from collab.local.server import serve
+
+    return serve(host=args.host, port=args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collab", description="Collab: real-time task board backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_dev = sub.add_parser("dev", help="run the whole system locally")
+    p_dev.add_argument("--host", default="127.0.0.1")
+    p_dev.add_argument("--port", type=int, default=8080)
+    p_dev.set_defaults(fn=_dev)
+    sub.add_parser("migrate", help="apply the database schema").set_defaults(fn=_migrate)
+    p_tok = sub.add_parser("token", help="print an access token signed with JWT_SECRET")
+    p_tok.add_argument("--user", required=True)
+    p_tok.add_argument("--email")
+    p_tok.add_argument("--name")
+    p_tok.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
+    p_tok.set_defaults(fn=_token)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except CollabError as exc:
+        print(f"collab: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

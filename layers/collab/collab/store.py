@@ -1,0 +1,392 @@
+"""Redis adapter: connection registry, presence, event history, rate limits, idempotency, tickets.
+
+Multi-key changes of one workspace (or one user) run as one Lua script, atomic and one round trip.
+Work that spans a workspace and a user goes in one pipeline: one round trip on a single node; in
+cluster mode (``REDIS_CLUSTER=1``) redis-py splits it per node.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.exceptions
+
+from collab import keys
+from collab.errors import Unavailable
+
+HISTORY_LEN = 100  # the latest 100 events of a workspace are replayed from Redis (contract 3.4)
+CONN_TTL_S = 3 * 3600  # a connection lives at most 2 h at API Gateway; records outlive it a little
+REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contract 3.2)
+
+# Sliding-window limiter and idempotency claim in one step. The frame counts against the limit
+# first; a refused frame claims nothing. Returns {"limited", retry_ms} | {"new"} | {"seen", value}.
+_BEGIN = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {'limited', tostring(math.max(1, tonumber(oldest[2]) + window - now))}
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+if #KEYS < 2 then return {'new', ''} end
+if redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', tonumber(ARGV[5])) then return {'new', ''} end
+return {'seen', redis.call('GET', KEYS[2]) or 'pending'}
+"""
+
+# Register a connection in its workspace. KEYS: conns, hb. ARGV: cid, uid, now_ms.
+_REGISTER = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+# Announce a connection for presence (its first sync). KEYS: joined, online, presence, conns.
+# ARGV: cid, uid, entry json. Returns 1 when this is the user's first announced connection.
+_ANNOUNCE = """
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return -1 end
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if n == 1 or redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+end
+if n == 1 then return 1 end
+return 0
+"""
+
+# Remove connections from a workspace. KEYS: conns, hb, joined, online, presence.
+# ARGV: cid1, cid2, ... Returns flat list {cid, uid, left(0/1), ...} for those that were present.
+_REMOVE_BODY = """
+local function remove(cid)
+  local uid = redis.call('HGET', KEYS[1], cid)
+  redis.call('ZREM', KEYS[2], cid)
+  if not uid then return nil end
+  redis.call('HDEL', KEYS[1], cid)
+  local left = 0
+  if redis.call('SREM', KEYS[3], cid) == 1 then
+    local n = redis.call('HINCRBY', KEYS[4], uid, -1)
+    if n <= 0 then
+      redis.call('HDEL', KEYS[4], uid)
+      redis.call('HDEL', KEYS[5], uid)
+      left = 1
+    end
+  end
+  return {cid, uid, left}
+end
+"""
+_REMOVE = (
+    _REMOVE_BODY
+    + """
+local out = {}
+for i = 1, #ARGV do
+  local r = remove(ARGV[i])
+  if r then out[#out+1] = r[1]; out[#out+1] = r[2]; out[#out+1] = r[3] end
+end
+return out
+"""
+)
+
+# Heartbeat: refresh this connection, update the user's last_seen, and remove peers whose last
+# heartbeat is older than the cutoff (bounded by ARGV[4]). KEYS as _REMOVE.
+# ARGV: cid, now_ms, cutoff_ms, limit. Returns {alive(0/1), cid, uid, left, ...}.
+_HEARTBEAT = (
+    _REMOVE_BODY
+    + """
+local alive = 0
+local uid = redis.call('HGET', KEYS[1], ARGV[1])
+if uid then
+  alive = 1
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  local raw = redis.call('HGET', KEYS[5], uid)
+  if raw then
+    local entry = cjson.decode(raw)
+    entry['last_seen_ms'] = tonumber(ARGV[2])
+    redis.call('HSET', KEYS[5], uid, cjson.encode(entry))
+  end
+end
+local out = {alive}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+for _, cid in ipairs(stale) do
+  local r = remove(cid)
+  if r then out[#out+1] = r[1]; out[#out+1] = r[2]; out[#out+1] = r[3] end
+end
+return out
+"""
+)
+
+# Presence update of one user (keeps last_seen). KEYS: presence, online. ARGV: uid, status, viewing
+# (json), now_ms. Returns the entry json, or false when the user is not online.
+_PRESENCE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return false end
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local entry = raw and cjson.decode(raw) or {}
+entry['status'] = ARGV[2]
+entry['viewing'] = cjson.decode(ARGV[3])
+entry['last_seen_ms'] = tonumber(ARGV[4])
+local out = cjson.encode(entry)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+return out
+"""
+
+# Append an event to a workspace's history (ordered by seq, whatever order commits arrive in),
+# keep the latest HISTORY_LEN, and return the workspace's connections for the fan-out.
+# KEYS: history, conns. ARGV: seq, event json, keep.
+_APPEND = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+return redis.call('HGETALL', KEYS[2])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    connection_id: str
+    workspace_id: str
+    user_id: str
+    display_name: str
+    connected_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    connection_id: str
+    user_id: str
+    left: bool  # the user's last announced connection: they leave the workspace's presence
+
+
+def _removed(flat: list[Any], start: int = 0) -> list[Removed]:
+    return [Removed(_s(flat[i]), _s(flat[i + 1]), int(flat[i + 2]) == 1) for i in range(start, len(flat), 3)]
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def connect_redis(url: str, *, cluster: bool = False, password: str | None = None) -> Any:
+    """A client for ``redis://``, ``rediss://`` (TLS) or ``unix://``; cluster mode when asked."""
+    opts: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
+    if password:
+        opts["password"] = password
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **opts)
+    return redis.Redis.from_url(url, max_connections=64, **opts)
+
+
+class Store:
+    """All Redis state of the system. ``r`` is a redis-py client (standalone or cluster)."""
+
+    def __init__(self, r: Any, *, cluster: bool = False) -> None:
+        self.r = r
+        self.cluster = cluster
+        self._begin = r.register_script(_BEGIN)
+        self._register = r.register_script(_REGISTER)
+        self._announce = r.register_script(_ANNOUNCE)
+        self._remove = r.register_script(_REMOVE)
+        self._heartbeat = r.register_script(_HEARTBEAT)
+        self._presence = r.register_script(_PRESENCE)
+        self._append = r.register_script(_APPEND)
+        self.round_trips = 0  # counted for benchmarks
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.round_trips += 1
+        try:
+            return fn(*args, **kwargs)
+        except redis.exceptions.ConnectionError as exc:
+            raise Unavailable("cache unavailable") from exc
+        except redis.exceptions.TimeoutError as exc:
+            raise Unavailable("cache unavailable") from exc
+
+    def _pipeline(self) -> Any:
+        return self.r.pipeline(transaction=not self.cluster)
+
+    # -- tickets -----------------------------------------------------------------------------
+    def consume_ticket(self, jti: str, ttl_ms: int) -> bool:
+        """True the first time a ticket id is seen; a ticket works once."""
+        return bool(self._call(self.r.set, keys.ticket(jti), 1, nx=True, px=max(1, ttl_ms)))
+
+    # -- rate limits and idempotency ---------------------------------------------------------
+    def begin(
+        self,
+        uid: str,
+        *,
+        bucket: str,
+        limit: int,
+        window_ms: int,
+        now_ms: int,
+        request_id: str | None = None,
+    ) -> tuple[str, str]:
+        """Count a frame (or a connection attempt) and, with ``request_id``, claim it.
+
+        Returns ``("limited", retry_ms)``, ``("new", "")`` or ``("seen", "pending" | answer)``.
+        """
+        ks = [keys.user(uid, bucket)]
+        if request_id is not None:
+            ks.append(keys.user(uid, f"req:{request_id}"))
+        member = f"{now_ms}-{secrets.token_hex(4)}"
+        kind, value = self._call(self._begin, keys=ks, args=[now_ms, window_ms, limit, member, REQUEST_TTL_S])
+        return _s(kind), _s(value)
+
+    def finish(self, uid: str, request_id: str, answer: str) -> None:
+        self._call(self.r.set, keys.user(uid, f"req:{request_id}"), answer, xx=True, ex=REQUEST_TTL_S)
+
+    def abandon(self, uid: str, request_id: str) -> None:
+        self._call(self.r.delete, keys.user(uid, f"req:{request_id}"))
+
+    def request_answer(self, uid: str, request_id: str) -> str | None:
+        v = self._call(self.r.get, keys.user(uid, f"req:{request_id}"))
+        return None if v is None else _s(v)
+
+    # -- connections -------------------------------------------------------------------------
+    def register(self, info: ConnInfo, now_ms: int) -> None:
+        """Record a new connection: its identity, its workspace, its user, the sweeper's index."""
+        wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
+        p = self._pipeline()
+        p.hset(
+            keys.conn(cid),
+            mapping={
+                "wid": wid,
+                "uid": uid,
+                "name": info.display_name,
+                "connected_at": info.connected_at_ms,
+            },
+        )
+        p.expire(keys.conn(cid), CONN_TTL_S)
+        self._register(keys=[keys.ws(wid, "conns"), keys.ws(wid, "hb")], args=[cid, uid, now_ms], client=p)
+        p.hset(keys.user(uid, "conns"), cid, wid)
+        p.expire(keys.user(uid, "conns"), CONN_TTL_S)
+        p.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms})
+        self._call(p.execute)
+
+    def connection(self, cid: str) -> ConnInfo | None:
+        raw = self._call(self.r.hgetall, keys.conn(cid))
+        if not raw:
+            return None
+        d = {_s(k): _s(v) for k, v in raw.items()}
+        return ConnInfo(cid, d["wid"], d["uid"], d.get("name", ""), int(d.get("connected_at", 0)))
+
+    def workspace_connections(self, wid: str) -> dict[str, str]:
+        """connection id -> user id, for every live connection of a workspace."""
+        raw = self._call(self.r.hgetall, keys.ws(wid, "conns"))
+        return {_s(k): _s(v) for k, v in raw.items()}
+
+    def user_connections(self, uid: str) -> dict[str, str]:
+        """connection id -> workspace id, for every live connection of a user."""
+        raw = self._call(self.r.hgetall, keys.user(uid, "conns"))
+        return {_s(k): _s(v) for k, v in raw.items()}
+
+    def _ws_keys(self, wid: str) -> list[str]:
+        return [keys.ws(wid, n) for n in ("conns", "hb", "joined", "online", "presence")]
+
+    def remove_connections(self, wid: str, cids: list[str]) -> list[Removed]:
+        """Remove connections from every structure; returns those that were still registered."""
+        if not cids:
+            return []
+        flat = self._call(self._remove, keys=self._ws_keys(wid), args=list(cids))
+        removed = _removed(flat)
+        self._forget(wid, [(r.connection_id, r.user_id) for r in removed] or [(c, "") for c in cids])
+        return removed
+
+    def _forget(self, wid: str, pairs: list[tuple[str, str]]) -> None:
+        """Drop the per-connection records that live outside the workspace's slot."""
+        p = self._pipeline()
+        for cid, uid in pairs:
+            p.delete(keys.conn(cid))
+            if uid:
+                p.hdel(keys.user(uid, "conns"), cid)
+            p.zrem(keys.SWEEP, f"{wid}|{cid}")
+        self._call(p.execute)
+
+    def heartbeat(
+        self, info: ConnInfo, now_ms: int, cutoff_ms: int, limit: int = 100
+    ) -> tuple[bool, list[Removed]]:
+        """Refresh a connection and sweep the workspace's stale peers in the same script."""
+        p = self._pipeline()
+        self._heartbeat(
+            keys=self._ws_keys(info.workspace_id),
+            args=[info.connection_id, now_ms, cutoff_ms, limit],
+            client=p,
+        )
+        p.zadd(keys.SWEEP, {f"{info.workspace_id}|{info.connection_id}": now_ms}, xx=True)
+        p.expire(keys.conn(info.connection_id), CONN_TTL_S)
+        flat = self._call(p.execute)[0]
+        removed = _removed(flat, 1)
+        if removed:
+            self._forget(info.workspace_id, [(r.connection_id, r.user_id) for r in removed])
+        return int(flat[0]) == 1, removed
+
+    def due_for_sweep(self, cutoff_ms: int, limit: int) -> dict[str, list[str]]:
+        """Connections whose last heartbeat is older than the cutoff, grouped by workspace."""
+        members = self._call(self.r.zrangebyscore, keys.SWEEP, "-inf", cutoff_ms, start=0, num=limit)
+        out: dict[str, list[str]] = {}
+        for m in members:
+            wid, _, cid = _s(m).partition("|")
+            out.setdefault(wid, []).append(cid)
+        return out
+
+    def sweep_workspace(self, wid: str, cids: list[str], cutoff_ms: int) -> list[Removed]:
+        """Remove those of ``cids`` whose heartbeat in the workspace is still older than the cutoff."""
+        scores = self._call(self.r.zmscore, keys.ws(wid, "hb"), cids)
+        stale = [c for c, s in zip(cids, scores, strict=True) if s is None or s <= cutoff_ms]
+        return self.remove_connections(wid, stale) if stale else []
+
+    # -- presence ----------------------------------------------------------------------------
+    def announce(self, info: ConnInfo, entry: dict[str, Any]) -> int:
+        """Mark a connection present; 1 when its user just came online, 0 if already, -1 if gone."""
+        wid = info.workspace_id
+        return int(
+            self._call(
+                self._announce,
+                keys=[
+                    keys.ws(wid, "joined"),
+                    keys.ws(wid, "online"),
+                    keys.ws(wid, "presence"),
+                    keys.ws(wid, "conns"),
+                ],
+                args=[info.connection_id, info.user_id, json.dumps(entry)],
+            )
+        )
+
+    def set_presence(
+        self, wid: str, uid: str, status: str, viewing: str | None, now_ms: int
+    ) -> dict[str, Any] | None:
+        out = self._call(
+            self._presence,
+            keys=[keys.ws(wid, "presence"), keys.ws(wid, "online")],
+            args=[uid, status, json.dumps(viewing), now_ms],
+        )
+        return None if not out else json.loads(_s(out))
+
+    def presence(self, wid: str) -> dict[str, dict[str, Any]]:
+        raw = self._call(self.r.hgetall, keys.ws(wid, "presence"))
+        return {_s(k): json.loads(_s(v)) for k, v in raw.items()}
+
+    # -- history and fan-out -----------------------------------------------------------------
+    def append_event(self, wid: str, seq: int, event_json: str) -> dict[str, str]:
+        """Store an event in the workspace's history; returns its connections (cid -> uid)."""
+        flat = self._call(
+            self._append,
+            keys=[keys.ws(wid, "history"), keys.ws(wid, "conns")],
+            args=[seq, event_json, HISTORY_LEN],
+        )
+        return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def history(self, wid: str, after_seq: int) -> list[tuple[int, str]]:
+        raw = self._call(
+            self.r.zrangebyscore, keys.ws(wid, "history"), f"({after_seq}", "+inf", withscores=True
+        )
+        return [(int(score), _s(member)) for member, score in raw]
+
+    # -- housekeeping ------------------------------------------------------------------------
+    def drop_workspace(self, wid: str) -> None:
+        self._call(self.r.delete, *[keys.ws(wid, n) for n in ("history", "presence", "online", "joined")])
+
+    def ping(self) -> bool:
+        return bool(self._call(self.r.ping))

@@ -1,0 +1,131 @@
+"""Test harness: real Postgres and Redis.
+
+``DATABASE_URL`` / ``REDIS_URL`` when set (CI and this machine); otherwise embedded ones started
+under a temporary folder, so ``make test`` passes on a fresh machine. Each xdist worker gets its own
+database (created and migrated once) and its own Redis database index; every test that asks for
+``clean`` (directly or through ``rt``) starts from empty tables and an empty Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def _worker_index(config: pytest.Config) -> int:
+    wid = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    m = re.search(r"(\d+)$", wid)
+    return int(m.group(1)) if m else 0
+
+
+@pytest.fixture(scope="session")
+def service_urls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    import psycopg
+
+    from collab.migrate import migrate
+
+    embedded = None
+    base_db = os.environ.get("DATABASE_URL")
+    base_redis = os.environ.get("REDIS_URL")
+    if not base_db or not base_redis:
+        from collab import embedded as emb
+
+        root = tmp_path_factory.mktemp("services")
+        if not base_db:
+            base_db, pg = emb.start_postgres(Path(root))
+        if not base_redis:
+            base_redis, rl = emb.start_redis(Path(root))
+        embedded = (locals().get("pg"), locals().get("rl"))
+
+    idx = _worker_index(request.config)
+    dbname = f"collab_test_{idx}_{uuid.uuid4().hex[:8]}"
+    created = False
+    try:
+        with psycopg.connect(base_db, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+        created = True
+        db_url = _with_dbname(base_db, dbname)
+    except psycopg.Error:
+        db_url = base_db
+    migrate(db_url)
+
+    redis_url = base_redis
+    if redis_url.startswith(("redis://", "rediss://")):
+        redis_url = re.sub(r"(/\d+)?$", f"/{1 + idx}", redis_url.split("?")[0], count=1)
+    yield {"DATABASE_URL": db_url, "REDIS_URL": redis_url}
+
+    if created:
+        with psycopg.connect(base_db, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    if embedded:
+        pg, rl = embedded
+        if rl is not None:
+            rl.shutdown(nosave=True)
+        if pg is not None:
+            pg.cleanup()
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    return urlunsplit((u.scheme, u.netloc, f"/{dbname}", u.query, u.fragment))
+
+
+@pytest.fixture(scope="session")
+def settings(service_urls: dict[str, str]) -> Any:
+    from collab.config import load_settings
+
+    return load_settings(
+        {
+            **service_urls,
+            "JWT_SECRET": TEST_JWT_SECRET,
+            "CONNECTIONS_ENDPOINT": "http://127.0.0.1:9/unused",
+            "WEBSOCKET_URL": "wss://ws.example.test/prod",
+        }
+    )
+
+
+TABLES = "notifications, activity, tasks, workspace_members, workspaces, users"
+
+
+@pytest.fixture
+def clean(settings: Any) -> None:
+    import psycopg
+    import redis
+
+    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    r = redis.Redis.from_url(settings.redis_url)
+    r.flushdb()
+    r.close()
+
+
+@pytest.fixture
+def clock() -> Any:
+    from collab.clock import ManualClock
+
+    return ManualClock()
+
+
+@pytest.fixture
+def rt(settings: Any, clean: None, clock: Any) -> Iterator[Any]:
+    """A fresh runtime over the real services, installed as the container's runtime."""
+    from collab import runtime
+
+    r = runtime.Runtime(settings, clock=clock)
+    runtime.install(r)
+    yield r
+    runtime.install(None)
+    if "db" in r.__dict__:
+        r.db.close()
