@@ -1,0 +1,277 @@
+"""The WebSocket protocol (contract section 3): client frames, server frames, parsing.
+
+Client frames are a discriminated union on ``action``. Parsing is split in two steps because the
+contract answers them differently: a frame that is not JSON or has no known action gets an ``error``
+frame; a known action with bad fields gets an ``ack`` with ``validation_error`` naming the field.
+Server frames are built by :func:`frame`; their models below exist for the JSON Schema from which
+the browser client's TypeScript types are generated (``python -m collab.schema_export``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from collab.errors import PayloadTooLarge, ValidationError
+from collab.models import (
+    Description,
+    Notification,
+    PresenceEntry,
+    PresenceStatus,
+    Priority,
+    Task,
+    TaskStatus,
+    Title,
+    UserId,
+)
+
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame size; the contract's per-frame limit
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskDraft(_Strict):
+    id: UUID | None = None
+    title: Title
+    description: Description = ""
+    status: TaskStatus = "todo"
+    priority: Priority = "medium"
+    due_date: date | None = None
+    assigned_to: UserId | None = None
+
+
+class TaskChanges(_Strict):
+    """Any subset of the writable fields; only the fields sent are written (``model_fields_set``)."""
+
+    title: Title | None = None
+    description: Description | None = None
+    status: TaskStatus | None = None
+    priority: Priority | None = None
+    due_date: date | None = None
+    assigned_to: UserId | None = None
+
+    def patch(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.model_fields_set}
+        for required in ("title", "description", "status", "priority"):
+            if required in out and out[required] is None:
+                raise ValidationError(f"changes.{required}: may not be null", field=f"changes.{required}")
+        return out
+
+
+class Heartbeat(_Frame):
+    action: Literal["heartbeat"]
+
+
+class Sync(_Frame):
+    action: Literal["sync"]
+    since: Annotated[int, Field(ge=0)] | None = None
+
+
+class TaskCreate(_Frame):
+    action: Literal["task.create"]
+    request_id: UUID
+    task: TaskDraft
+
+
+class TaskUpdate(_Frame):
+    action: Literal["task.update"]
+    request_id: UUID
+    task_id: UUID
+    changes: TaskChanges
+    base_version: Annotated[int, Field(ge=1)] | None = None
+
+
+class TaskDelete(_Frame):
+    action: Literal["task.delete"]
+    request_id: UUID
+    task_id: UUID
+
+
+class NotificationRead(_Frame):
+    action: Literal["notification.read"]
+    request_id: UUID
+    notification_ids: Annotated[list[UUID], Field(min_length=1, max_length=100)]
+
+
+class PresenceUpdate(_Frame):
+    action: Literal["presence.update"]
+    status: PresenceStatus
+    viewing: UUID | None = None
+
+
+ClientFrame = Annotated[
+    Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | NotificationRead | PresenceUpdate,
+    Field(discriminator="action"),
+]
+ACTIONS = ("heartbeat", "sync", "task.create", "task.update", "task.delete", "notification.read", "presence.update")
+MUTATIONS = ("task.create", "task.update", "task.delete", "notification.read")
+_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
+
+
+class BadFrame(Exception):
+    """Not JSON, not an object, or no known ``action``: answered with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def decode(body: str | bytes | None) -> dict[str, Any]:
+    """Step 1: size and JSON. Raises :class:`PayloadTooLarge` or :class:`BadFrame`."""
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > MAX_FRAME_BYTES:
+        raise PayloadTooLarge(f"a frame is at most {MAX_FRAME_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadFrame("validation_error", "frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise BadFrame("validation_error", "frame must be a JSON object")
+    action = obj.get("action")
+    if action not in ACTIONS:
+        raise BadFrame("validation_error", "unknown action" if action is not None else "missing action")
+    return obj
+
+
+def parse(obj: dict[str, Any]) -> Any:
+    """Step 2: fields. Raises :class:`ValidationError` naming the first bad field."""
+    try:
+        return _adapter.validate_python(obj)
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"][1:]]  # drop the union tag
+        field = ".".join(loc) or "frame"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ValidationError(f"{field}: {msg}", field=field) from None
+
+
+def request_id_of(obj: dict[str, Any]) -> str | None:
+    rid = obj.get("request_id")
+    return rid if isinstance(rid, str) and len(rid) <= 64 else None
+
+
+# -- server frames ------------------------------------------------------------------------------
+def frame(
+    type_: str,
+    workspace_id: str | None,
+    user_id: str | None,
+    timestamp: str,
+    data: dict[str, Any],
+    seq: int | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": type_,
+        "workspace_id": workspace_id,
+        "user_id": user_id,
+        "timestamp": timestamp,
+        "data": data,
+    }
+    if seq is not None:
+        out["seq"] = seq
+    return out
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+# Models of server frames, for the JSON Schema and the generated TypeScript types.
+class ServerFrameBase(BaseModel):
+    workspace_id: UUID | None
+    user_id: str | None
+    timestamp: datetime
+
+
+class TaskEvent(ServerFrameBase):
+    type: Literal["task.created", "task.updated", "task.deleted"]
+    seq: int
+    data: TaskEventData
+
+
+class TaskEventData(BaseModel):
+    task: Task
+
+
+class MemberEvent(ServerFrameBase):
+    type: Literal["member.added", "member.removed", "member.role_changed"]
+    seq: int
+    data: dict[str, Any]
+
+
+class PresenceEvent(ServerFrameBase):
+    type: Literal["presence.joined", "presence.left", "presence.updated"]
+    data: PresenceEntry
+
+
+class NotificationCreatedData(BaseModel):
+    notification: Notification
+
+
+class NotificationCreated(ServerFrameBase):
+    type: Literal["notification.created"]
+    data: NotificationCreatedData
+
+
+class ErrorBody(BaseModel):
+    code: Literal[
+        "validation_error", "unauthorized", "forbidden", "not_found", "conflict", "rate_limited",
+        "payload_too_large", "internal",
+    ]
+    message: str
+    retry_after_ms: int | None = None
+    field: str | None = None
+    task: Task | None = None
+
+
+class AckData(BaseModel):
+    request_id: str | None
+    ok: bool
+    task: Task | None = None
+    seq: int | None = None
+    error: ErrorBody | None = None
+
+
+class Ack(ServerFrameBase):
+    type: Literal["ack"]
+    data: AckData
+
+
+class SyncData(BaseModel):
+    seq: int
+    events: list[TaskEvent | MemberEvent]
+    resync: bool
+    presence: list[PresenceEntry]
+    notifications: list[Notification]
+
+
+class SyncReply(ServerFrameBase):
+    type: Literal["sync"]
+    data: SyncData
+
+
+class HeartbeatAck(ServerFrameBase):
+    type: Literal["heartbeat.ack"]
+    data: dict[str, Any]
+
+
+class ErrorFrame(ServerFrameBase):
+    type: Literal["error"]
+    data: ErrorBody
+
+
+ServerFrame = Annotated[
+    TaskEvent | MemberEvent | PresenceEvent | NotificationCreated | Ack | SyncReply | HeartbeatAck | ErrorFrame,
+    Field(discriminator="type"),
+]
