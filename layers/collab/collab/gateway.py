@@ -163,13 +163,11 @@ class ManagementApi:
             receipt.add(cid, outcome)
         return receipt
 
-    def send_each(self, messages: list[tuple[str, bytes]]) -> Receipt:
-        """Post a different message to each connection concurrently."""
-        receipt = Receipt()
-        outcomes = self._pool().map(lambda m: self.post(m[0], m[1]), messages)
-        for (cid, _), outcome in zip(messages, outcomes, strict=True):
-            receipt.add(cid, outcome)
-        return receipt
+    def send_each(self, messages: list[tuple[str, bytes]]) -> list[str]:
+        """Post a different message to each connection concurrently; outcomes in the same order."""
+        if len(messages) == 1:
+            return [self.post(*messages[0])]
+        return list(self._pool().map(lambda m: self.post(m[0], m[1]), messages))
 
     def delete(self, cid: str) -> bool:
         """Close a connection at API Gateway; True when it was open (False: already gone)."""

@@ -1,0 +1,160 @@
+"""Workspace events: recorded inside a mutation's transaction, published after its commit.
+
+Inside the transaction (:func:`next_seq`, :func:`record`, :func:`notify`): the workspace row's
+counter gives the next ``seq`` (its row lock orders concurrent mutations, so seq order is commit
+order and seqs are contiguous); the activity row and any notifications are written with it.
+
+After the commit (:func:`publish`): the event is appended to the workspace's Redis history (the
+last 100, replayed by ``sync``) and fanned out to every connection of the workspace except the
+actor's own (which gets the ``ack``); notifications are pushed to every live connection of their
+recipient and marked delivered only where a post succeeded. Connections found gone are pruned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from collab.clock import iso
+from collab.db import Cursor
+from collab.models import Notification
+from collab.protocol import dumps, frame
+
+if TYPE_CHECKING:
+    from collab.gateway import ManagementApi, Receipt
+    from collab.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Committed:
+    """What a committed mutation has to publish."""
+
+    workspace_id: str | None
+    event: dict[str, Any] | None = None
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # each: {"user_id", "notification"}
+
+
+def next_seq(cur: Cursor, workspace_id: str) -> int:
+    row = cur.execute(
+        "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq", (workspace_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row["last_seq"])
+
+
+def record(
+    cur: Cursor,
+    workspace_id: str,
+    actor_id: str,
+    type_: str,
+    data: dict[str, Any],
+    task_id: str | None = None,
+) -> dict[str, Any]:
+    """Take the next seq, write the activity row, and return the event frame."""
+    seq = next_seq(cur, workspace_id)
+    row = cur.execute(
+        "INSERT INTO activity (workspace_id, seq, actor_id, type, task_id, payload)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
+        (workspace_id, seq, actor_id, type_, task_id, json.dumps(data)),
+    ).fetchone()
+    assert row is not None
+    return frame(type_, str(workspace_id), actor_id, iso(row["created_at"]), data, seq)
+
+
+def activity_frame(row: dict[str, Any]) -> dict[str, Any]:
+    """The event frame of an activity row (replay from Postgres)."""
+    return frame(
+        row["type"],
+        str(row["workspace_id"]),
+        row["actor_id"],
+        iso(row["created_at"]),
+        row["payload"],
+        row["seq"],
+    )
+
+
+def notify(
+    cur: Cursor,
+    user_id: str | None,
+    type_: str,
+    *,
+    actor_id: str,
+    workspace_id: str | None,
+    task_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Write a notification (never to the actor about their own action)."""
+    if not user_id or user_id == actor_id:
+        return None
+    row = cur.execute(
+        "INSERT INTO notifications (user_id, type, workspace_id, task_id, actor_id, payload)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+        (user_id, type_, workspace_id, task_id, actor_id, json.dumps(payload or {})),
+    ).fetchone()
+    assert row is not None
+    return {"user_id": user_id, "notification": Notification.model_validate(row).wire()}
+
+
+# -- after commit ----------------------------------------------------------------------------
+def publish(
+    rt: Runtime,
+    committed: Committed,
+    gateway: ManagementApi,
+    *,
+    exclude_connection: str | None = None,
+) -> Receipt | None:
+    """Store and fan out a committed event, then push its notifications. Never raises for a peer."""
+    receipt = None
+    event = committed.event
+    if event is not None and committed.workspace_id is not None:
+        wid = str(committed.workspace_id)
+        payload = dumps(event)
+        conns = rt.store.append_event(wid, int(event["seq"]), payload)
+        targets = [cid for cid in conns if cid != exclude_connection]
+        receipt = gateway.broadcast(targets, payload.encode())
+        if receipt.gone:
+            rt.store.remove_connections(wid, receipt.gone)
+    if committed.notifications:
+        push_notifications(rt, committed.notifications, gateway)
+    return receipt
+
+
+def push_notifications(rt: Runtime, items: list[dict[str, Any]], gateway: ManagementApi) -> list[str]:
+    """Post each notification to every live connection of its recipient; mark delivered where a
+    post succeeded. Returns the ids marked delivered."""
+    messages: list[tuple[str, bytes]] = []
+    owner: dict[int, str] = {}
+    gone_by_ws: dict[str, list[str]] = {}
+    conn_ws: dict[str, str] = {}
+    for item in items:
+        n = item["notification"]
+        conns = rt.store.user_connections(item["user_id"])
+        body = dumps(
+            frame(
+                "notification.created",
+                n["workspace_id"],
+                n["actor_id"],
+                iso(rt.clock.utcnow()),
+                {"notification": n},
+            )
+        ).encode()
+        for cid, wid in conns.items():
+            owner[len(messages)] = n["id"]
+            conn_ws[cid] = wid
+            messages.append((cid, body))
+    if not messages:
+        return []
+    outcomes = gateway.send_each(messages)
+    delivered = sorted({owner[i] for i, outcome in enumerate(outcomes) if outcome == "delivered"})
+    for (cid, _), outcome in zip(messages, outcomes, strict=True):
+        if outcome == "gone":
+            gone_by_ws.setdefault(conn_ws[cid], []).append(cid)
+    if delivered:
+        rt.db.run(
+            lambda cur: cur.execute(
+                "UPDATE notifications SET delivered_at = now() WHERE id = ANY(%s) AND delivered_at IS NULL",
+                (delivered,),
+            )
+        )
+    return delivered

@@ -1,0 +1,316 @@
+"""Task mutations: the one service behind both the WebSocket and the HTTP API.
+
+Each mutation is one Postgres transaction that
+  1. checks access (membership of the task's workspace, or ownership of a personal task),
+  2. writes the task: a create, a patch of only the fields sent, or a soft delete; ``version + 1``,
+  3. takes the workspace's next ``seq`` and writes the activity row (workspace tasks only),
+  4. writes the notifications the change causes (never to the actor),
+and returns a :class:`Mutation` whose ``committed`` part :func:`collab.events.publish` sends after
+the commit. Conflicts are last-write-wins per field in commit order: the task row is locked
+``FOR UPDATE`` for the length of the transaction, so concurrent patches apply one after the other and
+a field keeps the value of the last commit that wrote it; fields a patch did not send are untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from collab.access import require_member
+from collab.db import Cursor, Database, translate_integrity
+from collab.errors import CollabError, Conflict, NotFound, ValidationError
+from collab.events import Committed, notify, record
+from collab.models import Task
+from collab.protocol import TaskDraft
+
+COLUMNS = (
+    "id, workspace_id, title, description, status, priority, due_date, assigned_to, created_by,"
+    " created_at, updated_by, updated_at, version, deleted"
+)
+
+
+@dataclass(slots=True)
+class Mutation:
+    task: dict[str, Any]
+    seq: int | None
+    committed: Committed
+
+
+def _wire(row: dict[str, Any]) -> dict[str, Any]:
+    return Task.model_validate(row).wire()
+
+
+def _run(db: Database, fn: Any) -> Any:
+    try:
+        return db.run(fn)
+    except psycopg.errors.IntegrityError as exc:
+        mapped = translate_integrity(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def _check_assignee(cur: Cursor, workspace_id: str | None, owner: str, assignee: str | None) -> None:
+    if assignee is None:
+        return
+    if workspace_id is None:
+        if assignee != owner:
+            raise ValidationError(
+                "assigned_to: a personal task can only be assigned to its owner", field="assigned_to"
+            )
+        return
+    row = cur.execute(
+        "SELECT 1 FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (workspace_id, assignee)
+    ).fetchone()
+    if row is None:
+        raise ValidationError("assigned_to: not a member of this workspace", field="assigned_to")
+
+
+def _load_for_write(cur: Cursor, actor_id: str, task_id: str, scope: str | None) -> dict[str, Any]:
+    """Lock the task and check the actor may change it. Not found, deleted, out of scope: 404."""
+    row = cur.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,)).fetchone()
+    if row is None or row["deleted"]:
+        raise NotFound("task not found")
+    wid = row["workspace_id"]
+    if scope is not None and (wid is None or str(wid) != scope):
+        raise NotFound("task not found")
+    if wid is None:
+        if row["created_by"] != actor_id:
+            raise NotFound("task not found")
+    else:
+        require_member(cur, str(wid), actor_id)
+    return row
+
+
+def _event_and_notes(
+    cur: Cursor, actor_id: str, type_: str, row: dict[str, Any], before: dict[str, Any] | None
+) -> tuple[Committed, int | None, dict[str, Any]]:
+    task = _wire(row)
+    wid = str(row["workspace_id"]) if row["workspace_id"] is not None else None
+    committed = Committed(wid)
+    seq = None
+    if wid is None:
+        return committed, seq, task
+    committed.event = record(cur, wid, actor_id, type_, {"task": task}, task_id=str(row["id"]))
+    seq = int(committed.event["seq"])
+    tid = str(row["id"])
+    summary = {"title": row["title"], "seq": seq}
+    old_assignee = before["assigned_to"] if before else None
+    new_assignee = row["assigned_to"]
+    notes: list[dict[str, Any] | None] = []
+    if type_ == "task.deleted":
+        notes.append(
+            notify(
+                cur,
+                old_assignee,
+                "task.deleted",
+                actor_id=actor_id,
+                workspace_id=wid,
+                task_id=tid,
+                payload=summary,
+            )
+        )
+    elif old_assignee != new_assignee:
+        if new_assignee:
+            notes.append(
+                notify(
+                    cur,
+                    new_assignee,
+                    "task.assigned",
+                    actor_id=actor_id,
+                    workspace_id=wid,
+                    task_id=tid,
+                    payload=summary,
+                )
+            )
+        if old_assignee:
+            notes.append(
+                notify(
+                    cur,
+                    old_assignee,
+                    "task.unassigned",
+                    actor_id=actor_id,
+                    workspace_id=wid,
+                    task_id=tid,
+                    payload=summary,
+                )
+            )
+    elif before is not None and new_assignee:
+        changed = sorted(
+            k for k in ("title", "description", "status", "priority", "due_date") if before[k] != row[k]
+        )
+        if changed:
+            notes.append(
+                notify(
+                    cur,
+                    new_assignee,
+                    "task.changed",
+                    actor_id=actor_id,
+                    workspace_id=wid,
+                    task_id=tid,
+                    payload={**summary, "fields": changed},
+                )
+            )
+    committed.notifications = [n for n in notes if n is not None]
+    return committed, seq, task
+
+
+def create(db: Database, actor_id: str, draft: TaskDraft, *, workspace_id: str | None) -> Mutation:
+    """Create a task in a workspace (members) or a personal task (``workspace_id=None``)."""
+    task_id = str(draft.id or uuid.uuid4())
+
+    def tx(cur: Cursor) -> Mutation:
+        if workspace_id is not None:
+            require_member(cur, workspace_id, actor_id)
+        _check_assignee(cur, workspace_id, actor_id, draft.assigned_to)
+        row = cur.execute(
+            "INSERT INTO tasks (id, workspace_id, title, description, status, priority, due_date,"
+            " assigned_to, created_by, updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f" ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}",
+            (
+                task_id,
+                workspace_id,
+                draft.title,
+                draft.description,
+                draft.status,
+                draft.priority,
+                draft.due_date,
+                draft.assigned_to,
+                actor_id,
+                actor_id,
+            ),
+        ).fetchone()
+        if row is None:
+            raise Conflict("a task with this id already exists")
+        committed, seq, task = _event_and_notes(cur, actor_id, "task.created", row, None)
+        return Mutation(task, seq, committed)
+
+    return _run(db, tx)
+
+
+def update(
+    db: Database,
+    actor_id: str,
+    task_id: str,
+    patch: dict[str, Any],
+    *,
+    base_version: int | None = None,
+    scope: str | None = None,
+) -> Mutation:
+    """Apply a patch of writable fields. With ``base_version``, refuse (conflict, with the current task)
+    when the task has moved on since; without it, last write wins per field."""
+    if not patch:
+        raise ValidationError("changes: at least one field is required", field="changes")
+
+    def tx(cur: Cursor) -> Mutation:
+        before = _load_for_write(cur, actor_id, task_id, scope)
+        if base_version is not None and base_version != before["version"]:
+            raise Conflict("the task changed since base_version", task=_wire(before))
+        if "assigned_to" in patch:
+            wid = str(before["workspace_id"]) if before["workspace_id"] is not None else None
+            _check_assignee(cur, wid, before["created_by"], patch["assigned_to"])
+        names = sorted(patch)
+        sets = ", ".join(f"{n} = %s" for n in names)
+        row = cur.execute(
+            f"UPDATE tasks SET {sets}, version = version + 1, updated_by = %s, updated_at = now()"
+            f" WHERE id = %s RETURNING {COLUMNS}",
+            (*[patch[n] for n in names], actor_id, task_id),
+        ).fetchone()
+        assert row is not None
+        committed, seq, task = _event_and_notes(cur, actor_id, "task.updated", row, before)
+        return Mutation(task, seq, committed)
+
+    return _run(db, tx)
+
+
+def delete(db: Database, actor_id: str, task_id: str, *, scope: str | None = None) -> Mutation:
+    """Soft delete: the row stays as a tombstone with the final version."""
+
+    def tx(cur: Cursor) -> Mutation:
+        before = _load_for_write(cur, actor_id, task_id, scope)
+        row = cur.execute(
+            f"UPDATE tasks SET deleted = true, version = version + 1, updated_by = %s, updated_at = now()"
+            f" WHERE id = %s RETURNING {COLUMNS}",
+            (actor_id, task_id),
+        ).fetchone()
+        assert row is not None
+        committed, seq, task = _event_and_notes(cur, actor_id, "task.deleted", row, before)
+        return Mutation(task, seq, committed)
+
+    return _run(db, tx)
+
+
+# -- reads -----------------------------------------------------------------------------------
+def get(db: Database, actor_id: str, task_id: str) -> dict[str, Any]:
+    def tx(cur: Cursor) -> dict[str, Any]:
+        row = cur.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,)).fetchone()
+        if row is None or row["deleted"]:
+            raise NotFound("task not found")
+        if row["workspace_id"] is None:
+            if row["created_by"] != actor_id:
+                raise NotFound("task not found")
+        else:
+            require_member(cur, str(row["workspace_id"]), actor_id)
+        return _wire(row)
+
+    return db.run(tx)
+
+
+def encode_cursor(created_at: datetime, task_id: Any) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{task_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, _, tid = raw.partition("|")
+        return datetime.fromisoformat(ts), str(uuid.UUID(tid))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor: invalid", field="cursor") from None
+
+
+def _page(cur: Cursor, where: str, args: tuple[Any, ...], cursor: str | None, limit: int) -> dict[str, Any]:
+    if not 1 <= limit <= 200:
+        raise ValidationError("limit: must be between 1 and 200", field="limit")
+    params: list[Any] = list(args)
+    if cursor:
+        ts, tid = decode_cursor(cursor)
+        where += " AND (created_at, id) > (%s, %s)"
+        params += [ts, tid]
+    rows = cur.execute(
+        f"SELECT {COLUMNS} FROM tasks WHERE {where} AND NOT deleted ORDER BY created_at, id LIMIT %s",
+        (*params, limit + 1),
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return {"items": [_wire(r) for r in rows], "next_cursor": nxt}
+
+
+def list_workspace(
+    db: Database, actor_id: str, workspace_id: str, *, cursor: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    """A page of a workspace's live tasks in creation order (stable under concurrent inserts)."""
+
+    def tx(cur: Cursor) -> dict[str, Any]:
+        require_member(cur, workspace_id, actor_id)
+        return _page(cur, "workspace_id = %s", (workspace_id,), cursor, limit)
+
+    return db.run(tx)
+
+
+def list_personal(
+    db: Database, actor_id: str, *, cursor: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    return db.run(
+        lambda cur: _page(cur, "workspace_id IS NULL AND created_by = %s", (actor_id,), cursor, limit)
+    )
+
+
+__all__ = ["CollabError", "Mutation", "create", "delete", "get", "list_personal", "list_workspace", "update"]
