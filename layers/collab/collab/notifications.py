@@ -61,7 +61,8 @@ def list_for(
         if unread_only:
             where += " AND read_at IS NULL"
         if cursor:
-            where += " AND (created_at, id) < (SELECT created_at, id FROM notifications WHERE id = %s AND user_id = %s)"
+            where += " AND (created_at, id) < (SELECT created_at, id FROM notifications"
+            where += " WHERE id = %s AND user_id = %s)"
             params += [cursor, user_id]
         rows = cur.execute(
             f"SELECT * FROM notifications WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
