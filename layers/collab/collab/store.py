@@ -21,6 +21,8 @@ from collab.errors import Unavailable
 HISTORY_LEN = 100  # the latest 100 events of a workspace are replayed from Redis (contract 3.4)
 CONN_TTL_S = 3 * 3600  # a connection lives at most 2 h at API Gateway; records outlive it a little
 REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contract 3.2)
+# A claim whose attempt died (container killed mid-request) frees itself after this; > Lambda timeout.
+PENDING_TTL_S = 30
 
 # Sliding-window limiter and idempotency claim in one step. The frame counts against the limit
 # first; a refused frame claims nothing. Returns {"limited", retry_ms} | {"new"} | {"seen", value}.
@@ -231,7 +233,7 @@ class Store:
         if request_id is not None:
             ks.append(keys.user(uid, f"req:{request_id}"))
         member = f"{now_ms}-{secrets.token_hex(4)}"
-        kind, value = self._call(self._begin, keys=ks, args=[now_ms, window_ms, limit, member, REQUEST_TTL_S])
+        kind, value = self._call(self._begin, keys=ks, args=[now_ms, window_ms, limit, member, PENDING_TTL_S])
         return _s(kind), _s(value)
 
     def finish(self, uid: str, request_id: str, answer: str) -> None:

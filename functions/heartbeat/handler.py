@@ -1,0 +1,15 @@
+"""WebSocket ``heartbeat`` route: refresh presence, sweep dead peers, answer ``heartbeat.ack``."""
+
+from typing import Any
+
+from collab import realtime
+from collab.observability import logger, metrics
+from collab.runtime import runtime
+
+rt = runtime()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return realtime.heartbeat(runtime(), event)

@@ -1,0 +1,292 @@
+"""The WebSocket routes: what happens on ``$connect``, ``heartbeat``, ``$default`` and ``$disconnect``.
+
+Each function takes the API Gateway event and the container's :class:`Runtime` and returns the
+Lambda response: ``{"statusCode"}`` plus, on the two-way routes (``heartbeat`` and ``$default``, which
+have a route response), a ``body`` that API Gateway sends back to the sender. Replies to the sender
+therefore cost no Management API call; peers are reached through ``post_to_connection``.
+
+The path of a mutating frame (``task.update``, say), in order:
+  1. decode (size, JSON, known action) and validate (pydantic) - bad input changes nothing;
+  2. one Redis script: count the frame against the user's rate limit and claim its request_id;
+  3. one Postgres transaction: the task, its seq and activity row, notifications (``tasks``);
+  4. remember the answer for the request_id, then publish: history + fan-out (``events``);
+  5. return the ``ack`` with the committed task and seq as the route response.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from collab import presence, protocol
+from collab.auth import LEEWAY_S, verify_ticket
+from collab.clock import iso
+from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
+from collab.observability import MetricUnit, logger, metrics
+from collab.store import ConnInfo
+
+if TYPE_CHECKING:
+    from collab.gateway import ManagementApi
+    from collab.runtime import Runtime
+
+FRAME_LIMIT = 100  # frames per minute per user across their connections; heartbeat not counted
+CONNECT_LIMIT = 30  # connection attempts per minute per user: room for reconnect storms, not floods
+WINDOW_MS = 60_000
+PENDING_WAIT_S = 5.0  # a duplicate waits this long for the first attempt's answer
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _ctx(event: dict[str, Any]) -> dict[str, Any]:
+    return event.get("requestContext") or {}
+
+
+def _endpoint(event: dict[str, Any]) -> str | None:
+    ctx = _ctx(event)
+    domain, stage = ctx.get("domainName"), ctx.get("stage")
+    return f"https://{domain}/{stage}" if domain and stage else None
+
+
+def _reply(rt: Runtime, type_: str, data: dict[str, Any], info: ConnInfo | None = None) -> dict[str, Any]:
+    frame = protocol.frame(
+        type_,
+        info.workspace_id if info else None,
+        info.user_id if info else None,
+        iso(rt.clock.utcnow()),
+        data,
+    )
+    return {"statusCode": 200, "body": protocol.dumps(frame)}
+
+
+def _error(rt: Runtime, exc: CollabError | protocol.BadFrame, info: ConnInfo | None = None) -> dict[str, Any]:
+    data = exc.to_wire() if isinstance(exc, CollabError) else {"code": exc.code, "message": exc.message}
+    return _reply(rt, "error", data, info)
+
+
+def _ack(rt: Runtime, info: ConnInfo, data: dict[str, Any]) -> dict[str, Any]:
+    return _reply(rt, "ack", data, info)
+
+
+def _ack_error(request_id: str | None, exc: CollabError) -> dict[str, Any]:
+    return {"request_id": request_id, "ok": False, "error": exc.to_wire()}
+
+
+def connection_info(rt: Runtime, cid: str) -> ConnInfo | None:
+    info = rt.connections.get(cid)
+    if info is None:
+        info = rt.store.connection(cid)
+        if info is not None:
+            rt.remember(info)
+    return info
+
+
+# -- $connect ----------------------------------------------------------------------------------
+def connect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """Ticket, rate limit, single use, membership, registration: 200 / 401 / 403 / 429."""
+    cid = _ctx(event).get("connectionId", "")
+    token = (event.get("queryStringParameters") or {}).get("token")
+    try:
+        ticket = verify_ticket(token, rt.settings)
+        now = rt.clock.now_ms()
+        kind, retry = rt.store.begin(
+            ticket.user_id, bucket="connrl", limit=CONNECT_LIMIT, window_ms=WINDOW_MS, now_ms=now
+        )
+        if kind == "limited":
+            raise RateLimited("too many connection attempts", retry_after_ms=int(retry))
+        ttl_ms = max(1000, (ticket.expires_at + LEEWAY_S) * 1000 - int(time.time() * 1000))
+        if not rt.store.consume_ticket(ticket.jti, ttl_ms):
+            raise Unauthorized("ticket already used")
+        name = _member_name(rt, ticket.workspace_id, ticket.user_id)
+        info = ConnInfo(cid, ticket.workspace_id, ticket.user_id, name, now)
+        rt.store.register(info, now)
+        rt.remember(info)
+    except CollabError as exc:
+        logger.info("connect refused", extra={"connection_id": cid, "status": exc.status, "reason": exc.code})
+        metrics.add_metric(name="ConnectRefused", unit=MetricUnit.Count, value=1)
+        return {"statusCode": exc.status, "body": protocol.dumps({"error": exc.to_wire()})}
+    logger.info("connected", extra={"connection_id": cid, "workspace_id": info.workspace_id})
+    metrics.add_metric(name="Connections", unit=MetricUnit.Count, value=1)
+    return {"statusCode": 200}
+
+
+def _member_name(rt: Runtime, wid: str, uid: str) -> str:
+    def tx(cur: Any) -> str:
+        row = cur.execute(
+            "SELECT u.display_name, u.email FROM workspace_members m JOIN users u ON u.id = m.user_id"
+            " WHERE m.workspace_id = %s AND m.user_id = %s",
+            (wid, uid),
+        ).fetchone()
+        if row is None:
+            raise Forbidden("not a member of this workspace")
+        return str(row["display_name"] or row["email"] or uid)
+
+    return rt.db.run(tx)
+
+
+# -- $disconnect -------------------------------------------------------------------------------
+def disconnect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    cid = _ctx(event).get("connectionId", "")
+    info = connection_info(rt, cid)
+    rt.connections.pop(cid, None)
+    if info is not None:
+        presence.disconnect(rt, rt.gateway_for(_endpoint(event)), info)
+    logger.info("disconnected", extra={"connection_id": cid, "known": info is not None})
+    return {"statusCode": 200}
+
+
+# -- heartbeat ---------------------------------------------------------------------------------
+def heartbeat(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    cid = _ctx(event).get("connectionId", "")
+    info = connection_info(rt, cid)
+    gateway = rt.gateway_for(_endpoint(event))
+    if info is None or not presence.heartbeat(rt, gateway, info):
+        return _gone(rt, gateway, cid)
+    return _reply(rt, "heartbeat.ack", {}, info)
+
+
+def _gone(rt: Runtime, gateway: ManagementApi, cid: str) -> dict[str, Any]:
+    """A frame from a connection we no longer know (swept, or its state was lost): tell the client
+    to reconnect, and close it."""
+    rt.connections.pop(cid, None)
+    gateway.delete(cid)
+    return _error(rt, Unauthorized("connection is not registered; reconnect"))
+
+
+# -- sweeper -----------------------------------------------------------------------------------
+def sweep(rt: Runtime) -> dict[str, Any]:
+    removed = presence.sweep(rt, rt.gateway_for(None))
+    metrics.add_metric(name="SweptConnections", unit=MetricUnit.Count, value=removed)
+    logger.info("swept", extra={"removed": removed})
+    return {"removed": removed}
+
+
+# -- $default ----------------------------------------------------------------------------------
+def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    cid = _ctx(event).get("connectionId", "")
+    gateway = rt.gateway_for(_endpoint(event))
+    info = connection_info(rt, cid)
+    if info is None:
+        return _gone(rt, gateway, cid)
+    metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=1)
+    body = event.get("body")
+    try:
+        obj = protocol.decode(body)
+    except protocol.BadFrame as exc:
+        return _error(rt, exc, info)
+    except CollabError as exc:  # payload_too_large
+        return _too_large(rt, info, body, exc)
+    request_id = protocol.request_id_of(obj)
+    logger.set_correlation_id(f"{cid}/{request_id}" if request_id else cid)
+    mutation = obj["action"] in protocol.MUTATIONS
+    try:
+        frame = protocol.parse(obj)
+    except ValidationError as exc:
+        return _ack(rt, info, _ack_error(request_id, exc)) if mutation else _error(rt, exc, info)
+    if frame.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
+        return heartbeat(rt, event)
+    rid = str(frame.request_id) if mutation else None
+    try:
+        kind, value = rt.store.begin(
+            info.user_id,
+            bucket="rl",
+            limit=FRAME_LIMIT,
+            window_ms=WINDOW_MS,
+            now_ms=rt.clock.now_ms(),
+            request_id=rid,
+        )
+        if kind == "limited":
+            raise RateLimited("rate limit: 100 frames per minute", retry_after_ms=int(value))
+    except CollabError as exc:
+        return _ack(rt, info, _ack_error(rid, exc)) if mutation else _error(rt, exc, info)
+    if kind == "seen":
+        return _ack(rt, info, _await_answer(rt, info.user_id, rid, value))
+    if rid is None:
+        return _read_action(rt, gateway, info, frame)
+    return _mutate(rt, gateway, info, frame, rid)
+
+
+def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict[str, Any]:
+    try:
+        obj = json.loads(body)
+        rid = protocol.request_id_of(obj) if isinstance(obj, dict) else None
+    except (ValueError, TypeError):
+        rid = None
+    return _ack(rt, info, _ack_error(rid, exc)) if rid else _error(rt, exc, info)
+
+
+def _await_answer(rt: Runtime, uid: str, rid: str | None, value: str) -> dict[str, Any]:
+    """A repeated request_id: the first attempt's answer, waiting for it while it is still running."""
+    assert rid is not None
+    deadline = time.monotonic() + PENDING_WAIT_S
+    while value == "pending" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = rt.store.request_answer(uid, rid) or "pending"
+    if value == "pending":
+        return _ack_error(rid, CollabError("the first attempt of this request is still running; retry"))
+    answer: dict[str, Any] = json.loads(value)
+    return answer
+
+
+def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any) -> dict[str, Any]:
+    from collab.sync import sync
+
+    try:
+        if frame.action == "sync":
+            return _reply(rt, "sync", sync(rt, gateway, info, frame.since), info)
+        presence.update(rt, gateway, info, frame.status, str(frame.viewing) if frame.viewing else None)
+        return {"statusCode": 200}
+    except CollabError as exc:
+        if isinstance(exc, Forbidden):  # removed from the workspace: this connection is over
+            rt.connections.pop(info.connection_id, None)
+            gateway.delete(info.connection_id)
+        return _error(rt, exc, info)
+
+
+def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any, rid: str) -> dict[str, Any]:
+    from collab import events, notifications, tasks
+
+    started = time.perf_counter()
+    try:
+        if frame.action == "notification.read":
+            ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in frame.notification_ids])
+            answer: dict[str, Any] = {"request_id": rid, "ok": True, "notification_ids": ids}
+            rt.store.finish(info.user_id, rid, protocol.dumps(answer))
+            return _ack(rt, info, answer)
+        if frame.action == "task.create":
+            m = tasks.create(rt.db, info.user_id, frame.task, workspace_id=info.workspace_id)
+        elif frame.action == "task.update":
+            m = tasks.update(
+                rt.db,
+                info.user_id,
+                str(frame.task_id),
+                frame.changes.patch(),
+                base_version=frame.base_version,
+                scope=info.workspace_id,
+            )
+        else:
+            m = tasks.delete(rt.db, info.user_id, str(frame.task_id), scope=info.workspace_id)
+    except CollabError as exc:
+        answer = _ack_error(rid, exc)
+        if exc.status >= 500:
+            rt.store.abandon(info.user_id, rid)  # transient: let a retry try again
+        else:
+            rt.store.finish(info.user_id, rid, protocol.dumps(answer))
+        return _ack(rt, info, answer)
+    except Exception:
+        rt.store.abandon(info.user_id, rid)
+        raise
+    answer = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
+    rt.store.finish(info.user_id, rid, protocol.dumps(answer))
+    receipt = events.publish(rt, m.committed, gateway, exclude_connection=info.connection_id)
+    if receipt is not None:
+        metrics.add_metric(
+            name="FanoutSize",
+            unit=MetricUnit.Count,
+            value=len(receipt.delivered) + len(receipt.gone) + len(receipt.failed),
+        )
+        metrics.add_metric(name="GoneConnections", unit=MetricUnit.Count, value=len(receipt.gone))
+        logger.info("published", extra={"seq": m.seq, **receipt.counts()})
+    metrics.add_metric(
+        name="MutationLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
+    return _ack(rt, info, answer)

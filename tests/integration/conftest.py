@@ -1,0 +1,263 @@
+"""WebSocket test harness: real handlers over real Postgres/Redis, moto for the Management API.
+
+moto's Management API backend concatenates posted payloads and never answers 410, so its methods
+are patched: every post is captured separately, and a connection can be made gone (410) or the
+API made to throttle (429) for a number of calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+EVENTS = Path(__file__).parent.parent / "events"
+
+
+class Sink:
+    """What the Management API received."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.deleted: list[str] = []
+        self.gone: set[str] = set()
+        self.throttle = 0  # answer 429 to this many next posts
+        self.attempts: list[str] = []
+
+    def frames(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f for c, f in self.posts if c == cid and (type_ is None or f["type"] == type_)]
+
+    def all(self, type_: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        with self.lock:
+            return [(c, f) for c, f in self.posts if type_ is None or f["type"] == type_]
+
+
+SINK = Sink()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Any:
+    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
+    from moto.core.exceptions import JsonRESTError
+    from moto.server import ThreadedMotoServer
+
+    class Gone(JsonRESTError):
+        code = 410
+
+        def __init__(self) -> None:
+            super().__init__("GoneException", "the connection is gone")
+
+    class Throttled(JsonRESTError):
+        code = 429
+
+        def __init__(self) -> None:
+            super().__init__("LimitExceededException", "throttled")
+
+    def post(self: Any, data: bytes, connection_id: str) -> None:
+        cid = unquote(connection_id)
+        with SINK.lock:
+            SINK.attempts.append(cid)
+            if SINK.throttle > 0:
+                SINK.throttle -= 1
+                raise Throttled()
+            if cid in SINK.gone:
+                raise Gone()
+            SINK.posts.append((cid, json.loads(data)))
+
+    def delete(self: Any, connection_id: str) -> None:
+        cid = unquote(connection_id)
+        with SINK.lock:
+            SINK.deleted.append(cid)
+            if cid in SINK.gone:
+                raise Gone()
+            SINK.gone.add(cid)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ApiGatewayManagementApiBackend, "post_to_connection", post)
+    mp.setattr(ApiGatewayManagementApiBackend, "delete_connection", delete)
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    mp.undo()
+
+
+@pytest.fixture
+def sink(moto_endpoint: str) -> Sink:
+    SINK.reset()
+    return SINK
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+class Conn:
+    def __init__(self, world: World, cid: str, user: str, wid: str) -> None:
+        self.world, self.cid, self.user, self.wid = world, cid, user, wid
+
+    def event(self, name: str, body: str | None = None) -> dict[str, Any]:
+        ev = load_event(name)
+        ev["requestContext"]["connectionId"] = self.cid
+        if body is not None:
+            ev["body"] = body
+        return ev
+
+    def send_raw(self, body: str) -> dict[str, Any] | None:
+        from functions.message.handler import handler
+
+        out = handler(self.event("message", body), self.world.context)
+        assert out["statusCode"] == 200
+        return json.loads(out["body"]) if "body" in out else None
+
+    def send(self, frame: dict[str, Any]) -> dict[str, Any] | None:
+        return self.send_raw(json.dumps(frame))
+
+    def heartbeat(self) -> dict[str, Any]:
+        from functions.heartbeat.handler import handler
+
+        out = handler(self.event("heartbeat"), self.world.context)
+        return json.loads(out["body"])
+
+    def disconnect(self) -> None:
+        from functions.disconnect.handler import handler
+
+        handler(self.event("disconnect"), self.world.context)
+
+    def received(self, type_: str | None = None) -> list[dict[str, Any]]:
+        return self.world.sink.frames(self.cid, type_)
+
+    def create(self, title: str = "task", **fields: Any) -> dict[str, Any]:
+        reply = self.send(
+            {"action": "task.create", "request_id": str(uuid.uuid4()), "task": {"title": title, **fields}}
+        )
+        assert reply is not None
+        return reply
+
+    def update(self, task_id: str, **changes: Any) -> dict[str, Any]:
+        reply = self.send(
+            {"action": "task.update", "request_id": str(uuid.uuid4()), "task_id": task_id, "changes": changes}
+        )
+        assert reply is not None
+        return reply
+
+
+class FakeContext:
+    function_name = "collab-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:collab-test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+class World:
+    """Users, workspaces and connections, set up through SQL and the real handlers."""
+
+    def __init__(self, rt: Any, sink: Sink) -> None:
+        self.rt, self.sink, self.context = rt, sink, FakeContext()
+
+    def user(self, uid: str, name: str | None = None) -> str:
+        self.rt.db.run(
+            lambda cur: cur.execute(
+                "INSERT INTO users (id, display_name, email) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (uid, name or uid.title(), f"{uid}@example.com"),
+            )
+        )
+        return uid
+
+    def workspace(self, owner: str, *members: str, name: str = "Board") -> str:
+        for u in (owner, *members):
+            self.user(u)
+
+        def tx(cur: Any) -> str:
+            wid = str(
+                cur.execute(
+                    "INSERT INTO workspaces (name, created_by) VALUES (%s, %s) RETURNING id", (name, owner)
+                ).fetchone()["id"]
+            )
+            cur.execute(
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'owner')",
+                (wid, owner),
+            )
+            for m in members:
+                cur.execute(
+                    "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'member')",
+                    (wid, m),
+                )
+            return wid
+
+        return self.rt.db.run(tx)
+
+    def remove_member(self, wid: str, uid: str) -> None:
+        self.rt.db.run(
+            lambda cur: cur.execute(
+                "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (wid, uid)
+            )
+        )
+
+    def ticket(self, uid: str, wid: str) -> str:
+        from collab.auth import issue_ticket
+
+        return issue_ticket(self.rt.settings, uid, wid)[0]
+
+    def connect_event(self, token: str | None, cid: str | None = None) -> dict[str, Any]:
+        ev = load_event("connect")
+        ev["requestContext"]["connectionId"] = cid or f"{uuid.uuid4().hex[:15]}="
+        if token is None:
+            ev.pop("queryStringParameters")
+            ev.pop("multiValueQueryStringParameters")
+        else:
+            ev["queryStringParameters"] = {"token": token}
+            ev["multiValueQueryStringParameters"] = {"token": [token]}
+        return ev
+
+    def connect_raw(self, token: str | None, cid: str | None = None) -> dict[str, Any]:
+        from functions.connect.handler import handler
+
+        return handler(self.connect_event(token, cid), self.context)
+
+    def connect(self, uid: str, wid: str, *, sync: bool = True) -> Conn:
+        cid = f"{uuid.uuid4().hex[:15]}="
+        out = self.connect_raw(self.ticket(uid, wid), cid)
+        assert out["statusCode"] == 200, out
+        conn = Conn(self, cid, uid, wid)
+        if sync:
+            reply = conn.send({"action": "sync", "since": None})
+            assert reply is not None and reply["type"] == "sync"
+        return conn
+
+    def sweep(self) -> dict[str, Any]:
+        from functions.sweeper.handler import handler
+
+        return handler(copy.deepcopy(load_event("scheduled")), self.context)
+
+
+@pytest.fixture
+def world(settings: Any, clean: None, clock: Any, sink: Sink, moto_endpoint: str) -> Any:
+    from collab import runtime
+
+    rt = runtime.Runtime(settings.model_copy(update={"connections_endpoint": moto_endpoint}), clock=clock)
+    runtime.install(rt)
+    yield World(rt, sink)
+    runtime.install(None)
+    if "db" in rt.__dict__:
+        rt.db.close()
