@@ -47,7 +47,7 @@ def test_concurrent_updates_converge_per_field_and_clients_agree_with_the_databa
             value = values[field](i, n)
             try:
                 m = tasks.update(db, f"w{i}", tid, {field: value}, scope=wid)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(exc)
                 continue
             events.publish(world.rt, m.committed, world.rt.gateway_for(None))
