@@ -1,0 +1,59 @@
+"""Schema migrations as part of the deploy: a custom resource that runs ``collab.migrate``.
+
+The Provider framework owns the CloudFormation protocol (responding to the pre-signed URL, timeouts,
+retries of the response), so ``functions/migrate/handler.py`` only returns a dict. The resource's
+``MigrationsHash`` property changes whenever a file under ``collab/migrations`` does, which is what
+makes CloudFormation send an Update, and therefore a new run, on the deploy that ships it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from aws_cdk import CustomResource, RemovalPolicy
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.data import Data
+from infra.functions import FunctionFactory
+from infra.layers import COLLAB_SOURCE
+
+
+def migrations_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((COLLAB_SOURCE / "migrations").glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class SchemaMigrations(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, functions: FunctionFactory, data: Data
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = functions.create("migrate")
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function,
+            log_group=logs.LogGroup(
+                self,
+                "ProviderLogs",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=RemovalPolicy.DESTROY,
+            ),
+        )
+        self.resource = CustomResource(
+            self,
+            "Schema",
+            service_token=self.provider.service_token,
+            resource_type="Custom::CollabSchema",
+            properties={"MigrationsHash": migrations_hash()},
+        )
+        # Run only once Postgres, the proxy, its target registration and the ingress rule letting
+        # this function in exist: the function connects through the proxy, which answers only
+        # after the target group is in place.
+        self.resource.node.add_dependency(data.database)
+        self.resource.node.add_dependency(data.proxy)
+        self.resource.node.add_dependency(data.proxy_security_group)
