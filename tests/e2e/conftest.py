@@ -1,0 +1,49 @@
+"""End-to-end harness: local gateways started in-process on free ports, each on its own loop thread.
+
+Every test (or module) gets its own gateway, so the suite runs under ``pytest -n 2``. The gateway
+exports ``CONNECTIONS_ENDPOINT`` / ``WEBSOCKET_URL`` into the process environment for its handlers;
+the fixtures put back what was there before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import RunningGateway
+
+EXPORTED = (
+    "CONNECTIONS_ENDPOINT",
+    "WEBSOCKET_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def preserve_exported_env(mp: pytest.MonkeyPatch) -> None:
+    for name in EXPORTED:
+        if name in os.environ:
+            mp.setenv(name, os.environ[name])
+        else:
+            mp.delenv(name, raising=False)
+
+
+@pytest.fixture
+def start_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RunningGateway]]:
+    """Start a gateway with the given LocalGateway arguments; stopped after the test."""
+    preserve_exported_env(monkeypatch)
+    started: list[RunningGateway] = []
+
+    def start(**kwargs: Any) -> RunningGateway:
+        gw = RunningGateway(**kwargs).start()
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
