@@ -1,0 +1,23 @@
+"""HTTP API entry point (contract section 1): API Gateway HTTP API, payload format 2.0.
+
+Thin on purpose: the routes, validation, error mapping and the OpenAPI document live in
+:mod:`collab.http_api`. The correlation id is API Gateway's request id. Neither the event nor its
+headers are logged (the Authorization header carries the caller's token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from collab import http_api
+
+logger = Logger(service=http_api.SERVICE)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return http_api.handle(event, context)
