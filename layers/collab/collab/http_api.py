@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 from uuid import UUID
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -48,17 +47,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from collab import auth, events, notifications, tasks, workspaces
 from collab.errors import CollabError, NotFound, PayloadTooLarge, Unauthorized, ValidationError
 from collab.models import Member, Name, Notification, PresenceEntry, Role, Task, UserId, Workspace
+from collab.observability import logger
 from collab.protocol import MemberEvent, TaskChanges, TaskDraft, TaskEvent
 from collab.runtime import Runtime, runtime
 
-SERVICE = "collab-api"
 API_VERSION = "1"  # the contract's version (docs/contract.md)
 # 64 KB: the largest legitimate body (a task with a 10,000-character description, JSON-escaped) is
 # well under it; anything bigger is refused before it is parsed. API Gateway itself allows 10 MB.
 MAX_BODY_BYTES = 64 * 1024
 SEEN_USERS_MAX = 10_000  # identities whose user row this container already refreshed
-
-logger = Logger(service=SERVICE, child=True)
 
 
 class BadRequest(ValidationError):
@@ -267,7 +264,7 @@ def _publish(committed: events.Committed) -> None:
     rt = _rt()
     try:
         events.publish(rt, committed, rt.gateway_for(None))
-    except Exception:
+    except Exception:  # noqa: BLE001 - the commit stands; the failure is logged, not answered
         logger.exception("publish after commit failed")
 
 
@@ -275,7 +272,7 @@ def _settle(change: workspaces.Change) -> None:
     rt = _rt()
     try:
         workspaces.settle(rt, rt.gateway_for(None), change)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the commit stands; the failure is logged, not answered
         logger.exception("settling a membership change failed")
 
 
