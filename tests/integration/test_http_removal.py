@@ -1,0 +1,90 @@
+"""Removing a member over HTTP closes their connections at API Gateway before the ``member.removed``
+event fans out, so they hear nothing from the workspace afterwards. The Management API is moto in
+server mode (see tests/integration/conftest.py): our signed ``execute-api`` requests to
+``{endpoint}/@connections/{id}`` reach its backend, whose methods are patched to capture each call."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from test_http_helpers import Api, member_path
+
+
+@pytest.fixture
+def timeline(world: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Every Management API call in order: ("delete", cid, "") or ("post", cid, frame type)."""
+    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend as Backend
+
+    calls: list[tuple[str, str, str]] = []
+    post, delete = Backend.post_to_connection, Backend.delete_connection
+
+    def record_post(self: Any, data: bytes, connection_id: str) -> Any:
+        calls.append(("post", unquote(connection_id), json.loads(data)["type"]))
+        return post(self, data, connection_id)
+
+    def record_delete(self: Any, connection_id: str) -> Any:
+        calls.append(("delete", unquote(connection_id), ""))
+        return delete(self, connection_id)
+
+    monkeypatch.setattr(Backend, "post_to_connection", record_post)
+    monkeypatch.setattr(Backend, "delete_connection", record_delete)
+    return calls
+
+
+def test_a_removed_member_is_closed_first_and_hears_nothing_after(world, settings, timeline):
+    api = Api(settings)
+    wid = api.workspace("alice")
+    for user in ("bob", "carol"):
+        api.add("alice", wid, user)
+    other = api.workspace("bob", "Elsewhere")
+    alice, bob1, bob2, carol = (world.connect(u, wid) for u in ("alice", "bob", "bob", "carol"))
+    bob_elsewhere = world.connect("bob", other)
+    timeline.clear()
+
+    assert api.call("DELETE", member_path(wid, "bob"), "alice").status == 204
+
+    deleted = [cid for kind, cid, _ in timeline if kind == "delete"]
+    assert sorted(deleted) == sorted([bob1.cid, bob2.cid])
+    told = [cid for kind, cid, type_ in timeline if type_ == "member.removed"]
+    assert sorted(told) == sorted([alice.cid, carol.cid])
+    last_delete = max(i for i, call in enumerate(timeline) if call[0] == "delete")
+    first_event = min(i for i, call in enumerate(timeline) if call[2] == "member.removed")
+    assert last_delete < first_event  # closed before the event went out
+    assert [f["type"] for f in bob_elsewhere.received()] == ["notification.created"]
+    assert bob_elsewhere.received()[0]["data"]["notification"]["type"] == "member.removed"
+    assert not [call for call in timeline if call[0] == "post" and call[1] in (bob1.cid, bob2.cid)]
+    assert set(world.rt.store.workspace_connections(wid)) == {alice.cid, carol.cid}
+    assert world.rt.store.user_connections("bob") == {bob_elsewhere.cid: other}
+
+    timeline.clear()
+    task = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "After"})  # over HTTP
+    carol.create("From carol")  # and over the WebSocket
+    reached = {(cid, type_) for kind, cid, type_ in timeline if kind == "post"}
+    assert reached == {
+        (alice.cid, "task.created"),
+        (carol.cid, "task.created"),  # alice's HTTP create: carol is a peer
+    }
+    assert [e["data"]["task"]["id"] for e in carol.received("task.created")] == [task["id"]]
+    assert len(alice.received("task.created")) == 2
+    assert not any(cid in (bob1.cid, bob2.cid, bob_elsewhere.cid) for _, cid, _ in timeline)
+
+
+def test_deleting_a_workspace_closes_every_connection_to_it(world, settings, timeline):
+    api = Api(settings)
+    wid = api.workspace("alice")
+    api.add("alice", wid, "bob")
+    other = api.workspace("bob", "Elsewhere")
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid)
+    bob_elsewhere = world.connect("bob", other)
+    timeline.clear()
+
+    assert api.call("DELETE", f"/workspaces/{wid}", "alice").status == 204
+
+    assert sorted(cid for kind, cid, _ in timeline if kind == "delete") == sorted([alice.cid, bob.cid])
+    assert [call for call in timeline if call[0] == "post"] == []
+    assert world.rt.store.workspace_connections(wid) == {}
+    assert world.rt.store.history(wid, 0) == []
+    assert world.rt.store.user_connections("bob") == {bob_elsewhere.cid: other}
