@@ -403,3 +403,10 @@ def test_sweeper_runs_on_its_schedule(start_gateway: Callable[..., RunningGatewa
     wait_for(lambda: len(seen) >= 2, timeout=10)
     assert seen[0]["detail-type"] == "Scheduled Event" and seen[0]["source"] == "aws.events"
     assert seen[0]["resources"][0].startswith("arn:aws:events:")
+
+
+def test_demo_page_is_served(gw: RunningGateway) -> None:
+    with urllib.request.urlopen(f"{gw.http_url}/", timeout=10) as resp:
+        assert resp.status == 200 and b"<html" in resp.read().lower()
+    with urllib.request.urlopen(f"{gw.http_url}/collab-client.js", timeout=10) as resp:
+        assert "javascript" in resp.headers["Content-Type"]
