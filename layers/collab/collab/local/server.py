@@ -1,25 +1,148 @@
-"""``collab dev``: the local stack (services, schema). The WebSocket gateway is added in collab.local."""
+"""``collab dev``: the whole system on one machine, one port (contract sections 5 and 6).
+
+Order of start-up: Postgres and Redis (the machine's, from ``DATABASE_URL`` / ``REDIS_URL``, or
+embedded ones under ``.collab/`` that keep their data between runs), the schema, the JWT secret
+(``JWT_SECRET`` or one generated once into ``.collab/jwt_secret``), the gateway, then the demo
+workspace, seeded through the HTTP API handler and retried until that handler answers. SIGINT or
+SIGTERM closes every connection with 1001 (each gets its ``$disconnect``) and stops the embedded
+services.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
+import secrets
+import signal
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
+
+HOME = Path(".collab")
+SEED_RETRY_S = 5.0  # the HTTP API may still be being written: try again this often
+
+log = logging.getLogger("collab.local")
+
+
+def _jwt_secret(home: Path) -> None:
+    """``JWT_SECRET`` from the environment, else a secret generated once and kept, so that tokens
+    (and the printed links) survive a restart."""
+    if os.environ.get("JWT_SECRET"):
+        return
+    path = home / "jwt_secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    os.environ["JWT_SECRET"] = path.read_text(encoding="utf-8").strip()
+
+
+class _Services:
+    """The embedded Postgres and Redis this run started (none when both URLs were given)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pg: Any = None
+        self.redis: Any = None
+
+    def start(self) -> None:
+        from collab import embedded
+
+        if not os.environ.get("DATABASE_URL"):
+            url, self.pg = embedded.start_postgres(self.home)
+            os.environ["DATABASE_URL"] = url
+        if not os.environ.get("REDIS_URL"):
+            url, self.redis = embedded.start_redis(self.home)
+            os.environ["REDIS_URL"] = url
+
+    def stop(self) -> None:
+        if self.redis is not None:
+            with contextlib.suppress(Exception):  # the server goes away mid-command: expected
+                self.redis.shutdown(save=True)
+        if self.pg is not None:
+            # collab.embedded starts Postgres to outlive its process (fast test restarts); a dev
+            # stack stops what it started.
+            self.pg.cleanup_mode = "stop"
+            with contextlib.suppress(Exception):
+                self.pg.cleanup()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080) -> int:
-    from collab import embedded
-    from collab.migrate import migrate
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl call at INFO
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's lock file falls back to /tmp
+    # Handler logs and metrics are JSON lines meant for CloudWatch; locally they drown the console.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    services = _Services(HOME)
+    try:
+        services.start()
+        from collab.migrate import migrate
 
-    services = None
-    db, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not db or not redis_url:
-        services = embedded.start(Path(".collab"))
-        db, redis_url = db or services.database_url, redis_url or services.redis_url
-    applied = migrate(db)
-    print(f"postgres: ready ({'migrated ' + ', '.join(applied) if applied else 'schema up to date'})")
-    print(f"redis:    ready ({redis_url})")
-    print("the local WebSocket gateway is not part of this build yet; nothing is served", file=sys.stderr)
-    if services:
+        applied = migrate(os.environ["DATABASE_URL"])
+        print(f"postgres: ready ({'migrated ' + ', '.join(applied) if applied else 'schema up to date'})")
+        print(f"redis:    ready ({'embedded' if services.redis is not None else os.environ['REDIS_URL']})")
+        _jwt_secret(HOME)
+        return asyncio.run(_run(host, port))
+    finally:
         services.stop()
+
+
+async def _run(host: str, port: int) -> int:
+    from collab.local import events
+    from collab.local.gateway import LocalGateway
+
+    gateway = LocalGateway(host=host, port=port)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        print(
+            f"collab dev: cannot listen on {host}:{port} ({exc.strerror}); try --port {port + 1}",
+            file=sys.stderr,
+        )
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"\nCollab is running at {gateway.http_url}/")
+    print(f"  WebSocket API   {gateway.ws_url}")
+    print(f"  HTTP API        {gateway.http_url}/api/")
+    print(f"  Management API  {gateway.http_url}/@connections/{{connection_id}}")
+    if gateway.sweeper is not None:
+        # Connections left in Redis by an earlier run are swept now rather than in a minute.
+        with contextlib.suppress(Exception):
+            await gateway.invoke(gateway.sweeper, events.scheduled())
+    seeding = asyncio.create_task(_seed_until_ready(gateway))
+    await stop.wait()
+    print("\nstopping: closing connections...", flush=True)
+    seeding.cancel()
+    await gateway.stop()
     return 0
+
+
+async def _seed_until_ready(gateway: Any) -> None:
+    from collab.config import load_settings
+    from collab.local.seed import SeedError, seed
+
+    settings = load_settings()
+    last = ""
+    while True:
+        try:
+            demo = await seed(gateway, settings)
+        except SeedError as exc:
+            if str(exc) != last:
+                print(f"demo workspace: not yet ({exc}); retrying every {SEED_RETRY_S:.0f} s", flush=True)
+                last = str(exc)
+            await asyncio.sleep(SEED_RETRY_S)
+            continue
+        state = "created" if demo.created else "ready"
+        print(f"\nDemo workspace {demo.workspace_id} {state}. Open it as two users, in two windows:")
+        for user, link in demo.links(gateway.http_url):
+            print(f"  {user.name:<13} {link}")
+        print("Ctrl-C stops everything.\n", flush=True)
+        return
