@@ -38,3 +38,30 @@ def test_signature_matches_botocore(token, cid, body):
     assert ours["X-Amz-Date"] == theirs["X-Amz-Date"]
     if token:
         assert ours["X-Amz-Security-Token"] == token
+
+
+@pytest.mark.parametrize("token", [None, "tok"])
+@given(cid=CONN_IDS, body=st.binary(max_size=100))
+@settings(max_examples=40, deadline=None)
+def test_requests_built_for_a_fanout_carry_botocores_signature(token, cid, body):
+    """The request bytes ManagementApi sends (path, headers, body) sign exactly as botocore would."""
+    from collab.gateway import ManagementApi
+
+    creds = sigv4.Credentials("AKIDEXAMPLE", "secret/key+example", token)
+    api = ManagementApi("https://abc123.execute-api.eu-west-1.amazonaws.com/prod", credentials=creds)
+    host = "abc123.execute-api.eu-west-1.amazonaws.com"
+    from urllib.parse import quote
+
+    for method, payload in (("POST", body), ("DELETE", b"")):
+        url = f"https://{host}/prod/@connections/{quote(cid, safe='')}"
+        theirs = botocore_headers(method, url, payload, creds, "eu-west-1")
+        when = datetime.strptime(theirs["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        raw = api._requests(method, [(cid, payload)], now=when)[0]
+        head, _, sent_body = raw.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        verb, path, _ = lines[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        assert verb == method and sent_body == payload and f"https://{host}{path}" == url
+        assert int(headers["Content-Length"]) == len(payload)
+        assert headers["Authorization"] == theirs["Authorization"]
+        assert headers.get("X-Amz-Security-Token") == token

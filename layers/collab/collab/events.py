@@ -51,15 +51,15 @@ def record(
     data: dict[str, Any],
     task_id: str | None = None,
 ) -> dict[str, Any]:
-    """Take the next seq, write the activity row, and return the event frame."""
-    seq = next_seq(cur, workspace_id)
+    """Take the next seq, write the activity row, and return the event frame (one statement)."""
     row = cur.execute(
-        "INSERT INTO activity (workspace_id, seq, actor_id, type, task_id, payload)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
-        (workspace_id, seq, actor_id, type_, task_id, json.dumps(data)),
+        "WITH s AS (UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq)"
+        " INSERT INTO activity (workspace_id, seq, actor_id, type, task_id, payload)"
+        " SELECT %s, last_seq, %s, %s, %s, %s FROM s RETURNING seq, created_at",
+        (workspace_id, workspace_id, actor_id, type_, task_id, json.dumps(data)),
     ).fetchone()
     assert row is not None
-    return frame(type_, str(workspace_id), actor_id, iso(row["created_at"]), data, seq)
+    return frame(type_, str(workspace_id), actor_id, iso(row["created_at"]), data, int(row["seq"]))
 
 
 def activity_frame(row: dict[str, Any]) -> dict[str, Any]:
@@ -103,14 +103,22 @@ def publish(
     gateway: ManagementApi,
     *,
     exclude_connection: str | None = None,
+    answer: tuple[str, str, str] | None = None,
 ) -> Receipt | None:
-    """Store and fan out a committed event, then push its notifications. Never raises for a peer."""
+    """Store and fan out a committed event, then push its notifications. Never raises for a peer.
+
+    ``answer`` (user id, request id, ack json) is the idempotency record of the request that made
+    the change; it is written together with the history entry.
+    """
     receipt = None
     event = committed.event
-    if event is not None and committed.workspace_id is not None:
+    if event is None or committed.workspace_id is None:
+        if answer is not None:
+            rt.store.finish(*answer)
+    else:
         wid = str(committed.workspace_id)
         payload = dumps(event)
-        conns = rt.store.append_event(wid, int(event["seq"]), payload)
+        conns = rt.store.append_event(wid, int(event["seq"]), payload, answer=answer)
         targets = [cid for cid in conns if cid != exclude_connection]
         receipt = gateway.broadcast(targets, payload.encode())
         if receipt.gone:

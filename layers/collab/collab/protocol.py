@@ -114,7 +114,15 @@ ClientFrame = Annotated[
     Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | NotificationRead | PresenceUpdate,
     Field(discriminator="action"),
 ]
-ACTIONS = ("heartbeat", "sync", "task.create", "task.update", "task.delete", "notification.read", "presence.update")
+ACTIONS = (
+    "heartbeat",
+    "sync",
+    "task.create",
+    "task.update",
+    "task.delete",
+    "notification.read",
+    "presence.update",
+)
 MUTATIONS = ("task.create", "task.update", "task.delete", "notification.read")
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
 
@@ -226,8 +234,14 @@ class NotificationCreated(ServerFrameBase):
 
 class ErrorBody(BaseModel):
     code: Literal[
-        "validation_error", "unauthorized", "forbidden", "not_found", "conflict", "rate_limited",
-        "payload_too_large", "internal",
+        "validation_error",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "rate_limited",
+        "payload_too_large",
+        "internal",
     ]
     message: str
     retry_after_ms: int | None = None
@@ -272,6 +286,13 @@ class ErrorFrame(ServerFrameBase):
 
 
 ServerFrame = Annotated[
-    TaskEvent | MemberEvent | PresenceEvent | NotificationCreated | Ack | SyncReply | HeartbeatAck | ErrorFrame,
+    TaskEvent
+    | MemberEvent
+    | PresenceEvent
+    | NotificationCreated
+    | Ack
+    | SyncReply
+    | HeartbeatAck
+    | ErrorFrame,
     Field(discriminator="type"),
 ]

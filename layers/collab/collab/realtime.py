@@ -276,8 +276,13 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any, rid
         rt.store.abandon(info.user_id, rid)
         raise
     answer = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
-    rt.store.finish(info.user_id, rid, protocol.dumps(answer))
-    receipt = events.publish(rt, m.committed, gateway, exclude_connection=info.connection_id)
+    receipt = events.publish(
+        rt,
+        m.committed,
+        gateway,
+        exclude_connection=info.connection_id,
+        answer=(info.user_id, rid, protocol.dumps(answer)),
+    )
     if receipt is not None:
         metrics.add_metric(
             name="FanoutSize",

@@ -55,6 +55,44 @@ def canonical_path(path: str) -> str:
     return quote(path, safe="/~")
 
 
+class SigningContext:
+    """Everything that is the same for all requests of one fan-out: credentials, time, key, scope."""
+
+    __slots__ = ("_creds", "_extra", "_key", "_prefix", "_scope", "amz_date", "host")
+
+    def __init__(self, creds: Credentials, region: str, host: str, now: datetime | None = None) -> None:
+        t = now or datetime.now(UTC)
+        self.amz_date = t.strftime("%Y%m%dT%H%M%SZ")
+        day = self.amz_date[:8]
+        self.host = host
+        self._creds = creds
+        self._scope = f"{day}/{region}/{SERVICE}/aws4_request"
+        self._key = signing_key(creds.secret_key, day, region)
+        token_line = f"x-amz-security-token:{creds.token}\n" if creds.token else ""
+        signed = "host;x-amz-date;x-amz-security-token" if creds.token else "host;x-amz-date"
+        # canonical headers and the signed-header list do not depend on the request
+        self._prefix = (f"host:{host}\nx-amz-date:{self.amz_date}\n{token_line}\n{signed}\n", signed)
+        extra = f"X-Amz-Date: {self.amz_date}\r\n"
+        if creds.token:
+            extra += f"X-Amz-Security-Token: {creds.token}\r\n"
+        self._extra = extra
+
+    def authorization(self, method: str, canonical_uri: str, payload_hash: str) -> str:
+        headers_block, signed = self._prefix
+        canonical = f"{method}\n{canonical_uri}\n\n{headers_block}{payload_hash}"
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{self.amz_date}\n{self._scope}\n{digest}"
+        signature = hmac.new(self._key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return (
+            f"AWS4-HMAC-SHA256 Credential={self._creds.access_key}/{self._scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+
+    def header_lines(self, method: str, canonical_uri: str, payload_hash: str) -> str:
+        """The signing headers as HTTP header lines (each ending in CRLF)."""
+        return f"{self._extra}Authorization: {self.authorization(method, canonical_uri, payload_hash)}\r\n"
+
+
 def sign(
     method: str,
     host: str,
@@ -65,36 +103,10 @@ def sign(
     now: datetime | None = None,
 ) -> dict[str, str]:
     """Headers (``Authorization``, ``X-Amz-Date``, ...) for a request without a query string."""
-    t = now or datetime.now(UTC)
-    amz_date = t.strftime("%Y%m%dT%H%M%SZ")
-    day = amz_date[:8]
-    payload_hash = hashlib.sha256(body).hexdigest()
-    headers = {"host": host, "x-amz-date": amz_date}
-    if creds.token:
-        headers["x-amz-security-token"] = creds.token
-    names = sorted(headers)
-    signed_headers = ";".join(names)
-    canonical = "\n".join(
-        [
-            method,
-            canonical_path(path),
-            "",
-            "".join(f"{n}:{headers[n]}\n" for n in names),
-            signed_headers,
-            payload_hash,
-        ]
-    )
-    scope = f"{day}/{region}/{SERVICE}/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(
-        signing_key(creds.secret_key, day, region), to_sign.encode(), hashlib.sha256
-    ).hexdigest()
+    ctx = SigningContext(creds, region, host, now)
     out = {
-        "X-Amz-Date": amz_date,
-        "Authorization": (
-            f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}"
-        ),
+        "X-Amz-Date": ctx.amz_date,
+        "Authorization": ctx.authorization(method, canonical_path(path), hashlib.sha256(body).hexdigest()),
     }
     if creds.token:
         out["X-Amz-Security-Token"] = creds.token

@@ -371,13 +371,23 @@ class Store:
         return {_s(k): json.loads(_s(v)) for k, v in raw.items()}
 
     # -- history and fan-out -----------------------------------------------------------------
-    def append_event(self, wid: str, seq: int, event_json: str) -> dict[str, str]:
-        """Store an event in the workspace's history; returns its connections (cid -> uid)."""
-        flat = self._call(
-            self._append,
-            keys=[keys.ws(wid, "history"), keys.ws(wid, "conns")],
-            args=[seq, event_json, HISTORY_LEN],
-        )
+    def append_event(
+        self, wid: str, seq: int, event_json: str, *, answer: tuple[str, str, str] | None = None
+    ) -> dict[str, str]:
+        """Store an event in the workspace's history and return its connections (cid -> uid).
+
+        With ``answer`` = (user id, request id, ack json), the request's answer is recorded in the
+        same round trip, so a mutation costs two Redis round trips in all: claim, then this.
+        """
+        history_keys = [keys.ws(wid, "history"), keys.ws(wid, "conns")]
+        if answer is None:
+            flat = self._call(self._append, keys=history_keys, args=[seq, event_json, HISTORY_LEN])
+        else:
+            uid, rid, value = answer
+            p = self._pipeline()
+            p.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S)
+            self._append(keys=history_keys, args=[seq, event_json, HISTORY_LEN], client=p)
+            flat = self._call(p.execute)[1]
         return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def history(self, wid: str, after_seq: int) -> list[tuple[int, str]]:

@@ -24,7 +24,7 @@ import psycopg
 
 from collab.access import require_member
 from collab.db import Cursor, Database, translate_integrity
-from collab.errors import CollabError, Conflict, NotFound, ValidationError
+from collab.errors import CollabError, Conflict, Forbidden, NotFound, ValidationError
 from collab.events import Committed, notify, record
 from collab.models import Task
 from collab.protocol import TaskDraft
@@ -33,6 +33,7 @@ COLUMNS = (
     "id, workspace_id, title, description, status, priority, due_date, assigned_to, created_by,"
     " created_at, updated_by, updated_at, version, deleted"
 )
+_T_COLUMNS = ", ".join(f"t.{c.strip()}" for c in COLUMNS.split(","))
 
 
 @dataclass(slots=True)
@@ -73,8 +74,13 @@ def _check_assignee(cur: Cursor, workspace_id: str | None, owner: str, assignee:
 
 
 def _load_for_write(cur: Cursor, actor_id: str, task_id: str, scope: str | None) -> dict[str, Any]:
-    """Lock the task and check the actor may change it. Not found, deleted, out of scope: 404."""
-    row = cur.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,)).fetchone()
+    """Lock the task and check the actor may change it, in one statement. Not found, deleted,
+    out of scope: 404; in a workspace the actor is not (any more) a member of: 403."""
+    row = cur.execute(
+        f"SELECT {_T_COLUMNS}, m.role FROM tasks t LEFT JOIN workspace_members m"
+        " ON m.workspace_id = t.workspace_id AND m.user_id = %s WHERE t.id = %s FOR UPDATE OF t",
+        (actor_id, task_id),
+    ).fetchone()
     if row is None or row["deleted"]:
         raise NotFound("task not found")
     wid = row["workspace_id"]
@@ -83,8 +89,8 @@ def _load_for_write(cur: Cursor, actor_id: str, task_id: str, scope: str | None)
     if wid is None:
         if row["created_by"] != actor_id:
             raise NotFound("task not found")
-    else:
-        require_member(cur, str(wid), actor_id)
+    elif row["role"] is None:
+        raise Forbidden("not a member of this workspace")
     return row
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print numbers (``python -m bench.<name>``). Never timed assertions."""
