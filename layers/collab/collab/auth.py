@@ -20,12 +20,13 @@ from typing import Any
 
 import jwt
 
+from collab import tickets
 from collab.config import Settings
 from collab.errors import Unauthorized
+from collab.tickets import LEEWAY_S, TICKET_AUDIENCE, TICKET_TTL_S, Ticket
 
-LEEWAY_S = 30
-TICKET_AUDIENCE = "collab-ws"
-TICKET_TTL_S = 300  # 5 minutes: a ticket travels in a URL, so it must be short-lived and single-use
+__all__ = ["LEEWAY_S", "TICKET_AUDIENCE", "TICKET_TTL_S", "Identity", "Ticket", "issue_ticket"]
+
 ACCESS_ALGS_HS = ["HS256"]
 ACCESS_ALGS_JWKS = ["RS256", "ES256"]
 
@@ -35,14 +36,6 @@ class Identity:
     user_id: str
     email: str | None = None
     name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    user_id: str
-    workspace_id: str
-    jti: str
-    expires_at: int
 
 
 _jwks_clients: dict[str, Any] = {}
@@ -146,34 +139,5 @@ def issue_ticket(settings: Settings, user_id: str, workspace_id: str) -> tuple[s
 
 
 def verify_ticket(token: str | None, settings: Settings) -> Ticket:
-    """Check a ticket's signature and claims (consuming its ``jti`` is the caller's next step)."""
-    if not token:
-        raise Unauthorized("missing ticket")
-    try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_key,
-            algorithms=["HS256"],
-            audience=TICKET_AUDIENCE,
-            issuer=settings.jwt_issuer,
-            leeway=LEEWAY_S,
-            options={"require": ["exp", "iat", "sub", "wid", "jti", "aud"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("ticket expired") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise Unauthorized(f"ticket lacks the {exc.claim} claim") from None
-    except (jwt.PyJWTError, ValueError, TypeError):
-        raise Unauthorized("invalid ticket") from None
-    _check_iat(claims, time.time())
-    sub, wid, jti, exp, iat = (claims.get(k) for k in ("sub", "wid", "jti", "exp", "iat"))
-    if not (isinstance(sub, str) and isinstance(wid, str) and isinstance(jti, str) and 8 <= len(jti) <= 64):
-        raise Unauthorized("invalid ticket")
-    assert isinstance(exp, int | float) and isinstance(iat, int | float)
-    if exp - iat > TICKET_TTL_S:
-        raise Unauthorized("ticket lifetime is too long")
-    try:
-        wid = str(uuid.UUID(wid))
-    except ValueError:
-        raise Unauthorized("invalid ticket") from None
-    return Ticket(sub, wid, jti, int(exp))
+    """Check a ticket's signature and claims (see :mod:`collab.tickets`)."""
+    return tickets.verify_ticket(token, settings.jwt_key, settings.jwt_issuer)

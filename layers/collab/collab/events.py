@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from collab.clock import iso
 from collab.db import Cursor
 from collab.models import Notification
-from collab.protocol import dumps, frame
+from collab.wire import dumps, frame
 
 if TYPE_CHECKING:
     from collab.gateway import ManagementApi, Receipt

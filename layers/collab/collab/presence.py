@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from collab.clock import iso
-from collab.protocol import dumps, frame
 from collab.store import ConnInfo, Removed
+from collab.wire import dumps, frame
 
 if TYPE_CHECKING:
     from collab.gateway import ManagementApi

@@ -10,7 +10,7 @@ the browser client's TypeScript types are generated (``python -m collab.schema_e
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -18,17 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from collab.errors import PayloadTooLarge, ValidationError
-from collab.models import (
-    Description,
-    Notification,
-    PresenceEntry,
-    PresenceStatus,
-    Priority,
-    Task,
-    TaskStatus,
-    Title,
-    UserId,
-)
+from collab.models import Description, PresenceStatus, Priority, TaskStatus, Title, UserId
+from collab.wire import dumps, frame
+
+__all__ = ["dumps", "frame"]
 
 MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame size; the contract's per-frame limit
 
@@ -124,7 +117,7 @@ ACTIONS = (
     "presence.update",
 )
 MUTATIONS = ("task.create", "task.update", "task.delete", "notification.read")
-_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
+_adapter: TypeAdapter[Any] | None = None
 
 
 class BadFrame(Exception):
@@ -155,6 +148,9 @@ def decode(body: str | bytes | None) -> dict[str, Any]:
 
 def parse(obj: dict[str, Any]) -> Any:
     """Step 2: fields. Raises :class:`ValidationError` naming the first bad field."""
+    global _adapter
+    if _adapter is None:
+        _adapter = TypeAdapter(ClientFrame)
     try:
         return _adapter.validate_python(obj)
     except PydanticValidationError as exc:
@@ -171,128 +167,30 @@ def request_id_of(obj: dict[str, Any]) -> str | None:
 
 
 # -- server frames ------------------------------------------------------------------------------
-def frame(
-    type_: str,
-    workspace_id: str | None,
-    user_id: str | None,
-    timestamp: str,
-    data: dict[str, Any],
-    seq: int | None = None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "type": type_,
-        "workspace_id": workspace_id,
-        "user_id": user_id,
-        "timestamp": timestamp,
-        "data": data,
-    }
-    if seq is not None:
-        out["seq"] = seq
-    return out
+# Built as dicts by collab.wire; their pydantic models (for the JSON Schema and the TypeScript types)
+# live in collab.frames and are imported only when asked for, to keep them out of cold starts.
+_FRAME_MODELS = (
+    "ServerFrameBase",
+    "TaskEvent",
+    "TaskEventData",
+    "MemberEvent",
+    "PresenceEvent",
+    "NotificationCreatedData",
+    "NotificationCreated",
+    "ErrorBody",
+    "AckData",
+    "Ack",
+    "SyncData",
+    "SyncReply",
+    "HeartbeatAck",
+    "ErrorFrame",
+    "ServerFrame",
+)
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+def __getattr__(name: str) -> Any:
+    if name in _FRAME_MODELS:
+        from collab import frames
 
-
-# Models of server frames, for the JSON Schema and the generated TypeScript types.
-class ServerFrameBase(BaseModel):
-    workspace_id: UUID | None
-    user_id: str | None
-    timestamp: datetime
-
-
-class TaskEvent(ServerFrameBase):
-    type: Literal["task.created", "task.updated", "task.deleted"]
-    seq: int
-    data: TaskEventData
-
-
-class TaskEventData(BaseModel):
-    task: Task
-
-
-class MemberEvent(ServerFrameBase):
-    type: Literal["member.added", "member.removed", "member.role_changed"]
-    seq: int
-    data: dict[str, Any]
-
-
-class PresenceEvent(ServerFrameBase):
-    type: Literal["presence.joined", "presence.left", "presence.updated"]
-    data: PresenceEntry
-
-
-class NotificationCreatedData(BaseModel):
-    notification: Notification
-
-
-class NotificationCreated(ServerFrameBase):
-    type: Literal["notification.created"]
-    data: NotificationCreatedData
-
-
-class ErrorBody(BaseModel):
-    code: Literal[
-        "validation_error",
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "conflict",
-        "rate_limited",
-        "payload_too_large",
-        "internal",
-    ]
-    message: str
-    retry_after_ms: int | None = None
-    field: str | None = None
-    task: Task | None = None
-
-
-class AckData(BaseModel):
-    request_id: str | None
-    ok: bool
-    task: Task | None = None
-    seq: int | None = None
-    error: ErrorBody | None = None
-
-
-class Ack(ServerFrameBase):
-    type: Literal["ack"]
-    data: AckData
-
-
-class SyncData(BaseModel):
-    seq: int
-    events: list[TaskEvent | MemberEvent]
-    resync: bool
-    presence: list[PresenceEntry]
-    notifications: list[Notification]
-
-
-class SyncReply(ServerFrameBase):
-    type: Literal["sync"]
-    data: SyncData
-
-
-class HeartbeatAck(ServerFrameBase):
-    type: Literal["heartbeat.ack"]
-    data: dict[str, Any]
-
-
-class ErrorFrame(ServerFrameBase):
-    type: Literal["error"]
-    data: ErrorBody
-
-
-ServerFrame = Annotated[
-    TaskEvent
-    | MemberEvent
-    | PresenceEvent
-    | NotificationCreated
-    | Ack
-    | SyncReply
-    | HeartbeatAck
-    | ErrorFrame,
-    Field(discriminator="type"),
-]
+        return getattr(frames, name)
+    raise AttributeError(name)

@@ -19,15 +19,17 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from collab import presence, protocol
-from collab.auth import LEEWAY_S, verify_ticket
+from collab import presence
 from collab.clock import iso
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
 from collab.observability import MetricUnit, logger, metrics
 from collab.store import ConnInfo
+from collab.tickets import LEEWAY_S, verify_ticket
+from collab.wire import dumps, frame
 
 if TYPE_CHECKING:
     from collab.gateway import ManagementApi
+    from collab.protocol import BadFrame
     from collab.runtime import Runtime
 
 FRAME_LIMIT = 100  # frames per minute per user across their connections; heartbeat not counted
@@ -48,17 +50,17 @@ def _endpoint(event: dict[str, Any]) -> str | None:
 
 
 def _reply(rt: Runtime, type_: str, data: dict[str, Any], info: ConnInfo | None = None) -> dict[str, Any]:
-    frame = protocol.frame(
+    out = frame(
         type_,
         info.workspace_id if info else None,
         info.user_id if info else None,
         iso(rt.clock.utcnow()),
         data,
     )
-    return {"statusCode": 200, "body": protocol.dumps(frame)}
+    return {"statusCode": 200, "body": dumps(out)}
 
 
-def _error(rt: Runtime, exc: CollabError | protocol.BadFrame, info: ConnInfo | None = None) -> dict[str, Any]:
+def _error(rt: Runtime, exc: CollabError | BadFrame, info: ConnInfo | None = None) -> dict[str, Any]:
     data = exc.to_wire() if isinstance(exc, CollabError) else {"code": exc.code, "message": exc.message}
     return _reply(rt, "error", data, info)
 
@@ -86,7 +88,7 @@ def connect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = _ctx(event).get("connectionId", "")
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        ticket = verify_ticket(token, rt.settings)
+        ticket = verify_ticket(token, rt.settings.jwt_key, rt.settings.jwt_issuer)
         now = rt.clock.now_ms()
         kind, retry = rt.store.begin(
             ticket.user_id, bucket="connrl", limit=CONNECT_LIMIT, window_ms=WINDOW_MS, now_ms=now
@@ -103,7 +105,7 @@ def connect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     except CollabError as exc:
         logger.info("connect refused", extra={"connection_id": cid, "status": exc.status, "reason": exc.code})
         metrics.add_metric(name="ConnectRefused", unit=MetricUnit.Count, value=1)
-        return {"statusCode": exc.status, "body": protocol.dumps({"error": exc.to_wire()})}
+        return {"statusCode": exc.status, "body": dumps({"error": exc.to_wire()})}
     logger.info("connected", extra={"connection_id": cid, "workspace_id": info.workspace_id})
     metrics.add_metric(name="Connections", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200}
@@ -162,6 +164,8 @@ def sweep(rt: Runtime) -> dict[str, Any]:
 
 # -- $default ----------------------------------------------------------------------------------
 def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    from collab import protocol
+
     cid = _ctx(event).get("connectionId", "")
     gateway = rt.gateway_for(_endpoint(event))
     info = connection_info(rt, cid)
@@ -179,12 +183,12 @@ def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     logger.set_correlation_id(f"{cid}/{request_id}" if request_id else cid)
     mutation = obj["action"] in protocol.MUTATIONS
     try:
-        frame = protocol.parse(obj)
+        msg = protocol.parse(obj)
     except ValidationError as exc:
         return _ack(rt, info, _ack_error(request_id, exc)) if mutation else _error(rt, exc, info)
-    if frame.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
+    if msg.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
         return heartbeat(rt, event)
-    rid = str(frame.request_id) if mutation else None
+    rid = str(msg.request_id) if mutation else None
     try:
         kind, value = rt.store.begin(
             info.user_id,
@@ -201,11 +205,13 @@ def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if kind == "seen":
         return _ack(rt, info, _await_answer(rt, info.user_id, rid, value))
     if rid is None:
-        return _read_action(rt, gateway, info, frame)
-    return _mutate(rt, gateway, info, frame, rid)
+        return _read_action(rt, gateway, info, msg)
+    return _mutate(rt, gateway, info, msg, rid)
 
 
 def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict[str, Any]:
+    from collab import protocol
+
     try:
         obj = json.loads(body)
         rid = protocol.request_id_of(obj) if isinstance(obj, dict) else None
@@ -227,13 +233,13 @@ def _await_answer(rt: Runtime, uid: str, rid: str | None, value: str) -> dict[st
     return answer
 
 
-def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any) -> dict[str, Any]:
+def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) -> dict[str, Any]:
     from collab.sync import sync
 
     try:
-        if frame.action == "sync":
-            return _reply(rt, "sync", sync(rt, gateway, info, frame.since), info)
-        presence.update(rt, gateway, info, frame.status, str(frame.viewing) if frame.viewing else None)
+        if msg.action == "sync":
+            return _reply(rt, "sync", sync(rt, gateway, info, msg.since), info)
+        presence.update(rt, gateway, info, msg.status, str(msg.viewing) if msg.viewing else None)
         return {"statusCode": 200}
     except CollabError as exc:
         if isinstance(exc, Forbidden):  # removed from the workspace: this connection is over
@@ -242,35 +248,35 @@ def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any
         return _error(rt, exc, info)
 
 
-def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any, rid: str) -> dict[str, Any]:
+def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: str) -> dict[str, Any]:
     from collab import events, notifications, tasks
 
     started = time.perf_counter()
     try:
-        if frame.action == "notification.read":
-            ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in frame.notification_ids])
+        if msg.action == "notification.read":
+            ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in msg.notification_ids])
             answer: dict[str, Any] = {"request_id": rid, "ok": True, "notification_ids": ids}
-            rt.store.finish(info.user_id, rid, protocol.dumps(answer))
+            rt.store.finish(info.user_id, rid, dumps(answer))
             return _ack(rt, info, answer)
-        if frame.action == "task.create":
-            m = tasks.create(rt.db, info.user_id, frame.task, workspace_id=info.workspace_id)
-        elif frame.action == "task.update":
+        if msg.action == "task.create":
+            m = tasks.create(rt.db, info.user_id, msg.task, workspace_id=info.workspace_id)
+        elif msg.action == "task.update":
             m = tasks.update(
                 rt.db,
                 info.user_id,
-                str(frame.task_id),
-                frame.changes.patch(),
-                base_version=frame.base_version,
+                str(msg.task_id),
+                msg.changes.patch(),
+                base_version=msg.base_version,
                 scope=info.workspace_id,
             )
         else:
-            m = tasks.delete(rt.db, info.user_id, str(frame.task_id), scope=info.workspace_id)
+            m = tasks.delete(rt.db, info.user_id, str(msg.task_id), scope=info.workspace_id)
     except CollabError as exc:
         answer = _ack_error(rid, exc)
         if exc.status >= 500:
             rt.store.abandon(info.user_id, rid)  # transient: let a retry try again
         else:
-            rt.store.finish(info.user_id, rid, protocol.dumps(answer))
+            rt.store.finish(info.user_id, rid, dumps(answer))
         return _ack(rt, info, answer)
     except Exception:
         rt.store.abandon(info.user_id, rid)
@@ -281,7 +287,7 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, frame: Any, rid
         m.committed,
         gateway,
         exclude_connection=info.connection_id,
-        answer=(info.user_id, rid, protocol.dumps(answer)),
+        answer=(info.user_id, rid, dumps(answer)),
     )
     if receipt is not None:
         metrics.add_metric(

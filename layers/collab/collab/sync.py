@@ -19,8 +19,8 @@ from collab import notifications, presence
 from collab.access import require_member
 from collab.db import Cursor
 from collab.events import activity_frame
-from collab.protocol import dumps
 from collab.store import ConnInfo
+from collab.wire import dumps
 
 if TYPE_CHECKING:
     from collab.gateway import ManagementApi

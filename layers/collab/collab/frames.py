@@ -1,0 +1,115 @@
+"""Pydantic models of the server frames (contract 3.3), for the protocol's JSON Schema and the
+browser client's generated TypeScript types. Frames are built at run time by :mod:`collab.wire`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from collab.models import Notification, PresenceEntry, Task
+
+
+# Models of server frames, for the JSON Schema and the generated TypeScript types.
+class ServerFrameBase(BaseModel):
+    workspace_id: UUID | None
+    user_id: str | None
+    timestamp: datetime
+
+
+class TaskEvent(ServerFrameBase):
+    type: Literal["task.created", "task.updated", "task.deleted"]
+    seq: int
+    data: TaskEventData
+
+
+class TaskEventData(BaseModel):
+    task: Task
+
+
+class MemberEvent(ServerFrameBase):
+    type: Literal["member.added", "member.removed", "member.role_changed"]
+    seq: int
+    data: dict[str, Any]
+
+
+class PresenceEvent(ServerFrameBase):
+    type: Literal["presence.joined", "presence.left", "presence.updated"]
+    data: PresenceEntry
+
+
+class NotificationCreatedData(BaseModel):
+    notification: Notification
+
+
+class NotificationCreated(ServerFrameBase):
+    type: Literal["notification.created"]
+    data: NotificationCreatedData
+
+
+class ErrorBody(BaseModel):
+    code: Literal[
+        "validation_error",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "rate_limited",
+        "payload_too_large",
+        "internal",
+    ]
+    message: str
+    retry_after_ms: int | None = None
+    field: str | None = None
+    task: Task | None = None
+
+
+class AckData(BaseModel):
+    request_id: str | None
+    ok: bool
+    task: Task | None = None
+    seq: int | None = None
+    error: ErrorBody | None = None
+
+
+class Ack(ServerFrameBase):
+    type: Literal["ack"]
+    data: AckData
+
+
+class SyncData(BaseModel):
+    seq: int
+    events: list[TaskEvent | MemberEvent]
+    resync: bool
+    presence: list[PresenceEntry]
+    notifications: list[Notification]
+
+
+class SyncReply(ServerFrameBase):
+    type: Literal["sync"]
+    data: SyncData
+
+
+class HeartbeatAck(ServerFrameBase):
+    type: Literal["heartbeat.ack"]
+    data: dict[str, Any]
+
+
+class ErrorFrame(ServerFrameBase):
+    type: Literal["error"]
+    data: ErrorBody
+
+
+ServerFrame = Annotated[
+    TaskEvent
+    | MemberEvent
+    | PresenceEvent
+    | NotificationCreated
+    | Ack
+    | SyncReply
+    | HeartbeatAck
+    | ErrorFrame,
+    Field(discriminator="type"),
+]
