@@ -237,6 +237,24 @@ def test_malformed_bodies_are_400_415_413_and_never_500(api):
         ("unknown route", http_event("GET", "/nowhere", token=token), 404),
         ("unknown method", http_event("PUT", "/workspaces", token=token, body={"name": "x"}), 404),
         ("bad uuid in the path", http_event("GET", "/workspaces/42", token=token), 422),
+        (
+            "NUL in a user id",
+            http_event("DELETE", f"/workspaces/{uuid.uuid4()}/members/a%00b", token=token),
+            422,
+        ),
+        (
+            "NUL in an email",
+            http_event(
+                "POST", f"/workspaces/{uuid.uuid4()}/members", token=token, body={"email": "a\u0000@b"}
+            ),
+            422,
+        ),
+        (
+            "NUL in a cursor",
+            http_event("GET", "/notifications", token=token, query={"cursor": "a\u0000"}),
+            422,
+        ),
+        ("NUL in a task cursor", http_event("GET", "/tasks", token=token, query={"cursor": "a\u0000"}), 422),
     ]
     for case, event, status in cases:
         answer = invoke(event)
@@ -249,6 +267,20 @@ def test_malformed_bodies_are_400_415_413_and_never_500(api):
             415: "validation_error",
         }
         assert answer.error["code"] == expected_code.get(status, "validation_error"), case
+
+
+def test_a_failed_publish_does_not_undo_or_fail_a_committed_change(api, wid, monkeypatch):
+    from collab import events
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(events, "publish", down)
+    answer = api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "Still here"})
+    assert answer.status == 201
+    monkeypatch.undo()
+    log = api.ok("GET", f"/workspaces/{wid}/activity", "alice")["items"]
+    assert log[0]["type"] == "task.created" and log[0]["data"]["task"]["id"] == answer.body["id"]
 
 
 def test_base64_bodies_stage_and_local_prefixes_are_understood(api):
@@ -268,3 +300,17 @@ def test_the_event_is_not_modified(api):
     kept = copy.deepcopy(event)
     invoke(event)
     assert event == kept
+
+
+def test_concurrent_requests_never_see_each_others_identity(api):
+    """The local gateway calls the handler from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    mine = {user: api.workspace(user, f"{user}'s") for user in ("alice", "bob", "carol")}
+
+    def ask(user: str) -> tuple[str, list[str]]:
+        return user, [w["id"] for w in api.ok("GET", "/workspaces", user)["items"]]
+
+    with ThreadPoolExecutor(6) as pool:
+        for user, seen in pool.map(ask, ["alice", "bob", "carol"] * 8):
+            assert seen == [mine[user]], user

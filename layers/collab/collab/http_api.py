@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import sys
+import threading
 import weakref
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -42,13 +43,15 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from collab import auth, events, notifications, tasks, workspaces
 from collab.errors import CollabError, NotFound, PayloadTooLarge, Unauthorized, ValidationError
+from collab.frames import MemberEvent, TaskEvent
 from collab.models import Member, Name, Notification, PresenceEntry, Role, Task, UserId, Workspace
 from collab.observability import logger
-from collab.protocol import MemberEvent, TaskChanges, TaskDraft, TaskEvent
+from collab.protocol import TaskChanges, TaskDraft
 from collab.runtime import Runtime, runtime
 
 API_VERSION = "1"  # the contract's version (docs/contract.md)
@@ -89,7 +92,10 @@ class WorkspaceIn(_In):
     name: Name
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+# No control characters (Postgres text cannot even hold NUL): refused here as 422, never a 500 there.
+Email = Annotated[
+    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
+]
 
 
 class MemberIn(_In):
@@ -248,6 +254,17 @@ def _checked(value: Any) -> Any:
     return value
 
 
+_user_ids: TypeAdapter[str] = TypeAdapter(UserId)
+
+
+def _user_id(raw: str) -> str:
+    """A user id from the path: API Gateway hands ``rawPath`` over still percent-encoded."""
+    try:
+        return _user_ids.validate_python(unquote(raw))
+    except PydanticValidationError:
+        raise ValidationError("path.user_id: not a valid user id", field="path.user_id") from None
+
+
 def _rt() -> Runtime:
     rt: Runtime = app.context["rt"]
     return rt
@@ -280,6 +297,7 @@ WorkspaceId = Annotated[UUID, Path(description="workspace id")]
 TaskId = Annotated[UUID, Path(description="task id")]
 MemberId = Annotated[str, Path(min_length=1, max_length=400, description="user id (URL-encoded)")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+NotificationCursor = Annotated[UUID | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
@@ -390,7 +408,7 @@ def add_member(workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()]) -> 
     responses=_responses(200, "The member", _WRITE, 403, 404, 409),
 )
 def update_member(workspace_id: WorkspaceId, user_id: MemberId, body: Annotated[RoleIn, Body()]) -> Member:
-    change = workspaces.change_role(_rt().db, _me(), str(workspace_id), unquote(user_id), body.role)
+    change = workspaces.change_role(_rt().db, _me(), str(workspace_id), _user_id(user_id), body.role)
     _settle(change)
     return _checked(change.result)
 
@@ -403,7 +421,7 @@ def update_member(workspace_id: WorkspaceId, user_id: MemberId, body: Annotated[
     responses=_responses(204, "Removed", _READ, 403, 404, 409),
 )
 def remove_member(workspace_id: WorkspaceId, user_id: MemberId):  # a 204: no return model
-    _settle(workspaces.remove_member(_rt().db, _me(), str(workspace_id), unquote(user_id)))
+    _settle(workspaces.remove_member(_rt().db, _me(), str(workspace_id), _user_id(user_id)))
     return Response(204)
 
 
@@ -535,8 +553,13 @@ def get_presence(workspace_id: WorkspaceId) -> PresencePage:
     tags=["notifications"],
     responses=_responses(200, "A page of notifications", _READ),
 )
-def list_notifications(unread: bool = False, cursor: Cursor = None, limit: Limit = 50) -> NotificationPage:
-    return _checked(notifications.list_for(_rt().db, _me(), unread_only=unread, cursor=cursor, limit=limit))
+def list_notifications(
+    unread: bool = False, cursor: NotificationCursor = None, limit: Limit = 50
+) -> NotificationPage:
+    page = notifications.list_for(
+        _rt().db, _me(), unread_only=unread, cursor=str(cursor) if cursor else None, limit=limit
+    )
+    return _checked(page)
 
 
 @app.post(
@@ -552,6 +575,7 @@ def read_notifications(body: Annotated[ReadIn, Body()]) -> ReadOut:
 
 
 # -- the entry point -------------------------------------------------------------------------------
+_resolving = threading.Lock()
 _seen: weakref.WeakKeyDictionary[Runtime, dict[auth.Identity, None]] = weakref.WeakKeyDictionary()
 
 
@@ -622,8 +646,12 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - every failure is answered through error_response
         result = _respond(event, error_response(exc))
     else:
-        app.append_context(rt=rt, identity=identity)
-        result = app.resolve(event, context)
+        # The resolver keeps the request in shared state (its context, the current event). Lambda
+        # runs one invocation per container at a time; the local gateway runs handlers in threads,
+        # so requests take turns here rather than read each other's identity.
+        with _resolving:
+            app.append_context(rt=rt, identity=identity)
+            result = app.resolve(event, context)
     http = (event.get("requestContext") or {}).get("http") or {}
     logger.info(
         "request",
