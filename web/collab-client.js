@@ -67,6 +67,20 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * A random (v4) UUID for task ids and request ids. `crypto.randomUUID()` exists only in secure
+ * contexts (https, localhost); a board opened over plain http from another machine (`collab dev
+ * --host 0.0.0.0`) builds the same thing from `crypto.getRandomValues()`, which exists everywhere.
+ */
+export function uuid4() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; // version 4
+  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /** The claims of a JWT, unverified (for display only: the server verifies). */
 export function tokenClaims(token) {
   try {
@@ -208,7 +222,7 @@ export class CollabClient extends EventTarget {
    * @returns {string} the new task's id
    */
   createTask(fields) {
-    const id = crypto.randomUUID();
+    const id = uuid4();
     this._enqueue("task.create", id, { task: { ...fields, id } });
     return id;
   }
@@ -623,7 +637,7 @@ export class CollabClient extends EventTarget {
    * @returns {PendingOp | null}
    */
   _enqueue(action, taskId, fields) {
-    const requestId = crypto.randomUUID();
+    const requestId = uuid4();
     const frame = { action, request_id: requestId, ...fields };
     /** @type {PendingOp} */
     const op = { requestId, action, taskId, frame, sent: false, retries: 0 };

@@ -7,7 +7,10 @@ the fixtures put back what was there before.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +18,16 @@ import pytest
 
 from tests.e2e.harness import RunningGateway
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 EXPORTED = (
     "CONNECTIONS_ENDPOINT",
     "WEBSOCKET_URL",
@@ -47,3 +60,30 @@ def start_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Run
     yield start
     for gw in started:
         gw.stop()
+
+
+def _ensure_chromium() -> str:
+    """Debian's Chromium, installed with apt when missing and possible; never a silent skip."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        # One installer at a time: xdist workers reach this together, and dpkg holds one lock.
+        with open("/tmp/collab-e2e-chromium.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(CHROMIUM):
+                subprocess.run(["apt-get", "update", "-qq"], check=False)
+                subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium`")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = _ensure_chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

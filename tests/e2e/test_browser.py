@@ -9,10 +9,7 @@ machine runs these under ``-n 2``); the one timing claim, edits reaching the oth
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -31,16 +28,6 @@ from tests.e2e.harness import RunningGateway
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 15_000  # generous: a busy 2-core machine, two browsers, a gateway and Postgres
 PROPAGATION_BUDGET_S = 1.0  # contract: an edit reaches the other members within 1 s
 PROPAGATION_MARGIN_S = 0.5  # Playwright's click and the observer's own scheduling, on a loaded box
@@ -48,29 +35,6 @@ TITLE = "[data-testid=task-title]"
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-def _ensure_chromium() -> str:
-    """Debian's Chromium, installed with apt when missing and possible; never a silent skip."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "update", "-qq"], check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False)
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium`")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = _ensure_chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture(scope="module")
 def gw(service_urls: dict[str, str]) -> Iterator[RunningGateway]:
     """The real functions behind a gateway of this module's own."""

@@ -1,0 +1,302 @@
+"""web/collab-client.js in Chromium against a scripted server: the protocol rules of contract 3.4.
+
+The page's ``WebSocket`` is replaced by a fake the test drives frame by frame, and the HTTP API is
+answered by Playwright routes, so each rule (version ordering, seq gaps, paged replays, optimistic
+changes and their rollback, heartbeat timeout, backoff, re-sending queued changes) is shown in
+isolation, without timing luck. The real stack is exercised in test_browser.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+ORIGIN = "http://client.test"
+WID = "7f1c1f43-5d8c-4f0e-9a55-0d6a4c7a3b01"
+TASK = "2b0c9a5e-41f2-4a55-a9a3-6f0a1c2d3e4f"
+WAIT_MS = 10_000
+
+FAKE_SOCKET = """
+window.__sockets = [];
+class FakeSocket {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  constructor(url) {
+    this.url = url; this.readyState = 0; this.sent = []; this.openedAt = Date.now();
+    window.__sockets.push(this);
+    setTimeout(() => { this.readyState = 1; this.onopen && this.onopen({}); }, 0);
+  }
+  send(data) { this.sent.push(JSON.parse(data)); }
+  close(code) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    setTimeout(() => this.onclose && this.onclose({ code: code ?? 1005 }), 0);
+  }
+  deliver(frame) { this.onmessage && this.onmessage({ data: JSON.stringify(frame) }); }
+}
+window.WebSocket = FakeSocket;
+"""
+
+
+def _token() -> str:
+    def b64(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{b64({'alg': 'none'})}.{b64({'sub': 'me', 'name': 'Me Myself'})}.sig"
+
+
+def task(version: int, **fields: Any) -> dict[str, Any]:
+    base = {
+        "id": TASK,
+        "workspace_id": WID,
+        "title": "Title",
+        "description": "",
+        "status": "todo",
+        "priority": "low",
+        "due_date": None,
+        "assigned_to": None,
+        "created_by": "me",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_by": "me",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "version": version,
+        "deleted": False,
+    }
+    return {**base, **fields}
+
+
+def event(seq: int, t: dict[str, Any], kind: str = "task.updated") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "workspace_id": WID,
+        "user_id": "peer",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "seq": seq,
+        "data": {"task": t},
+    }
+
+
+def reply(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "workspace_id": WID,
+        "user_id": "me",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": data,
+    }
+
+
+def sync_reply(seq: int, events: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    data = {"seq": seq, "events": events or [], "resync": False, "presence": [], "notifications": []}
+    return reply("sync", {**data, **extra})
+
+
+class Harness:
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.tickets = 0
+        self.tasks: list[dict[str, Any]] = [task(2)]
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def start(self, **options: Any) -> None:
+        opts = {"token": _token(), "workspaceId": WID, **options}
+        self.js(
+            """async (opts) => {
+              const { CollabClient } = await import('/collab-client.js');
+              const c = new CollabClient(opts);
+              window.__events = [];
+              for (const name of ['rejected', 'state'])
+                c.addEventListener(name, (e) => window.__events.push({ name, detail: e.detail }));
+              window.client = c;
+              c.start();
+            }""",
+            opts,
+        )
+
+    def sockets(self) -> int:
+        return int(self.js("window.__sockets.length"))
+
+    def sent(self, index: int = -1) -> list[dict[str, Any]]:
+        return list(self.js("(i) => window.__sockets.at(i).sent", index))
+
+    def wait_sent(self, predicate: str, index: int = -1) -> None:
+        """Wait until the socket has sent a frame matching ``predicate`` (JS, frame is ``f``)."""
+        self.page.wait_for_function(
+            f"([i]) => window.__sockets.length && (window.__sockets.at(i).sent || []).some((f) => {predicate})",
+            arg=[index],
+            timeout=WAIT_MS,
+        )
+
+    def deliver(self, frame: dict[str, Any], index: int = -1) -> None:
+        self.js("([i, f]) => window.__sockets.at(i).deliver(f)", [index, frame])
+
+    def state(self) -> str:
+        return str(self.js("window.client.state"))
+
+    def wait_state(self, state: str) -> None:
+        self.page.wait_for_function("(s) => window.client.state === s", arg=state, timeout=WAIT_MS)
+
+    def held(self) -> dict[str, Any] | None:
+        return self.js("(id) => window.client.task(id) ?? null", TASK)  # type: ignore[no-any-return]
+
+    def go_live(self, seq: int = 5) -> None:
+        self.wait_sent("f.action === 'sync'")
+        self.deliver(sync_reply(seq))
+        self.wait_state("live")
+
+
+@pytest.fixture
+def client(browser: Any) -> Iterator[Harness]:
+    context = browser.new_context()
+    page = context.new_page()
+    h = Harness(page)
+
+    def api(route: Any) -> None:
+        url = route.request.url
+        if url.endswith("/api/ws-tickets"):
+            h.tickets += 1
+            body = {
+                "ticket": f"t{h.tickets}",
+                "url": f"ws://client.test/ws?token=t{h.tickets}",
+                "expires_at": 0,
+            }
+        elif f"/api/workspaces/{WID}/tasks" in url:
+            body = {"items": h.tasks, "next_cursor": None}
+        else:
+            body = {"items": [], "next_cursor": None}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    def static(route: Any) -> None:
+        name = route.request.url.removeprefix(ORIGIN).strip("/") or "blank"
+        if name == "blank":
+            route.fulfill(status=200, content_type="text/html", body="<!doctype html><title>t</title>")
+        else:
+            route.fulfill(status=200, content_type="text/javascript", body=(WEB / name).read_text())
+
+    page.route(f"{ORIGIN}/api/**", api)
+    page.route(lambda url: url.startswith(ORIGIN) and "/api/" not in url, static)
+    page.add_init_script(FAKE_SOCKET)
+    page.goto(f"{ORIGIN}/")
+    yield h
+    context.close()
+
+
+def test_first_sync_loads_over_http_then_events_apply_by_version_and_seq(client: Harness) -> None:
+    client.start()
+    # The first frame is sync with since=null; state then comes over HTTP.
+    client.wait_sent("f.action === 'sync'")
+    assert client.sent()[0] == {"action": "sync", "since": None}
+    client.deliver(sync_reply(5))
+    client.wait_state("live")
+    assert client.held()["version"] == 2  # type: ignore[index]
+
+    # A newer version applies; an older one arriving late does not.
+    client.deliver(event(6, task(3, title="v3")))
+    client.deliver(event(7, task(2, title="stale")))
+    assert client.held()["title"] == "v3"  # type: ignore[index]
+    assert client.js("window.client.lastSeq") == 7
+
+    # A gap (9 after 7) makes the client sync from what it applied.
+    client.deliver(event(9, task(5, title="v5")))
+    client.wait_sent("f.action === 'sync' && f.since === 7")
+
+    # A paged replay (data.seq beyond its last event) is followed by another sync.
+    client.deliver(sync_reply(12, [event(8, task(4)), event(9, task(5, title="v5"))]))
+    client.wait_sent("f.action === 'sync' && f.since === 9")
+    client.deliver(sync_reply(12, [event(10, task(6)), event(11, task(7)), event(12, task(8, title="v8"))]))
+    client.wait_state("live")
+    assert client.js("window.client.lastSeq") == 12
+    assert client.held()["title"] == "v8"  # type: ignore[index]
+    assert sum(1 for f in client.sent() if f["action"] == "sync") == 3
+
+    # Deletion is a tombstone: the task leaves the board, and an older update cannot revive it.
+    client.deliver(event(13, task(9, deleted=True), kind="task.deleted"))
+    client.deliver(event(14, task(8, title="late")))
+    assert client.held() is None
+    assert client.js("window.client.tasks().length") == 0
+
+
+def test_optimistic_change_stays_on_top_of_remote_versions_and_rolls_back_on_error(client: Harness) -> None:
+    client.start()
+    client.go_live(seq=5)
+
+    # Given a pending title change
+    client.js("(id) => window.client.updateTask(id, { title: 'mine' })", TASK)
+    client.wait_sent("f.action === 'task.update'")
+    first = next(f for f in client.sent() if f["action"] == "task.update")
+    assert first["changes"] == {"title": "mine"} and len(first["request_id"]) == 36
+    assert client.held()["title"] == "mine" and client.held()["pending"] is True  # type: ignore[index]
+
+    # When a remote change to another field arrives, the pending title stays on top of it
+    client.deliver(event(6, task(3, priority="urgent")))
+    held = client.held()
+    assert held is not None and held["title"] == "mine" and held["priority"] == "urgent"
+
+    # Then the ack's committed task is adopted and nothing is pending
+    committed = task(4, title="mine", priority="urgent")
+    client.deliver(reply("ack", {"request_id": first["request_id"], "ok": True, "task": committed, "seq": 7}))
+    assert client.held() == {**committed, "pending": False}
+    assert client.js("window.client.lastSeq") == 7  # the ack's seq counts: no false gap
+
+    # And a change the server refuses is rolled back, with the reason reported
+    client.js("(id) => window.client.updateTask(id, { title: 'x'.repeat(201) })", TASK)
+    client.wait_sent("f.action === 'task.update' && f.changes.title.length === 201")
+    second = client.sent()[-1]
+    error = {"code": "validation_error", "message": "changes.title: too long", "field": "changes.title"}
+    client.deliver(reply("ack", {"request_id": second["request_id"], "ok": False, "error": error}))
+    assert client.held()["title"] == "mine"  # type: ignore[index]
+    assert client.js("window.client.pendingCount") == 0
+    rejected = [e for e in client.js("window.__events") if e["name"] == "rejected"]
+    assert rejected[-1]["detail"]["error"]["code"] == "validation_error"
+
+
+def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_are_resent(
+    client: Harness,
+) -> None:
+    client.start(heartbeatMs=200, heartbeatTimeoutMs=300, backoffBaseMs=100)
+    client.go_live(seq=5)
+    assert client.tickets == 1
+
+    # Given a heartbeat that is never answered, Then the client gives up on the socket
+    client.wait_sent("f.action === 'heartbeat'")
+    client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    closed_at = client.js("Date.now()")
+
+    # And a change made while offline is queued
+    client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
+    assert client.held()["status"] == "done"  # type: ignore[index]
+
+    # When it reconnects (fast first retry, a new ticket), it syncs from where it was
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    assert client.js("window.__sockets[1].openedAt") - closed_at < 1000
+    assert client.tickets == 2 and client.js("window.__sockets[1].url").endswith("token=t2")
+    client.wait_sent("f.action === 'sync'", index=1)
+    assert client.sent(1)[0] == {"action": "sync", "since": 5}
+    assert not any(f["action"] == "task.update" for f in client.sent(1))  # not before the sync reply
+    client.deliver(sync_reply(5), index=1)
+
+    # Then the queued change goes out once, with the request_id it was given offline
+    client.wait_sent("f.action === 'task.update'", index=1)
+    [update] = [f for f in client.sent(1) if f["action"] == "task.update"]
+    assert update["changes"] == {"status": "done"}
+    client.deliver(reply("heartbeat.ack", {}), index=1)
+
+
+def test_oversized_frame_is_refused_before_it_is_sent(client: Harness) -> None:
+    client.start()
+    client.go_live()
+    # 10,000 four-byte characters fit the description's 10,000 character limit but not a 32 KB frame.
+    client.js("(id) => window.client.updateTask(id, { description: '😀'.repeat(10000) })", TASK)
+    rejected = [e for e in client.js("window.__events") if e["name"] == "rejected"]
+    assert rejected[-1]["detail"]["error"]["code"] == "payload_too_large"
+    assert not any(f["action"] == "task.update" for f in client.sent())
+    assert client.js("window.client.pendingCount") == 0
