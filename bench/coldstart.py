@@ -21,14 +21,19 @@ HANDLERS = ["connect", "disconnect", "heartbeat", "message", "sweeper", "api"]
 
 def program(body: str, first: str) -> str:
     return (
-        "import json, time\nt0 = time.perf_counter()\n" + body + "\nt1 = time.perf_counter()\n" + CTX + first
+        "import json, time\nt0 = time.perf_counter()\n"
+        + body
+        + "\nt1 = time.perf_counter()\n"
+        + CTX
+        + first
         + "\nt2 = time.perf_counter()\n"
         "print(json.dumps({'init_ms': (t1 - t0) * 1000, 'first_ms': (t2 - t0) * 1000}))\n"
     )
 
 
 FIRST = {
-    "connect": "h.handler({'requestContext': {'connectionId': 'c='}, 'queryStringParameters': {'token': 'x'}}, C())",
+    "connect": "h.handler({'requestContext': {'connectionId': 'c='},"
+    " 'queryStringParameters': {'token': 'x'}}, C())",
     "disconnect": "h.handler({'requestContext': {'connectionId': 'cold='}}, C())",
     "heartbeat": "h.handler({'requestContext': {'connectionId': 'cold='}}, C())",
     "message": "h.handler({'requestContext': {'connectionId': 'cold='}, 'body': '{}'}, C())",
@@ -56,24 +61,42 @@ def main() -> None:
     from bench.common import fast_sink, services
 
     with services() as (db, redis_url), fast_sink() as endpoint:
-        env = {**os.environ, "DATABASE_URL": db, "REDIS_URL": redis_url, "JWT_SECRET": "c" * 32,
-               "CONNECTIONS_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-               "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true",
-               "PYTHONPATH": os.getcwd()}
+        env = {
+            **os.environ,
+            "DATABASE_URL": db,
+            "REDIS_URL": redis_url,
+            "JWT_SECRET": "c" * 32,
+            "CONNECTIONS_ENDPOINT": endpoint,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "PYTHONPATH": os.getcwd(),
+        }
         rows = []
         for name in HANDLERS:
             code = program(f"import functions.{name}.handler as h", FIRST[name])
             runs = [probe(code, env) for _ in range(args.runs)]
-            rows.append((name, statistics.median(r["init_ms"] for r in runs),
-                         statistics.median(r["first_ms"] for r in runs)))
+            rows.append(
+                (
+                    name,
+                    statistics.median(r["init_ms"] for r in runs),
+                    statistics.median(r["first_ms"] for r in runs),
+                )
+            )
         naive = (
             "import boto3, psycopg, redis, pydantic, jwt\n"
             "from aws_lambda_powertools import Logger, Metrics\n"
             f"c = boto3.client('apigatewaymanagementapi', endpoint_url='{endpoint}')"
         )
         runs = [probe(program(naive, "pass"), env) for _ in range(args.runs)]
-        rows.append(("naive (all imports + boto3 client)", statistics.median(r["init_ms"] for r in runs),
-                     statistics.median(r["first_ms"] for r in runs)))
+        rows.append(
+            (
+                "naive (all imports + boto3 client)",
+                statistics.median(r["init_ms"] for r in runs),
+                statistics.median(r["first_ms"] for r in runs),
+            )
+        )
     print(f"{'handler':<38} {'init ms':>8} {'init + first call ms':>21}")
     for name, init, first in rows:
         print(f"{name:<38} {init:>8.0f} {first:>21.0f}")

@@ -40,7 +40,7 @@ def services() -> Iterator[tuple[str, str]]:
     bench_db = urlunsplit((u.scheme, u.netloc, f"/{name}", u.query, u.fragment))
     migrate(bench_db)
     if redis_url.startswith("redis://"):
-        redis_url = redis_url.rsplit("/", 1)[0] + "/9" if redis_url.count("/") > 2 else redis_url + "/9"
+        redis_url = redis_url.rsplit("/", 1)[0] + "/15" if redis_url.count("/") > 2 else redis_url + "/15"
     try:
         yield bench_db, redis_url
     finally:
@@ -100,5 +100,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": pct(values, 50), "p95": pct(values, 95), "p99": pct(values, 99),
-            "mean": statistics.fmean(values), "n": len(values)}
+    return {
+        "p50": pct(values, 50),
+        "p95": pct(values, 95),
+        "p99": pct(values, 99),
+        "mean": statistics.fmean(values),
+        "n": len(values),
+    }

@@ -38,8 +38,14 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
         from collab.config import load_settings
         from collab.store import ConnInfo
 
-        settings = load_settings({"DATABASE_URL": db_url, "REDIS_URL": redis_url, "JWT_SECRET": "b" * 32,
-                                  "CONNECTIONS_ENDPOINT": endpoint})
+        settings = load_settings(
+            {
+                "DATABASE_URL": db_url,
+                "REDIS_URL": redis_url,
+                "JWT_SECRET": "b" * 32,
+                "CONNECTIONS_ENDPOINT": endpoint,
+            }
+        )
         rt = runtime.Runtime(settings)
         runtime.install(rt)
         rt.store.r.flushdb()
@@ -47,10 +53,13 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
 
         def setup(cur):  # type: ignore[no-untyped-def]
             cur.executemany("INSERT INTO users (id, display_name) VALUES (%s, %s)", [(u, u) for u in members])
-            wid = cur.execute("INSERT INTO workspaces (name, created_by) VALUES ('bench', %s) RETURNING id",
-                              (members[0],)).fetchone()["id"]
-            cur.executemany("INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, %s)",
-                            [(wid, u, "owner" if i == 0 else "member") for i, u in enumerate(members)])
+            wid = cur.execute(
+                "INSERT INTO workspaces (name, created_by) VALUES ('bench', %s) RETURNING id", (members[0],)
+            ).fetchone()["id"]
+            cur.executemany(
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, %s)",
+                [(wid, u, "owner" if i == 0 else "member") for i, u in enumerate(members)],
+            )
             return str(wid)
 
         wid = rt.db.run(setup)
@@ -75,8 +84,14 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
         def event(cid: str, i: int) -> dict[str, object]:
             ev = json.loads(json.dumps(template))
             ev["requestContext"]["connectionId"] = cid
-            ev["body"] = json.dumps({"action": "task.update", "request_id": str(uuid.uuid4()), "task_id": tid,
-                                     "changes": {"title": f"title {i}", "priority": "high" if i % 2 else "low"}})
+            ev["body"] = json.dumps(
+                {
+                    "action": "task.update",
+                    "request_id": str(uuid.uuid4()),
+                    "task_id": tid,
+                    "changes": {"title": f"title {i}", "priority": "high" if i % 2 else "low"},
+                }
+            )
             return ev
 
         sink = io.StringIO()
@@ -124,14 +139,18 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'fan-out':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'CPU us/recip':>13}"
-          f" {'PG tx/msg':>10} {'Redis RT/msg':>13}")
+    print(
+        f"{'fan-out':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11} {'CPU us/recip':>13}"
+        f" {'PG tx/msg':>10} {'Redis RT/msg':>13}"
+    )
     for r in results:
         h = r["handler_ms"]
         assert isinstance(h, dict)
-        print(f"{r['recipients']:>8} {h['p50']:>8.2f} {h['p95']:>8.2f} {h['p99']:>8.2f}"
-              f" {r['cpu_ms_per_message']:>11.2f} {r['cpu_us_per_recipient']:>13.0f}"
-              f" {r['pg_transactions_per_message']:>10.2f} {r['redis_round_trips_per_message']:>13.2f}")
+        print(
+            f"{r['recipients']:>8} {h['p50']:>8.2f} {h['p95']:>8.2f} {h['p99']:>8.2f}"
+            f" {r['cpu_ms_per_message']:>11.2f} {r['cpu_us_per_recipient']:>13.0f}"
+            f" {r['pg_transactions_per_message']:>10.2f} {r['redis_round_trips_per_message']:>13.2f}"
+        )
 
 
 if __name__ == "__main__":

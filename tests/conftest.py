@@ -63,10 +63,13 @@ def service_urls(
         db_url = base_db
     migrate(db_url)
 
-    redis_url = base_redis
+    redis_url, lock = base_redis, None
     if redis_url.startswith(("redis://", "rediss://")):
-        redis_url = re.sub(r"(/\d+)?$", f"/{1 + idx}", redis_url.split("?")[0], count=1)
+        db_index, lock = _claim_redis_db()
+        redis_url = re.sub(r"(/\d+)?$", f"/{db_index}", redis_url.split("?")[0], count=1)
     yield {"DATABASE_URL": db_url, "REDIS_URL": redis_url}
+    if lock is not None:
+        lock.close()
 
     if created:
         with psycopg.connect(base_db, autocommit=True) as admin:
@@ -78,6 +81,22 @@ def service_urls(
         if pg is not None:
             pg.cleanup()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _claim_redis_db() -> tuple[int, Any]:
+    """A Redis database index (1-14) no other test process on this machine is using: tests FLUSHDB
+    it, so two sessions (or xdist workers) must never share one. Held until the file is closed."""
+    import fcntl
+
+    for index in range(1, 15):  # 15 is the benchmarks'
+        fh = open(Path(tempfile.gettempdir()) / f"collab-test-redis-db-{index}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        return index, fh
+    raise RuntimeError("all Redis test databases 1-14 are in use by other test processes")
 
 
 def _with_dbname(url: str, dbname: str) -> str:
