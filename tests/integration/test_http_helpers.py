@@ -11,6 +11,8 @@ import importlib.util
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,22 @@ class Api:
     def add(self, actor: str, wid: str, user: str, role: str = "member") -> dict[str, Any]:
         self.ok("GET", "/workspaces", user)  # first sight: the user row exists from now on
         return dict(self.ok("POST", f"/workspaces/{wid}/members", actor, {"user_id": user, "role": role}))
+
+
+@contextmanager
+def installed_runtime(settings: Any) -> Iterator[Any]:
+    """A runtime over the real services *without* emptying them first (no ``clean``): for tests whose
+    data never collides (fresh workspace ids, users inserted idempotently), which skip a TRUNCATE."""
+    from collab import runtime
+
+    rt = runtime.Runtime(settings)
+    runtime.install(rt)
+    try:
+        yield rt
+    finally:
+        runtime.install(None)
+        if "db" in rt.__dict__:
+            rt.db.close()
 
 
 def member_path(wid: str, user: str) -> str:

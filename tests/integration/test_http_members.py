@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from test_http_helpers import Api, member_path
+from test_http_helpers import Api, installed_runtime, member_path
 
 ROLES = {"owner": "alice", "admin": "bob", "member": "carol", "outsider": "dave"}
 
@@ -70,6 +70,13 @@ def board(rt: Any) -> Board:
     return make_board(rt)
 
 
+@pytest.fixture
+def boards(settings: Any) -> Any:
+    """Fresh boards on a runtime that skips ``clean``: every board is a new workspace."""
+    with installed_runtime(settings) as rt:
+        yield lambda: make_board(rt)
+
+
 # route, method, path, body, expected status for owner / admin / member / outsider
 MATRIX: list[tuple[str, str, str, Any, tuple[int, int, int, int]]] = [
     ("ticket", "POST", "/ws-tickets", {"workspace_id": "{wid}"}, (200, 200, 200, 403)),
@@ -100,10 +107,11 @@ def _fill(value: Any, wid: str, tid: str) -> Any:
 
 
 @pytest.mark.parametrize(("route", "method", "path", "body", "expected"), MATRIX, ids=[m[0] for m in MATRIX])
-def test_role_matrix(api, rt, route, method, path, body, expected):
+def test_role_matrix(boards, settings, route, method, path, body, expected):
     """Each role acts on a board of its own, so a refusal is never a side effect of another call."""
+    api = Api(settings)
     for role, want in zip(ROLES, expected, strict=True):
-        board = make_board(rt)
+        board = boards()
         args = {} if body is None else {"body": _fill(body, board.wid, board.tid)}
         answer = api.call(method, _fill(path, board.wid, board.tid), ROLES[role], **args)
         assert answer.status == want, (route, role, answer.body)
@@ -111,7 +119,9 @@ def test_role_matrix(api, rt, route, method, path, body, expected):
             assert answer.error["code"] == CODES[want], (route, role)
 
 
-def test_unknown_workspace_or_task_is_404_on_every_route(api, board):
+def test_unknown_workspace_or_task_is_404_on_every_route(boards, settings):
+    api = Api(settings)
+    boards()  # alice exists
     for route, method, path, body, _ in MATRIX:
         ghost = str(uuid.uuid4())
         args = {} if body is None else {"body": _fill(body, ghost, ghost)}

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_http_helpers import ROOT, Api, http_event, invoke
+from test_http_helpers import ROOT, Api, http_event, installed_runtime, invoke
 
 DOC = json.loads((ROOT / "docs" / "openapi.json").read_text())
 OPERATIONS = [(path, method, op) for path, ops in DOC["paths"].items() for method, op in ops.items()]
@@ -102,10 +102,18 @@ def _query_text(value: Any) -> str:
 
 
 @pytest.fixture
-def seeded(rt: Any, settings: Any) -> Any:
+def seeded(settings: Any) -> Any:
+    with installed_runtime(settings) as rt:
+        yield _seeding(rt, settings)
+
+
+def _seeding(rt: Any, settings: Any) -> Any:
     def tx(cur: Any) -> None:
         for uid in USERS:
-            cur.execute("INSERT INTO users (id, email) VALUES (%s, %s)", (uid, f"{uid}@example.test"))
+            cur.execute(
+                "INSERT INTO users (id, email) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (uid, f"{uid}@example.test"),
+            )
 
     rt.db.run(tx)
     api = Api(settings)
