@@ -54,7 +54,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "message": FunctionSpec(1024, 10, "WebSocket $default: sync, task and presence actions, fan-out",
                             redis=True, db=True, jwt=True, posts=True),
     "sweeper": FunctionSpec(512, 55, "Every minute: close connections without a heartbeat for 60 s",
-                            redis=True, db=True, jwt=True, posts=True),
+                            redis=True, db=True, posts=True),
     "api": FunctionSpec(512, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
                         redis=True, db=True, jwt=True, posts=True),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",

@@ -75,6 +75,26 @@ def acknowledge_findings(stack: CollabStack) -> list[Acknowledged]:
         "Proxy's security group; a non-default port would add no protection there.",
     )  # fmt: skip
 
+    # Choices made by context for non-production stacks (defaults keep these rules satisfied) ----
+    if config.redis_replicas == 0:
+        ledger.ack(
+            data.redis, "AEC4",
+            "Single-node Redis chosen with -c redisReplicas=0 for a non-production stack; the default "
+            "(one replica, automatic failover, Multi-AZ) satisfies the rule.",
+        )  # fmt: skip
+    if not config.db_multi_az:
+        ledger.ack(
+            _resource(data.database), "RDS3",
+            "Single-AZ Postgres chosen with -c dbMultiAz=false for a non-production stack; the "
+            "default deploys a Multi-AZ standby.",
+        )  # fmt: skip
+    if not config.deletion_protection:
+        ledger.ack(
+            _resource(data.database), "RDS10",
+            "Deletion protection turned off with -c deletionProtection=false so a throwaway stack can "
+            "be destroyed; the default keeps it on, and removal still takes a final snapshot.",
+        )  # fmt: skip
+
     # Function roles -------------------------------------------------------------------------
     api_id = stack.get_logical_id(_cfn(stack.realtime.api))
     stage = stack.realtime.stage.stage_name
