@@ -323,3 +323,25 @@ def test_users_are_created_and_refreshed_from_their_token(api, rt):
     assert as_("zoe-2", email="ZOE@example.test") == 200  # the identity provider moved the email
     assert _user(rt, "zoe")["email"] is None and _user(rt, "zoe-2")["email"] == "ZOE@example.test"
     assert _user(rt, "zoe-2")["display_name"] == "ZOE@example.test"
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(api, board):
+    """Membership changes lock the workspace row, so the second demotion sees the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api.ok("PATCH", member_path(board.wid, "bob"), "alice", {"role": "owner"})
+    moves = [("alice", "bob"), ("bob", "alice")]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda m: api.call("PATCH", member_path(board.wid, m[1]), m[0], {"role": "member"}), moves
+            )
+        )
+    assert sorted(a.status for a in answers) in (
+        [200, 403],
+        [200, 409],
+    )  # the loser is no owner any more, or last
+    roles = {
+        m["user_id"]: m["role"] for m in api.ok("GET", f"/workspaces/{board.wid}/members", "carol")["items"]
+    }
+    assert sorted(r for u, r in roles.items() if u in ("alice", "bob")) == ["member", "owner"]
