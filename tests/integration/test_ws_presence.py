@@ -33,6 +33,7 @@ def test_two_tabs_are_one_presence_entry(world):
     assert presence_users(a.received()) == [("presence.joined", "bob")]  # no presence.left yet
     tab2.disconnect()
     assert presence_users(a.received()) == [("presence.joined", "bob"), ("presence.left", "bob")]
+    assert a.received("presence.left")[0]["data"]["user"] == {"id": "bob", "display_name": "Bob"}
     snap = a.send({"action": "sync", "since": 0})["data"]["presence"]
     assert [p["user"]["id"] for p in snap] == ["ann"]
 

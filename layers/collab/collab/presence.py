@@ -104,7 +104,7 @@ def settle(
     for r in removed:
         if r.left:
             data = {
-                "user": {"id": r.user_id, "display_name": r.user_id},
+                "user": {"id": r.user_id, "display_name": r.display_name or r.user_id},
                 "status": "away",
                 "viewing": None,
                 "last_seen": iso(now),

@@ -63,20 +63,21 @@ return 0
 """
 
 # Remove connections from a workspace. KEYS: conns, hb, joined, online, presence.
-# ARGV: cid1, cid2, ... Returns flat list {cid, uid, left(0/1), ...} for those that were present.
+# ARGV: cid1, cid2, ... Returns a flat list {cid, uid, left, ...} for those that were present, where
+# left is '' or, when the user just left, their presence entry (json) as it was.
 _REMOVE_BODY = """
 local function remove(cid)
   local uid = redis.call('HGET', KEYS[1], cid)
   redis.call('ZREM', KEYS[2], cid)
   if not uid then return nil end
   redis.call('HDEL', KEYS[1], cid)
-  local left = 0
+  local left = ''
   if redis.call('SREM', KEYS[3], cid) == 1 then
     local n = redis.call('HINCRBY', KEYS[4], uid, -1)
     if n <= 0 then
       redis.call('HDEL', KEYS[4], uid)
+      left = redis.call('HGET', KEYS[5], uid) or '{}'
       redis.call('HDEL', KEYS[5], uid)
-      left = 1
     end
   end
   return {cid, uid, left}
@@ -160,10 +161,16 @@ class Removed:
     connection_id: str
     user_id: str
     left: bool  # the user's last announced connection: they leave the workspace's presence
+    display_name: str = ""
 
 
 def _removed(flat: list[Any], start: int = 0) -> list[Removed]:
-    return [Removed(_s(flat[i]), _s(flat[i + 1]), int(flat[i + 2]) == 1) for i in range(start, len(flat), 3)]
+    out = []
+    for i in range(start, len(flat), 3):
+        entry = _s(flat[i + 2])
+        name = str(json.loads(entry).get("display_name") or "") if entry else ""
+        out.append(Removed(_s(flat[i]), _s(flat[i + 1]), bool(entry), name))
+    return out
 
 
 def _s(v: Any) -> str:
