@@ -1,0 +1,42 @@
+"""The command line (contract section 5)."""
+
+import subprocess
+import sys
+
+import jwt
+
+from collab.cli import main
+
+SECRET = "cli-secret-0123456789abcdef0123456789abcdef"
+
+
+def test_token_prints_only_a_valid_access_token(monkeypatch, capsys):
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["token", "--user", "ada", "--email", "ada@example.com", "--name", "Ada"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    claims = jwt.decode(out.strip(), SECRET, algorithms=["HS256"], audience="collab-api", issuer="collab")
+    assert (claims["sub"], claims["email"], claims["name"]) == ("ada", "ada@example.com", "Ada")
+
+
+def test_token_as_a_process_has_nothing_else_on_stdout():
+    env = {"JWT_SECRET": SECRET, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "collab.cli", "token", "--user", "u1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert len(out.stdout.strip().split(".")) == 3 and "\n" not in out.stdout.strip()
+
+
+def test_missing_configuration_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    monkeypatch.delenv("JWT_SECRET_ARN", raising=False)
+    assert main(["token", "--user", "u1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == "collab: JWT_SECRET is required (or JWT_SECRET_ARN)"
