@@ -23,7 +23,7 @@ from infra.layers import ROOT
 
 # The newest Python runtime aws-cdk-lib offers; the dependencies layer is built for the same version.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-PYTHON_VERSION = "3.14"
+PYTHON_VERSION = RUNTIME.name.removeprefix("python")  # "3.14": the layer is built for it
 ARCHITECTURE = lambda_.Architecture.ARM_64
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
