@@ -144,6 +144,7 @@ export class CollabClient extends EventTarget {
     /** @type {WebSocket | null} */
     this._ws = null;
     this._stopped = true;
+    this._connecting = false;
     this._attempt = 0;
     this._syncInFlight = false;
     this._syncAgain = false;
@@ -298,10 +299,11 @@ export class CollabClient extends EventTarget {
 
   // -- connection ----------------------------------------------------------------------------
   async _connect() {
-    if (this._stopped || this._ws) return;
+    if (this._stopped || this._ws || this._connecting) return; // one attempt at a time
     this._setState("connecting");
     /** @type {{ticket: string, url: string, expires_at: any}} */
     let ticket;
+    this._connecting = true;
     try {
       ticket = await this.api("POST", "/ws-tickets", { workspace_id: this.workspaceId });
     } catch (err) {
@@ -311,6 +313,8 @@ export class CollabClient extends EventTarget {
       }
       this._scheduleReconnect(String(err && err.message));
       return;
+    } finally {
+      this._connecting = false;
     }
     if (this._stopped || this._ws) return;
     const ws = new WebSocket(ticket.url);
