@@ -46,7 +46,15 @@ from aiohttp.http import WebSocketError, WebSocketWriter
 from collab.local import events
 from collab.local.events import LambdaContext, Peer
 from collab.local.framing import MAX_MESSAGE_BYTES, FrameMeter
-from collab.local.lambdas import HTTP_API, SWEEPER, Handler, LambdaFunction, function_name, project_root
+from collab.local.lambdas import (
+    HTTP_API,
+    SWEEPER,
+    Handler,
+    LambdaFunction,
+    function_name,
+    project_root,
+    websocket_routes,
+)
 
 log = logging.getLogger("collab.local")
 
@@ -207,8 +215,6 @@ class LocalGateway:
     ) -> None:
         root = project_root()
         if routes is None:
-            from collab.local.lambdas import websocket_routes
-
             routes = websocket_routes(root)
             http_api = http_api or LambdaFunction(HTTP_API, root)
             sweeper = sweeper or LambdaFunction(SWEEPER, root)
@@ -229,7 +235,6 @@ class LocalGateway:
         self._runner: web.AppRunner | None = None
         self._sweeper_task: asyncio.Task[None] | None = None
         self.port = 0
-        self.invocations = 0
 
     # -- addresses -------------------------------------------------------------------------------
     @property
@@ -319,7 +324,6 @@ class LocalGateway:
     async def invoke(self, handler: Handler, event: dict[str, Any]) -> Any:
         """Run a handler in the pool (never on the loop) with a fresh Lambda context."""
         assert self._pool is not None, "the gateway is not started"
-        self.invocations += 1
         ctx = LambdaContext(function_name(handler))
         return await asyncio.get_running_loop().run_in_executor(self._pool, handler, event, ctx)
 

@@ -19,7 +19,10 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collab.local.gateway import LocalGateway
 
 HOME = Path(".collab")
 SEED_RETRY_S = 5.0  # the HTTP API may still be being written: try again this often
@@ -125,7 +128,7 @@ async def _run(host: str, port: int) -> int:
     return 0
 
 
-async def _seed_until_ready(gateway: Any) -> None:
+async def _seed_until_ready(gateway: LocalGateway) -> None:
     from collab.config import load_settings
     from collab.local.seed import SeedError, seed
 
