@@ -34,6 +34,7 @@ COLLAB_SOURCE = ROOT / "layers" / "collab" / "collab"
 # purpose: every Lambda Python runtime includes it, and it is ~80 MB unzipped.
 REQUIREMENTS: tuple[str, ...] = (
     "aws-lambda-powertools==3.37.0",
+    "aws-xray-sdk==2.15.0",  # for Powertools Tracer in the sweeper (see docs/performance.md)
     "pydantic==2.14.4",
     "pyjwt[crypto]==2.15.1",
     "psycopg[binary]==3.3.9",
