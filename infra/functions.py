@@ -41,21 +41,31 @@ class FunctionSpec:
 
 # WebSocket routes get 10 s: API Gateway gives an integration 29 s, but a route that takes longer
 # than a few seconds is broken anyway and should fail fast rather than pile up concurrency.
-# message gets 1024 MB because fan-out is CPU-bound (signing + HTTP per recipient) and Lambda's CPU
-# share grows with memory. The sweeper runs every minute: 55 s keeps two runs from overlapping.
-# api stays under the HTTP API's 30 s integration limit. migrate runs once per deploy.
+# The sweeper runs every minute: 55 s keeps two runs from overlapping. api stays under the HTTP
+# API's 30 s integration limit. migrate runs once per deploy.
+#
+# Memory buys CPU here, not room: every handler's peak resident set is 60-70 MB, reached while
+# importing and flat under load (python -m bench.memory), so 128 MB would hold any of them. Lambda's
+# CPU share grows with memory (1,769 MB = one vCPU), so each size follows what the route spends:
+# - message: 1,769 MB, a full vCPU. Its fan-out is CPU-bound (~90 us per recipient plus ~4 ms per
+#   edit on one core, python -m bench.fanout); with half a vCPU a 50-member edit would take twice as
+#   long and bill the same GB-seconds, so the full vCPU is the same price for half the latency.
+# - api: 1,024 MB, for pydantic validation and the resolver, which are CPU-heavy per request.
+# - connect, sweeper: 512 MB: a few round trips to Redis and Postgres plus an HMAC, mostly waiting.
+# - heartbeat, disconnect: 256 MB: one or two Redis round trips; they run the most often (every 30 s
+#   per connection), so their size matters most to the bill.
 FUNCTIONS: dict[str, FunctionSpec] = {
-    "connect": FunctionSpec(256, 10, "WebSocket $connect: check the ticket, register the connection",
+    "connect": FunctionSpec(512, 10, "WebSocket $connect: check the ticket, register the connection",
                             redis=True, db=True, jwt=True),
     "disconnect": FunctionSpec(256, 10, "WebSocket $disconnect: drop the connection and presence",
                                redis=True, db=True),
     "heartbeat": FunctionSpec(256, 10, "WebSocket heartbeat: refresh liveness, answer heartbeat.ack",
                               redis=True, posts=True),
-    "message": FunctionSpec(1024, 10, "WebSocket $default: sync, task and presence actions, fan-out",
-                            redis=True, db=True, jwt=True, posts=True),
+    "message": FunctionSpec(1769, 10, "WebSocket $default: sync, task and presence actions, fan-out",
+                            redis=True, db=True, posts=True),
     "sweeper": FunctionSpec(512, 55, "Every minute: close connections without a heartbeat for 60 s",
                             redis=True, db=True, posts=True),
-    "api": FunctionSpec(512, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
+    "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
                         redis=True, db=True, jwt=True, posts=True),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
                             db=True),
