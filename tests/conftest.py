@@ -34,6 +34,7 @@ def service_urls(
 ) -> Iterator[dict[str, str]]:
     import psycopg
 
+    from collab import embedded as emb
     from collab.migrate import migrate
 
     embedded = None
@@ -79,7 +80,7 @@ def service_urls(
         if rl is not None:
             rl.shutdown(nosave=True)
         if pg is not None:
-            pg.cleanup()
+            emb.stop_postgres(pg)
         shutil.rmtree(root, ignore_errors=True)
 
 

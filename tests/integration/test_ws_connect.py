@@ -104,3 +104,27 @@ def test_connection_attempts_are_rate_limited_per_user(world):
     assert world.connect_raw(world.ticket("ann", wid))["statusCode"] == 200
     world.rt.clock.advance(61)
     assert world.connect_raw(world.ticket("bob", wid))["statusCode"] == 200
+
+
+def test_a_removal_between_the_membership_check_and_registration_still_refuses(world, monkeypatch):
+    """The removal commits (and closes the user's connections) after $connect's first membership
+    check but before it registers the connection: the connection must not survive."""
+    from collab import presence, realtime
+
+    wid = world.workspace("ann", "bob")
+    real = realtime._member_name
+    calls = []
+
+    def racing(rt, w, u):
+        name = real(rt, w, u)
+        if not calls:  # right after the first check passes, the removal happens
+            world.remove_member(w, u)
+            presence.close_user(rt, rt.gateway_for(None), w, u)
+        calls.append(u)
+        return name
+
+    monkeypatch.setattr(realtime, "_member_name", racing)
+    out = world.connect_raw(world.ticket("bob", wid), "racing=")
+    assert out["statusCode"] == 403
+    assert world.rt.store.workspace_connections(wid) == {}
+    assert world.rt.store.connection("racing=") is None

@@ -170,3 +170,15 @@ def test_reassign_and_delete_notify_the_right_people(world):
         ("cat", "task.assigned"),
         ("cat", "task.deleted"),
     ]
+
+
+def test_a_malformed_notifications_cursor_is_a_validation_error(world):
+    import pytest
+
+    from collab import notifications
+    from collab.errors import ValidationError
+
+    world.user("ann")
+    for cursor in ("not-a-uuid", "a\x00b"):
+        with pytest.raises(ValidationError):
+            notifications.list_for(world.rt.db, "ann", cursor=cursor)

@@ -26,10 +26,7 @@ class EmbeddedServices:
             self._redis.shutdown(nosave=True)
         except Exception:  # noqa: BLE001 - best effort on the way out
             pass
-        try:
-            self._pg.cleanup()
-        except Exception:  # noqa: BLE001
-            pass
+        stop_postgres(self._pg)
 
 
 @contextmanager
@@ -54,6 +51,16 @@ def start_postgres(root: Path) -> tuple[str, Any]:
     with _machine_lock():
         pg = pgserver.get_server(str(root / "pg"), cleanup_mode=None)
     return pg.get_uri(), pg
+
+
+def stop_postgres(pg: Any) -> None:
+    """Stop a server from :func:`start_postgres` (it is started to outlive its process, so that
+    pgserver's own exit hook leaves it alone), keeping its data."""
+    try:
+        pg.cleanup_mode = "stop"
+        pg.cleanup()
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
 
 
 def start_redis(root: Path) -> tuple[str, Any]:

@@ -72,11 +72,9 @@ def list_for(
         rows = rows[:limit]
         return {"items": [_wire(r) for r in rows], "next_cursor": str(rows[-1]["id"]) if more else None}
 
+    import psycopg
+
     try:
         return db.run(tx)
-    except Exception as exc:
-        import psycopg
-
-        if isinstance(exc, psycopg.errors.InvalidTextRepresentation):
-            raise ValidationError("cursor: invalid", field="cursor") from None
-        raise
+    except psycopg.DataError:  # not a uuid, or text Postgres cannot hold (NUL)
+        raise ValidationError("cursor: invalid", field="cursor") from None

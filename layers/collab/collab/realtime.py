@@ -101,6 +101,13 @@ def connect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         name = _member_name(rt, ticket.workspace_id, ticket.user_id)
         info = ConnInfo(cid, ticket.workspace_id, ticket.user_id, name, now)
         rt.store.register(info, now)
+        # A removal that committed between the check above and the registration may already have
+        # closed the user's connections (presence.close_user) without seeing this one: look again.
+        try:
+            _member_name(rt, ticket.workspace_id, ticket.user_id)
+        except Forbidden:
+            rt.store.remove_connections(ticket.workspace_id, [cid])
+            raise
         rt.remember(info)
     except CollabError as exc:
         logger.info("connect refused", extra={"connection_id": cid, "status": exc.status, "reason": exc.code})
