@@ -245,3 +245,18 @@ def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_batches_survive_a_redis_that_forgot_its_scripts(tmp_path):
+    """After a restart (or SCRIPT FLUSH) Redis answers NOSCRIPT; the batch loads and retries."""
+    proc, port = start(tmp_path)
+    try:
+        store = Store(connect_redis(f"redis://127.0.0.1:{port}/0"))
+        wait_ready(store.ping)
+        exercise(store)
+        store.r.script_flush()
+        store.r.flushdb()
+        exercise(store)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -221,10 +221,37 @@ class Store:
         one call each, because redis-py's cluster pipeline refuses scripts (and each op is one slot)."""
         if self.cluster:
             return [self._call(op, self.r) for op in ops]
-        p = self._pipeline()
-        for op in ops:
-            op(p)
-        return list(self._call(p.execute))
+        for attempt in (1, 2):
+            p = self._pipeline()
+            for op in ops:
+                op(p)
+            try:
+                return list(self._call(p.execute))
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._load_scripts()  # a restarted Redis has forgotten them
+        raise AssertionError("unreachable")
+
+    def _evalsha(self, client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """A script call inside a batch. In a pipeline by sha, not through the Script object: redis-py
+        would otherwise send SCRIPT EXISTS before every pipeline that holds a script, one more round
+        trip. Outside one (cluster mode), the Script object loads itself on NOSCRIPT."""
+        if self.cluster:
+            return script(keys=keys, args=args, client=client)
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _load_scripts(self) -> None:
+        for script in (
+            self._begin,
+            self._register,
+            self._announce,
+            self._remove,
+            self._heartbeat,
+            self._presence,
+            self._append,
+        ):
+            self._call(self.r.script_load, script.script)
 
     # -- tickets -----------------------------------------------------------------------------
     def consume_ticket(self, jti: str, ttl_ms: int) -> bool:
@@ -272,7 +299,7 @@ class Store:
         self._batch(
             lambda c: c.hset(keys.conn(cid), mapping=record),
             lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
-            lambda c: self._register(keys=ws_keys, args=[cid, uid, now_ms], client=c),
+            lambda c: self._evalsha(c, self._register, ws_keys, [cid, uid, now_ms]),
             lambda c: c.hset(keys.user(uid, "conns"), cid, wid),
             lambda c: c.expire(keys.user(uid, "conns"), CONN_TTL_S),
             lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms}),
@@ -323,7 +350,7 @@ class Store:
         """Refresh a connection and sweep the workspace's stale peers in the same script."""
         ws_keys, cid = self._ws_keys(info.workspace_id), info.connection_id
         flat = self._batch(
-            lambda c: self._heartbeat(keys=ws_keys, args=[cid, now_ms, cutoff_ms, limit], client=c),
+            lambda c: self._evalsha(c, self._heartbeat, ws_keys, [cid, now_ms, cutoff_ms, limit]),
             lambda c: c.zadd(keys.SWEEP, {f"{info.workspace_id}|{cid}": now_ms}, xx=True),
             lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
         )[0]
@@ -394,7 +421,7 @@ class Store:
             uid, rid, value = answer
             flat = self._batch(
                 lambda c: c.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S),
-                lambda c: self._append(keys=history_keys, args=[seq, event_json, HISTORY_LEN], client=c),
+                lambda c: self._evalsha(c, self._append, history_keys, [seq, event_json, HISTORY_LEN]),
             )[1]
         return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
 
