@@ -1,0 +1,30 @@
+"""``python -m bench`` (what ``make bench`` runs): the end-to-end benchmark, ``bench.e2e``.
+
+It drives the local gateway with real WebSocket clients and prints each measure against its target;
+arguments are passed through (``python -m bench --help``). The other benchmarks are commands of
+their own, since each answers a narrower question:
+
+    python -m bench.fanout      one Lambda's task.update handler: time, CPU per edit and per recipient
+    python -m bench.coldstart   each handler's init and first invocation in a fresh interpreter
+    python -m bench.memory      Redis bytes per connection, each handler's peak RSS
+    python -m bench.cost        AWS cost per million edits, from bench.fanout's durations
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench import e2e
+
+
+def main() -> int:
+    code = e2e.main(sys.argv[1:])
+    print(
+        "\nmore: python -m bench.fanout (per-handler time and CPU), python -m bench.coldstart,"
+        " python -m bench.memory, python -m bench.cost"
+    )
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
