@@ -136,6 +136,14 @@ export class CollabClient extends EventTarget {
     this._pending = [];
     /** @type {Map<string, PresenceEntry>} by user id */
     this.presence = new Map();
+    /**
+     * Newest presence change seen per user: {at: last_seen, left}. Presence events carry no seq and
+     * are posted by concurrent invocations, so an older `presence.updated` can arrive after a newer
+     * `presence.left`; `last_seen` (server time, ISO with milliseconds: strings sort in time order)
+     * orders them, and a `left` is a tombstone that older events cannot undo.
+     * @type {Map<string, {at: string, left: boolean}>}
+     */
+    this._presenceSeen = new Map();
     /** @type {Map<string, Notification>} by id */
     this.notifications = new Map();
     /** @type {Map<string, TaskView> | null} */
@@ -427,6 +435,7 @@ export class CollabClient extends EventTarget {
     const since = this._syncSince;
     const before = this.lastSeq;
     this.presence = new Map((data.presence || []).map((p) => [p.user.id, p]));
+    this._presenceSeen = new Map((data.presence || []).map((p) => [p.user.id, { at: p.last_seen, left: false }]));
     this._changed("presence");
     this._addNotifications(data.notifications || []);
     const full = since === null || data.resync;
@@ -534,14 +543,22 @@ export class CollabClient extends EventTarget {
         this._applyEvent(frame, false);
         break;
       case "presence.joined":
-      case "presence.updated":
+      case "presence.updated": {
+        const seen = this._presenceSeen.get(data.user.id);
+        if (seen && (data.last_seen < seen.at || (seen.left && data.last_seen <= seen.at))) break;
+        this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
         this.presence.set(data.user.id, data);
         this._changed("presence");
         break;
-      case "presence.left":
+      }
+      case "presence.left": {
+        const seen = this._presenceSeen.get(data.user.id);
+        if (seen && data.last_seen < seen.at) break; // a newer session of theirs is already here
+        this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
         this.presence.delete(data.user.id);
         this._changed("presence");
         break;
+      }
       case "notification.created":
         this._addNotifications([data.notification]);
         break;

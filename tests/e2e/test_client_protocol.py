@@ -300,3 +300,31 @@ def test_oversized_frame_is_refused_before_it_is_sent(client: Harness) -> None:
     assert rejected[-1]["detail"]["error"]["code"] == "payload_too_large"
     assert not any(f["action"] == "task.update" for f in client.sent())
     assert client.js("window.client.pendingCount") == 0
+
+
+def presence_event(kind: str, user: str, last_seen: str, status: str = "active") -> dict[str, Any]:
+    entry = {
+        "user": {"id": user, "display_name": user.title()},
+        "status": status,
+        "viewing": None,
+        "last_seen": last_seen,
+    }
+    return {**reply(kind, entry), "user_id": user}
+
+
+def test_presence_events_arriving_out_of_order_keep_the_newest_state(client: Harness) -> None:
+    """Presence events carry no seq and come from concurrent invocations: a stale `updated` that
+    arrives after `left` must not bring the user back, and a stale `left` must not remove a user
+    who has joined again since."""
+    client.start()
+    client.go_live()
+    users = "() => [...window.client.presence.values()].map((p) => p.user.id + ':' + p.status).sort()"
+    client.deliver(presence_event("presence.joined", "bob", "2026-01-01T00:00:01.000Z"))
+    client.deliver(presence_event("presence.left", "bob", "2026-01-01T00:00:03.000Z"))
+    client.deliver(presence_event("presence.updated", "bob", "2026-01-01T00:00:02.000Z", status="away"))
+    assert client.js(users) == []
+    client.deliver(presence_event("presence.joined", "bob", "2026-01-01T00:00:05.000Z"))
+    client.deliver(presence_event("presence.left", "bob", "2026-01-01T00:00:04.000Z"))  # an old session's
+    assert client.js(users) == ["bob:active"]
+    client.deliver(presence_event("presence.updated", "bob", "2026-01-01T00:00:06.000Z", status="away"))
+    assert client.js(users) == ["bob:away"]
