@@ -136,7 +136,7 @@ def decode(body: str | bytes | None) -> dict[str, Any]:
         raise PayloadTooLarge(f"a frame is at most {MAX_FRAME_BYTES} bytes")
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise BadFrame("validation_error", "frame is not valid JSON") from None
     if not isinstance(obj, dict):
         raise BadFrame("validation_error", "frame must be a JSON object")

@@ -222,7 +222,7 @@ def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict
     try:
         obj = json.loads(body)
         rid = protocol.request_id_of(obj) if isinstance(obj, dict) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         rid = None
     return _ack(rt, info, _ack_error(rid, exc)) if rid else _error(rt, exc, info)
 
