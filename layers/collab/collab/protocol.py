@@ -152,13 +152,18 @@ def parse(obj: dict[str, Any]) -> Any:
     if _adapter is None:
         _adapter = TypeAdapter(ClientFrame)
     try:
-        return _adapter.validate_python(obj)
+        parsed = _adapter.validate_python(obj)
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"][1:]]  # drop the union tag
         field = ".".join(loc) or "frame"
         msg = str(err["msg"]).removeprefix("Value error, ")
         raise ValidationError(f"{field}: {msg}", field=field) from None
+    # An update changes at least one field and never sets a required one to null: checked here, with
+    # the fields, so such a frame is refused before it counts against the rate limit or claims its id.
+    if parsed.action == "task.update" and not parsed.changes.patch():
+        raise ValidationError("changes: at least one field is required", field="changes")
+    return parsed
 
 
 def request_id_of(obj: dict[str, Any]) -> str | None:
