@@ -57,7 +57,13 @@ def _reply(rt: Runtime, type_: str, data: dict[str, Any], info: ConnInfo | None 
         iso(rt.clock.utcnow()),
         data,
     )
-    return {"statusCode": 200, "body": dumps(out)}
+    body = dumps(out)
+    if not body.isascii():
+        try:
+            body.encode()
+        except UnicodeEncodeError:  # a lone surrogate echoed from the frame ("\ud800" in a request_id)
+            body = json.dumps(out, separators=(",", ":"))  # as \u escapes: a valid UTF-8 text frame
+    return {"statusCode": 200, "body": body}
 
 
 def _error(rt: Runtime, exc: CollabError | BadFrame, info: ConnInfo | None = None) -> dict[str, Any]:
