@@ -139,7 +139,8 @@ class BoardClient:
     the server state the client holds.
 
     Hooks (all optional, called on the client's loop): ``on_event(client, frame, recv_ns)`` for
-    every live workspace event, ``on_sync_sent(client)``, ``on_live(client, reconnect_or_None)``.
+    every live workspace event, ``before_sync(client)`` just before a ``sync`` is sent,
+    ``on_live(client, reconnect_or_None)`` when a sync completes and the client is live.
     """
 
     def __init__(
@@ -170,7 +171,7 @@ class BoardClient:
         self.presence: dict[str, dict[str, Any]] = {}
         self.counts: Counter[str] = Counter()  # frames by type, refusals, failures
         self.on_event: Callable[[BoardClient, dict[str, Any], int], None] | None = None
-        self.on_sync_sent: Callable[[BoardClient], None] | None = None
+        self.before_sync: Callable[[BoardClient], None] | None = None
         self.on_live: Callable[[BoardClient, Reconnect | None], None] | None = None
         self._ws: Any = None
         self._pending: dict[str, _Op] = {}
@@ -348,11 +349,11 @@ class BoardClient:
         if self._sync_in_flight:
             self._sync_again = True
             return
+        if self.before_sync is not None:
+            self.before_sync(self)
         if await self._send({"action": "sync", "since": self.last_seq}):
             self._sync_in_flight = True
             self._sync_since = self.last_seq
-            if self.on_sync_sent is not None:
-                self.on_sync_sent(self)
 
     async def _on_sync(self, data: dict[str, Any]) -> None:
         since, before = self._sync_since, self.last_seq
