@@ -141,10 +141,14 @@ def _member_name(rt: Runtime, wid: str, uid: str) -> str:
 # -- $disconnect -------------------------------------------------------------------------------
 def disconnect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = _ctx(event).get("connectionId", "")
-    info = connection_info(rt, cid)
     rt.connections.pop(cid, None)
-    if info is not None:
-        presence.disconnect(rt, rt.gateway_for(_endpoint(event)), info)
+    try:
+        info = connection_info(rt, cid)
+        if info is not None:
+            presence.disconnect(rt, rt.gateway_for(_endpoint(event)), info)
+    except CollabError as exc:  # Redis down: the sweeper removes the connection once it is back
+        logger.warning("disconnect not recorded", extra={"connection_id": cid, "reason": exc.code})
+        return {"statusCode": 200}
     logger.info("disconnected", extra={"connection_id": cid, "known": info is not None})
     return {"statusCode": 200}
 
@@ -152,9 +156,13 @@ def disconnect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 # -- heartbeat ---------------------------------------------------------------------------------
 def heartbeat(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = _ctx(event).get("connectionId", "")
-    info = connection_info(rt, cid)
     gateway = rt.gateway_for(_endpoint(event))
-    if info is None or not presence.heartbeat(rt, gateway, info):
+    try:
+        info = connection_info(rt, cid)
+        alive = info is not None and presence.heartbeat(rt, gateway, info)
+    except CollabError as exc:  # Redis down: answered (internal), the connection stays
+        return _error(rt, exc, rt.connections.get(cid))
+    if not alive:
         return _gone(rt, gateway, cid)
     return _reply(rt, "heartbeat.ack", {}, info)
 
@@ -181,7 +189,10 @@ def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
     cid = _ctx(event).get("connectionId", "")
     gateway = rt.gateway_for(_endpoint(event))
-    info = connection_info(rt, cid)
+    try:
+        info = connection_info(rt, cid)
+    except CollabError as exc:  # Redis down: the frame cannot be placed; answered, the client retries
+        return _error(rt, exc)
     if info is None:
         return _gone(rt, gateway, cid)
     metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=1)
@@ -239,11 +250,26 @@ def _await_answer(rt: Runtime, uid: str, rid: str | None, value: str) -> dict[st
     deadline = time.monotonic() + PENDING_WAIT_S
     while value == "pending" and time.monotonic() < deadline:
         time.sleep(0.02)
-        value = rt.store.request_answer(uid, rid) or "pending"
+        try:
+            value = rt.store.request_answer(uid, rid) or "pending"
+        except CollabError as exc:  # Redis down while waiting: this attempt is answered internal
+            return _ack_error(rid, exc)
     if value == "pending":
         return _ack_error(rid, CollabError("the first attempt of this request is still running; retry"))
     answer: dict[str, Any] = json.loads(value)
     return answer
+
+
+def _settle_claim(rt: Runtime, uid: str, rid: str, answer: str | None) -> None:
+    """Record the answer under the request_id, or (None) free the claim for a retry. If Redis fails
+    here, the frame's answer stands: an unanswered claim frees itself (``PENDING_TTL_S``)."""
+    try:
+        if answer is None:
+            rt.store.abandon(uid, rid)
+        else:
+            rt.store.finish(uid, rid, answer)
+    except CollabError as exc:
+        logger.warning("request record not written", extra={"reason": exc.code})
 
 
 def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) -> dict[str, Any]:
@@ -269,7 +295,7 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
         if msg.action == "notification.read":
             ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in msg.notification_ids])
             answer: dict[str, Any] = {"request_id": rid, "ok": True, "notification_ids": ids}
-            rt.store.finish(info.user_id, rid, dumps(answer))
+            _settle_claim(rt, info.user_id, rid, dumps(answer))
             return _ack(rt, info, answer)
         if msg.action == "task.create":
             m = tasks.create(rt.db, info.user_id, msg.task, workspace_id=info.workspace_id)
@@ -286,22 +312,24 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
             m = tasks.delete(rt.db, info.user_id, str(msg.task_id), scope=info.workspace_id)
     except CollabError as exc:
         answer = _ack_error(rid, exc)
-        if exc.status >= 500:
-            rt.store.abandon(info.user_id, rid)  # transient: let a retry try again
-        else:
-            rt.store.finish(info.user_id, rid, dumps(answer))
+        # transient (5xx): free the claim, so a retry tries again
+        _settle_claim(rt, info.user_id, rid, None if exc.status >= 500 else dumps(answer))
         return _ack(rt, info, answer)
     except Exception:
-        rt.store.abandon(info.user_id, rid)
+        _settle_claim(rt, info.user_id, rid, None)
         raise
     answer = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
-    receipt = events.publish(
-        rt,
-        m.committed,
-        gateway,
-        exclude_connection=info.connection_id,
-        answer=(info.user_id, rid, dumps(answer)),
-    )
+    try:
+        receipt = events.publish(
+            rt,
+            m.committed,
+            gateway,
+            exclude_connection=info.connection_id,
+            answer=(info.user_id, rid, dumps(answer)),
+        )
+    except CollabError:  # Redis down after the commit: the change stands, peers catch up with sync
+        logger.exception("publish after commit failed")
+        receipt = None
     if receipt is not None:
         metrics.add_metric(
             name="FanoutSize",
