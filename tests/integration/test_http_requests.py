@@ -106,7 +106,7 @@ def test_presence_lists_online_members(api, rt, wid):
 
     info = ConnInfo("conn-bob=", wid, "bob", "Bob", rt.clock.now_ms())
     rt.store.register(info, rt.clock.now_ms())
-    presence.announce(rt, rt.gateway_for(None), info)
+    presence.join(rt, info)
     page = api.ok("GET", f"/workspaces/{wid}/presence", "alice")
     assert page["next_cursor"] is None
     assert [

@@ -96,7 +96,8 @@ def exercise(store: Store) -> None:
     store.register(b, now)
     assert store.connection("conn-a=") == a
     assert store.workspace_connections(wid) == {"conn-a=": "ann", "conn-b=": "bob"}
-    assert store.user_connections("bob") == {"conn-b=": wid}
+    # registered, but not a fan-out target until announced (its first sync)
+    assert store.fanout_targets(wid) == [] and store.user_connections("bob") == {}
     assert (
         store.announce(a, {"display_name": "Ann", "status": "active", "viewing": None, "last_seen_ms": now})
         == 1
@@ -105,6 +106,8 @@ def exercise(store: Store) -> None:
         store.announce(b, {"display_name": "Bob", "status": "active", "viewing": None, "last_seen_ms": now})
         == 1
     )
+    assert sorted(store.fanout_targets(wid)) == ["conn-a=", "conn-b="]
+    assert store.user_connections("bob") == {"conn-b=": wid}
     assert store.set_presence(wid, "bob", "away", None, now)["status"] == "away"
     assert set(store.presence(wid)) == {"ann", "bob"}
     assert store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r1") == (
@@ -117,8 +120,8 @@ def exercise(store: Store) -> None:
     )
     kind, _ = store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r2")
     assert kind == "limited"
-    conns = store.append_event(wid, 1, '{"seq": 1}', answer=(uid, "r1", '{"ok": true}'))
-    assert conns == {"conn-a=": "ann", "conn-b=": "bob"}
+    targets = store.append_event(wid, 1, '{"seq": 1}', answer=(uid, "r1", '{"ok": true}'))
+    assert sorted(targets) == ["conn-a=", "conn-b="]
     assert store.request_answer(uid, "r1") == '{"ok": true}'
     assert store.history(wid, 0) == [(1, '{"seq": 1}')]
     alive, removed = store.heartbeat(a, now + 61_000, now + 1_000)  # bob is stale

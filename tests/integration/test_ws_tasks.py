@@ -269,3 +269,19 @@ def test_assignee_must_be_a_member(world):
     a = world.connect("ann", wid)
     reply = a.create("x", assigned_to="stranger")["data"]
     assert reply["error"]["code"] == "validation_error" and reply["error"]["field"] == "assigned_to"
+
+
+def test_a_connection_still_in_connect_is_not_pruned_by_a_peers_fanout(world):
+    """API Gateway answers 410 to posts to a connection whose $connect has not returned. A fan-out
+    in that window must not take it for dead: it becomes a target only at its first sync."""
+    wid = world.workspace("ann", "bob")
+    a = world.connect("ann", wid)
+    b = world.connect("bob", wid, sync=False)  # registered; its $connect "has not returned"
+    world.sink.gone.add(b.cid)  # what API Gateway would answer to a post now
+    a.create("while bob connects")
+    assert b.cid not in world.sink.attempts  # not even tried
+    world.sink.gone.discard(b.cid)  # $connect returned; bob's first frame is sync
+    reply = b.send({"action": "sync", "since": 0})
+    assert [e["data"]["task"]["title"] for e in reply["data"]["events"]] == ["while bob connects"]
+    a.create("after bob synced")
+    assert [f["data"]["task"]["title"] for f in b.received("task.created")] == ["after bob synced"]

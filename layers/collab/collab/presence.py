@@ -56,27 +56,35 @@ def broadcast(
     *,
     exclude: str | None = None,
 ) -> None:
-    conns = rt.store.workspace_connections(workspace_id)
-    targets = [c for c in conns if c != exclude]
+    targets = [c for c in rt.store.fanout_targets(workspace_id) if c != exclude]
     receipt = gateway.broadcast(targets, _presence_frame(rt, type_, workspace_id, uid, data))
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
 
 
-def announce(rt: Runtime, gateway: ManagementApi, info: ConnInfo) -> None:
-    """A connection's first sync: if its user just came online, tell the workspace."""
-    now = rt.clock.now_ms()
-    raw = {"display_name": info.display_name, "status": "active", "viewing": None, "last_seen_ms": now}
-    if rt.store.announce(info, raw) == 1:
-        broadcast(
-            rt,
-            gateway,
-            info.workspace_id,
-            info.user_id,
-            "presence.joined",
-            entry(info.user_id, raw),
-            exclude=info.connection_id,
-        )
+def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
+    """A connection's first sync makes it a fan-out target and part of its user's presence.
+    Returns (1 if its user just came online, 0 if already, -1 if the connection is gone; the entry)."""
+    raw = {
+        "display_name": info.display_name,
+        "status": "active",
+        "viewing": None,
+        "last_seen_ms": rt.clock.now_ms(),
+    }
+    return rt.store.announce(info, raw), raw
+
+
+def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: dict[str, Any]) -> None:
+    """Tell the workspace that a user came online."""
+    broadcast(
+        rt,
+        gateway,
+        info.workspace_id,
+        info.user_id,
+        "presence.joined",
+        entry(info.user_id, raw),
+        exclude=info.connection_id,
+    )
 
 
 def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, viewing: str | None) -> None:
@@ -148,7 +156,8 @@ def disconnect(rt: Runtime, gateway: ManagementApi, info: ConnInfo) -> None:
 
 def close_user(rt: Runtime, gateway: ManagementApi, workspace_id: str, user_id: str) -> int:
     """Close every connection of a user to a workspace at once (member removed, workspace deleted)."""
-    cids = [cid for cid, wid in rt.store.user_connections(user_id).items() if wid == workspace_id]
+    # registered ones, announced or not: one still in its $connect must not survive either
+    cids = [cid for cid, uid in rt.store.workspace_connections(workspace_id).items() if uid == user_id]
     removed = rt.store.remove_connections(workspace_id, cids)
     for cid in cids:
         gateway.delete(cid)

@@ -138,12 +138,12 @@ return out
 """
 
 # Append an event to a workspace's history (ordered by seq, whatever order commits arrive in),
-# keep the latest HISTORY_LEN, and return the workspace's connections for the fan-out.
-# KEYS: history, conns. ARGV: seq, event json, keep.
+# keep the latest HISTORY_LEN, and return the fan-out targets: the announced connections.
+# KEYS: history, joined. ARGV: seq, event json, keep.
 _APPEND = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-return redis.call('HGETALL', KEYS[2])
+return redis.call('SMEMBERS', KEYS[2])
 """
 
 
@@ -292,7 +292,11 @@ class Store:
 
     # -- connections -------------------------------------------------------------------------
     def register(self, info: ConnInfo, now_ms: int) -> None:
-        """Record a new connection: its identity, its workspace, its user, the sweeper's index."""
+        """Record a new connection: its identity, its workspace, the sweeper's index.
+
+        It is not a fan-out target yet: API Gateway answers 410 to posts until ``$connect`` has
+        returned, and a fan-out would take that for a dead peer and prune it. :meth:`announce`, at
+        the connection's first frame (``sync``), makes it one."""
         wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
         record = {"wid": wid, "uid": uid, "name": info.display_name, "connected_at": info.connected_at_ms}
         ws_keys = [keys.ws(wid, "conns"), keys.ws(wid, "hb")]
@@ -300,8 +304,6 @@ class Store:
             lambda c: c.hset(keys.conn(cid), mapping=record),
             lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
             lambda c: self._evalsha(c, self._register, ws_keys, [cid, uid, now_ms]),
-            lambda c: c.hset(keys.user(uid, "conns"), cid, wid),
-            lambda c: c.expire(keys.user(uid, "conns"), CONN_TTL_S),
             lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms}),
         )
 
@@ -313,12 +315,16 @@ class Store:
         return ConnInfo(cid, d["wid"], d["uid"], d.get("name", ""), int(d.get("connected_at", 0)))
 
     def workspace_connections(self, wid: str) -> dict[str, str]:
-        """connection id -> user id, for every live connection of a workspace."""
+        """connection id -> user id, for every registered connection of a workspace."""
         raw = self._call(self.r.hgetall, keys.ws(wid, "conns"))
         return {_s(k): _s(v) for k, v in raw.items()}
 
+    def fanout_targets(self, wid: str) -> list[str]:
+        """The announced connections of a workspace: those that have completed ``$connect``."""
+        return [_s(c) for c in self._call(self.r.smembers, keys.ws(wid, "joined"))]
+
     def user_connections(self, uid: str) -> dict[str, str]:
-        """connection id -> workspace id, for every live connection of a user."""
+        """connection id -> workspace id, for every announced connection of a user."""
         raw = self._call(self.r.hgetall, keys.user(uid, "conns"))
         return {_s(k): _s(v) for k, v in raw.items()}
 
@@ -376,20 +382,26 @@ class Store:
 
     # -- presence ----------------------------------------------------------------------------
     def announce(self, info: ConnInfo, entry: dict[str, Any]) -> int:
-        """Mark a connection present; 1 when its user just came online, 0 if already, -1 if gone."""
-        wid = info.workspace_id
-        return int(
-            self._call(
-                self._announce,
-                keys=[
-                    keys.ws(wid, "joined"),
-                    keys.ws(wid, "online"),
-                    keys.ws(wid, "presence"),
-                    keys.ws(wid, "conns"),
-                ],
-                args=[info.connection_id, info.user_id, json.dumps(entry)],
-            )
+        """Make a connection a fan-out target and part of its user's presence (its first sync).
+
+        Returns 1 when its user just came online, 0 if they already were, -1 if the connection is
+        no longer registered."""
+        wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
+        ws_keys = [
+            keys.ws(wid, "joined"),
+            keys.ws(wid, "online"),
+            keys.ws(wid, "presence"),
+            keys.ws(wid, "conns"),
+        ]
+        out = self._batch(
+            lambda c: self._evalsha(c, self._announce, ws_keys, [cid, uid, json.dumps(entry)]),
+            lambda c: c.hset(keys.user(uid, "conns"), cid, wid),
+            lambda c: c.expire(keys.user(uid, "conns"), CONN_TTL_S),
         )
+        result = int(out[0])
+        if result == -1:  # removed meanwhile: do not leave it in the user's index
+            self._call(self.r.hdel, keys.user(uid, "conns"), cid)
+        return result
 
     def set_presence(
         self, wid: str, uid: str, status: str, viewing: str | None, now_ms: int
@@ -408,22 +420,22 @@ class Store:
     # -- history and fan-out -----------------------------------------------------------------
     def append_event(
         self, wid: str, seq: int, event_json: str, *, answer: tuple[str, str, str] | None = None
-    ) -> dict[str, str]:
-        """Store an event in the workspace's history and return its connections (cid -> uid).
+    ) -> list[str]:
+        """Store an event in the workspace's history and return its fan-out targets.
 
         With ``answer`` = (user id, request id, ack json), the request's answer is recorded in the
         same round trip, so a mutation costs two Redis round trips in all: claim, then this.
         """
-        history_keys = [keys.ws(wid, "history"), keys.ws(wid, "conns")]
+        history_keys = [keys.ws(wid, "history"), keys.ws(wid, "joined")]
         if answer is None:
-            flat = self._call(self._append, keys=history_keys, args=[seq, event_json, HISTORY_LEN])
+            members = self._call(self._append, keys=history_keys, args=[seq, event_json, HISTORY_LEN])
         else:
             uid, rid, value = answer
-            flat = self._batch(
+            members = self._batch(
                 lambda c: c.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S),
                 lambda c: self._evalsha(c, self._append, history_keys, [seq, event_json, HISTORY_LEN]),
             )[1]
-        return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return [_s(m) for m in members]
 
     def history(self, wid: str, after_seq: int) -> list[tuple[int, str]]:
         raw = self._call(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from collab import notifications, presence
 from collab.access import require_member
 from collab.db import Cursor
+from collab.errors import Forbidden
 from collab.events import activity_frame
 from collab.store import ConnInfo
 from collab.wire import dumps
@@ -44,6 +45,9 @@ def _contiguous_tail(hist: list[tuple[int, str]], last: int) -> dict[int, str]:
 def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None) -> dict[str, Any]:
     """The ``data`` of the sync reply (and the presence announcement of a connection's first sync)."""
     wid = info.workspace_id
+    # Become a fan-out target before reading the latest seq: an event committed after that read is
+    # then posted to this connection, and one committed before it is in this reply. No gap.
+    came_online, raw = presence.join(rt, info)
     hist = rt.store.history(wid, since) if since is not None else []
 
     def tx(cur: Cursor) -> dict[str, Any]:
@@ -75,8 +79,13 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
         notes = notifications.claim_undelivered(cur, info.user_id)
         return {"seq": last, "events": [] if resync else events, "resync": resync, "notifications": notes}
 
-    data = rt.db.run(tx)
-    presence.announce(rt, gateway, info)
+    try:
+        data = rt.db.run(tx)
+    except Forbidden:  # no longer a member: this connection must not stay a target
+        presence.settle(rt, gateway, wid, rt.store.remove_connections(wid, [info.connection_id]))
+        raise
+    if came_online == 1:
+        presence.announce_joined(rt, gateway, info, raw)
     data["presence"] = presence.snapshot(rt, wid)
     return {k: data[k] for k in ("seq", "events", "resync", "presence", "notifications")}
 
