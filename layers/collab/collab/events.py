@@ -122,10 +122,18 @@ def publish(
         targets = [cid for cid in conns if cid != exclude_connection]
         receipt = gateway.broadcast(targets, payload.encode())
         if receipt.gone:
-            rt.store.remove_connections(wid, receipt.gone)
+            _prune(rt, gateway, wid, receipt.gone)
     if committed.notifications:
         push_notifications(rt, committed.notifications, gateway)
     return receipt
+
+
+def _prune(rt: Runtime, gateway: ManagementApi, wid: str, gone: list[str]) -> None:
+    """Connections found gone (410): out of every Redis structure, and a user whose last connection
+    that was leaves the workspace's presence (``presence.left`` to the others)."""
+    from collab import presence
+
+    presence.settle(rt, gateway, wid, rt.store.remove_connections(wid, gone))
 
 
 def push_notifications(rt: Runtime, items: list[dict[str, Any]], gateway: ManagementApi) -> list[str]:
@@ -158,6 +166,8 @@ def push_notifications(rt: Runtime, items: list[dict[str, Any]], gateway: Manage
     for (cid, _), outcome in zip(messages, outcomes, strict=True):
         if outcome == "gone":
             gone_by_ws.setdefault(conn_ws[cid], []).append(cid)
+    for wid, cids in gone_by_ws.items():
+        _prune(rt, gateway, wid, cids)
     if delivered:
         rt.db.run(
             lambda cur: cur.execute(
