@@ -115,7 +115,9 @@ def world(harness: ModuleType, settings: Any, clean: None, clock: Any, sink: Any
 
     rt = runtime.Runtime(settings.model_copy(update={"connections_endpoint": moto_endpoint}), clock=clock)
     runtime.install(rt)
-    yield harness.World(rt, sink)
+    w = harness.World(rt, sink)
+    w.conn_class = harness.Conn  # for connections opened by hand (connect_raw)
+    yield w
     runtime.install(None)
     if "db" in rt.__dict__:
         rt.db.close()
