@@ -65,11 +65,15 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
         wid = rt.db.run(setup)
         now = rt.clock.now_ms()
         # One connection per member, plus extra tabs, so that each message reaches `recipients` peers.
+        from collab import presence
+
         conns = []
         for i in range(recipients + 1):
             uid = members[i % len(members)]
             cid = f"bench{i:04d}="
-            rt.store.register(ConnInfo(cid, wid, uid, uid, now), now)
+            info = ConnInfo(cid, wid, uid, uid, now)
+            rt.store.register(info, now)
+            presence.join(rt, info)  # a connection is a fan-out target from its first sync on
             conns.append((cid, uid))
         actor_conns = conns[:actors]
         from collab import tasks
