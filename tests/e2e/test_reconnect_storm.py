@@ -18,8 +18,10 @@ applied by the version rule, seq tracked), and once the edits stop every client 
 fans out to holds exactly the server's tasks and last seq.
 
 Heartbeats are off for the run (the period is longer than the test): a heartbeat refused for a
-connection the server no longer knows makes a client reconnect, which would hide the known
-registration race that ``test_every_resynced_client_keeps_receiving`` records.
+connection the server no longer knows makes a client reconnect, which would hide a client the
+server stopped fanning out to. Such "deaf" clients were what a mass reconnect produced while
+connections became fan-out targets at ``$connect`` (a peer's post during ``$connect`` gets 410 and
+pruned them); ``test_every_resynced_client_is_a_fan_out_target`` keeps that from coming back.
 """
 
 from __future__ import annotations
@@ -322,16 +324,8 @@ def test_500_dropped_connections_all_resync_and_no_acknowledged_edit_is_lost(sto
     assert not storm["counts"].get("internal_server_error"), storm["counts"]
 
 
-@pytest.mark.xfail(
-    reason="known race: a connection that a peer's post reaches while it is still in $connect gets 410"
-    " (API Gateway refuses posts until $connect returns) and the handler prunes it as gone; the client"
-    " syncs fine but receives nothing more until a heartbeat is refused (<= 30 s). See"
-    " docs/performance.md, 'Reconnect storm'.",
-    strict=False,
-)
-def test_every_resynced_client_keeps_receiving(storm: dict[str, Any]) -> None:
-    """Clients live but no longer registered at the server: they get no fan-out."""
-    print(f"\nclients live but not registered after the storm: {len(storm['deaf'])}")
+def test_every_resynced_client_is_a_fan_out_target(storm: dict[str, Any]) -> None:
+    """No client is live yet unknown to the fan-out (it would receive nothing until a heartbeat)."""
     assert storm["deaf"] == [], (
         f"{len(storm['deaf'])} deaf clients, {len(storm['diverged_deaf'])} of them stale"
     )
