@@ -141,12 +141,13 @@ def _member_name(rt: Runtime, wid: str, uid: str) -> str:
 # -- $disconnect -------------------------------------------------------------------------------
 def disconnect(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = _ctx(event).get("connectionId", "")
-    rt.connections.pop(cid, None)
     try:
         info = connection_info(rt, cid)
+        rt.connections.pop(cid, None)  # after the lookup, which caches what it finds
         if info is not None:
             presence.disconnect(rt, rt.gateway_for(_endpoint(event)), info)
     except CollabError as exc:  # Redis down: the sweeper removes the connection once it is back
+        rt.connections.pop(cid, None)
         logger.warning("disconnect not recorded", extra={"connection_id": cid, "reason": exc.code})
         return {"statusCode": 200}
     logger.info("disconnected", extra={"connection_id": cid, "known": info is not None})
