@@ -83,16 +83,27 @@ def notify(
     workspace_id: str | None,
     task_id: str | None = None,
     payload: dict[str, Any] | None = None,
+    members_only: bool = False,
 ) -> dict[str, Any] | None:
-    """Write a notification (never to the actor about their own action)."""
+    """Write a notification (never to the actor about their own action). With ``members_only``, only
+    to a member of ``workspace_id``: a removed member hears nothing more of it (contract 4)."""
     if not user_id or user_id == actor_id:
         return None
+    args: tuple[Any, ...] = (user_id, type_, workspace_id, task_id, actor_id, json.dumps(payload or {}))
+    values = "VALUES (%s, %s, %s, %s, %s, %s)"
+    if members_only:
+        values = (
+            "SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM workspace_members"
+            " WHERE workspace_id = %s AND user_id = %s)"
+        )
+        args += (workspace_id, user_id)
     row = cur.execute(
-        "INSERT INTO notifications (user_id, type, workspace_id, task_id, actor_id, payload)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-        (user_id, type_, workspace_id, task_id, actor_id, json.dumps(payload or {})),
+        f"INSERT INTO notifications (user_id, type, workspace_id, task_id, actor_id, payload) {values}"
+        " RETURNING *",
+        args,
     ).fetchone()
-    assert row is not None
+    if row is None:
+        return None
     return {"user_id": user_id, "notification": Notification.model_validate(row).wire()}
 
 

@@ -120,6 +120,7 @@ def _event_and_notes(
                 workspace_id=wid,
                 task_id=tid,
                 payload=summary,
+                members_only=True,
             )
         )
     elif old_assignee != new_assignee:
@@ -133,6 +134,7 @@ def _event_and_notes(
                     workspace_id=wid,
                     task_id=tid,
                     payload=summary,
+                    members_only=True,
                 )
             )
         if old_assignee:
@@ -145,6 +147,7 @@ def _event_and_notes(
                     workspace_id=wid,
                     task_id=tid,
                     payload=summary,
+                    members_only=True,
                 )
             )
     elif before is not None and new_assignee:
@@ -161,6 +164,7 @@ def _event_and_notes(
                     workspace_id=wid,
                     task_id=tid,
                     payload={**summary, "fields": changed},
+                    members_only=True,
                 )
             )
     committed.notifications = [n for n in notes if n is not None]
