@@ -31,8 +31,8 @@ from hypothesis import settings as run_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-EXAMPLES = int(os.environ.get("ISOLATION_EXAMPLES", "12"))
-STEPS = 30  # 12 x 30 = 360 operations per run by default
+EXAMPLES = int(os.environ.get("ISOLATION_EXAMPLES", "20"))
+STEPS = 30  # 20 x 30 = 600 operations per run by default
 # Shrinking a failing run replays it many times over real services (minutes): on demand only.
 PHASES = [Phase.explicit, Phase.generate, *([Phase.shrink] if os.environ.get("HARDENING_SHRINK") else [])]
 
