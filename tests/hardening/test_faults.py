@@ -407,6 +407,15 @@ def test_postgres_restart_during_a_load_of_edits(own_world, services):
     # and every tab equals the database after its sync
     converged(writers, world, wid)
 
+    # When acknowledged frames are delivered again (the last three of each tab)
+    committed = len(activity(world.rt, wid))
+    for w in writers:
+        for a in [a for a in w.attempts if a.ack][-3:]:
+            again = w.client.conn.send(a.frame)
+            # Then they get their first answer, and change nothing
+            assert again is not None and again["data"] == a.ack, (again, a.ack)
+    assert len(activity(world.rt, wid)) == committed
+
 
 # -- the Management API: gone connections, throttling ----------------------------------------------
 class GoneLater(set[str]):
