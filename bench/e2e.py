@@ -61,7 +61,9 @@ TARGET_DELIVERIES_PER_S = 1000.0  # ... while delivering at least this many mess
 TARGET_RECONNECT_P95_MS = 300.0  # drop -> sync reply after reconnecting with a fresh ticket
 
 # web/collab-client.js's reconnect: a random delay in [0, min(cap, base * 2^attempt)].
-BACKOFF_BASE_S = 0.25  # the first retry comes within 250 ms
+BACKOFF_BASE_S = 0.25
+FIRST_RETRY_S = 0.1  # the first retry comes within 100 ms (collab-client.js firstRetryMs)
+GAP_GRACE_S = 0.3  # a missing seq may take 300 ms before a sync asks for it (gapGraceMs)
 BACKOFF_CAP_S = 10.0
 BACKOFF_MAX_ATTEMPT = 20
 HEARTBEAT_S = 30.0  # the contract's heartbeat period
@@ -79,7 +81,7 @@ def now_ns() -> int:
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Full jitter, exactly as ``web/collab-client.js`` ``_scheduleReconnect``: a herd of clients
     dropped together spreads its retries over the whole window instead of retrying in lockstep."""
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+    ceiling = FIRST_RETRY_S if attempt == 0 else min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
     return (rng or random).random() * ceiling
 
 
@@ -156,7 +158,7 @@ class BoardClient:
         user_agent: str = "collab-bench",
         rng: random.Random | None = None,
         heartbeat_s: float = HEARTBEAT_S,
-        gap_grace_s: float = 0.0,
+        gap_grace_s: float = GAP_GRACE_S,
     ) -> None:
         self.http, self.api_base = http, api_base
         self.user_id, self.token, self.workspace_id = user_id, token, workspace_id
@@ -747,7 +749,7 @@ class Scenario:
     warmup_s: float
     drop_every_s: float  # a non-editor drops its socket this often (0: never)
     tasks: int = 10  # per workspace: edits go round robin over them (row locks rarely meet)
-    gap_grace_s: float = 0.0  # see BoardClient; 0 is the browser client's behaviour
+    gap_grace_s: float = GAP_GRACE_S  # see BoardClient; as the browser client
     gc_freeze: bool = False  # experiment: gc.freeze() in the gateway after the warm-up
 
 
@@ -1241,8 +1243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--gap-grace-ms",
         type=float,
-        default=0,
-        help="experiment: clients wait this long for a missing seq before syncing (0: as collab-client.js)",
+        default=GAP_GRACE_S * 1000,
+        help="how long clients wait for a missing seq before syncing (as collab-client.js; 0: at once)",
     )
     ap.add_argument(
         "--gc-freeze", action="store_true", help="experiment: gc.freeze() in the gateway after warm-up"

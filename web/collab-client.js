@@ -14,9 +14,10 @@
  *   replays missed events (by `seq`) on every later one; a reply whose `data.seq` is beyond what it
  *   applied (the server pages long replays) is followed by another `sync`;
  * - heartbeats every 30 s and treats a missing `heartbeat.ack` (10 s) as a dead connection;
- * - reconnects with exponential backoff and full jitter (first retry within ~250 ms, cap ~10 s);
+ * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
  * - applies a task event only when its `version` is higher than the one held (deletion is a
- *   tombstone), and syncs when it sees a gap in `seq`;
+ *   tombstone), and syncs when a gap in `seq` is still open after a short grace (concurrent
+ *   fan-outs reorder events routinely: the missing ones usually arrive a few ms later);
  * - keeps optimistic changes as pending operations (by `request_id`) on top of the server's
  *   state: remote events move the base, pending fields stay on top until their `ack`, which is
  *   adopted on success and rolls the change back on error; operations made offline are queued
@@ -104,6 +105,8 @@ export class CollabClient extends EventTarget {
    * @param {number} [options.heartbeatTimeoutMs]
    * @param {number} [options.backoffBaseMs]
    * @param {number} [options.backoffCapMs]
+   * @param {number} [options.firstRetryMs] the first reconnect waits a random [0, firstRetryMs)
+   * @param {number} [options.gapGraceMs] how long a missing seq may take before a sync asks for it
    */
   constructor({
     token,
@@ -113,6 +116,8 @@ export class CollabClient extends EventTarget {
     heartbeatTimeoutMs = HEARTBEAT_TIMEOUT_MS,
     backoffBaseMs = 250,
     backoffCapMs = 10_000,
+    firstRetryMs = 100,
+    gapGraceMs = 300,
   }) {
     super();
     this.token = token;
@@ -122,6 +127,10 @@ export class CollabClient extends EventTarget {
     this.heartbeatTimeoutMs = heartbeatTimeoutMs;
     this.backoffBaseMs = backoffBaseMs;
     this.backoffCapMs = backoffCapMs;
+    this.firstRetryMs = firstRetryMs;
+    this.gapGraceMs = gapGraceMs;
+    /** @type {Set<number>} seqs applied beyond a gap, waiting for the gap to close */
+    this._ahead = new Set();
     const claims = tokenClaims(token);
     /** @type {{id: string, name: string}} */
     this.me = { id: String(claims.sub || ""), name: String(claims.name || claims.email || claims.sub || "") };
@@ -367,11 +376,17 @@ export class CollabClient extends EventTarget {
     this._scheduleReconnect(reason);
   }
 
-  /** Full jitter: a random delay in [0, min(cap, base * 2^attempt)]. */
+  /**
+   * Full jitter: a random delay in [0, min(cap, base * 2^attempt)]; the first retry within
+   * `firstRetryMs`, so one dropped socket is back at once while a crowd still spreads out.
+   */
   _scheduleReconnect(reason) {
     if (this._stopped) return;
     this._clear("reconnect");
-    const ceiling = Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this._attempt);
+    const ceiling =
+      this._attempt === 0
+        ? this.firstRetryMs
+        : Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this._attempt);
     this._attempt = Math.min(this._attempt + 1, 20);
     const delay = Math.random() * ceiling;
     if (this.state !== "offline") this._setState("offline", reason);
@@ -461,6 +476,7 @@ export class CollabClient extends EventTarget {
     } else {
       for (const ev of data.events || []) this._applyEvent(ev, true);
     }
+    this._settleGap();
     this._syncInFlight = false;
     const behind = /** @type {number} */ (this.lastSeq) < data.seq;
     if (behind && !full && this.lastSeq === before) {
@@ -584,11 +600,36 @@ export class CollabClient extends EventTarget {
     }
   }
 
-  /** Move `lastSeq` along a contiguous run; a jump means missed events: sync. */
+  /**
+   * Move `lastSeq` along a contiguous run. A jump is a gap: concurrent fan-outs deliver events out
+   * of order all the time, so wait `gapGraceMs` for the missing seqs before asking for them with a
+   * sync (syncing at once made every peer sync on every reorder, which swamps a busy server).
+   */
   _advance(seq) {
     if (typeof seq !== "number" || this.lastSeq === null) return; // not tracked before the first sync
-    if (seq === this.lastSeq + 1) this.lastSeq = seq;
-    else if (seq > this.lastSeq + 1) this._sendSync();
+    if (seq <= this.lastSeq) return;
+    this._ahead.add(seq);
+    this._settleGap();
+  }
+
+  /** Absorb the seqs that now follow `lastSeq`; arm (or disarm) the gap's sync. */
+  _settleGap() {
+    if (this.lastSeq === null) {
+      this._ahead.clear();
+      return;
+    }
+    for (const s of this._ahead) if (s <= this.lastSeq) this._ahead.delete(s);
+    while (this._ahead.delete(this.lastSeq + 1)) this.lastSeq += 1;
+    if (this._ahead.size === 0) {
+      this._clear("gap");
+      return;
+    }
+    if (!this._timers.gap) {
+      this._timers.gap = setTimeout(() => {
+        delete this._timers.gap;
+        if (this._ahead.size) this._sendSync();
+      }, this.gapGraceMs);
+    }
   }
 
   /** @param {Task} task */

@@ -328,3 +328,17 @@ def test_presence_events_arriving_out_of_order_keep_the_newest_state(client: Har
     assert client.js(users) == ["bob:active"]
     client.deliver(presence_event("presence.updated", "bob", "2026-01-01T00:00:06.000Z", status="away"))
     assert client.js(users) == ["bob:away"]
+
+
+def test_a_reorder_that_closes_within_the_grace_sends_no_sync(client: Harness) -> None:
+    """Concurrent fan-outs deliver seqs out of order: 7 before 6 is not a loss."""
+    client.start()
+    client.go_live(seq=5)
+    syncs = "() => window.__sockets.at(-1).sent.filter((f) => f.action === 'sync').length"
+    assert client.js(syncs) == 1
+    client.deliver(event(7, task(4, title="seven")))
+    client.deliver(event(6, task(3, title="six")))
+    assert client.js("window.client.lastSeq") == 7
+    client.page.wait_for_timeout(500)  # longer than the 300 ms grace
+    assert client.js(syncs) == 1
+    assert client.held()["title"] == "seven"  # type: ignore[index]

@@ -4,7 +4,7 @@ The local gateway runs the real handlers in this process (``RunningGateway``, as
 do) over the harness's Postgres and Redis. The 500 clients run in ONE asyncio loop in a spawned
 process (no thread per client, and their CPU is not charged to the gateway): each is
 ``bench.e2e.BoardClient``, the Python twin of ``web/collab-client.js``'s connection logic, so each
-reconnects as a browser would: full-jitter exponential backoff (first retry within 250 ms, cap 10 s),
+reconnects as a browser would: full-jitter exponential backoff (first retry within 100 ms, cap 10 s),
 a fresh single-use ticket from ``POST /api/ws-tickets`` per attempt, then ``sync`` with its last seq.
 
 Given 50 workspaces x 10 members with one connection each (under the 50-member cap; each user makes
