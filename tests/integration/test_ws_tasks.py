@@ -178,6 +178,12 @@ def test_throttled_posts_are_retried(world):
             "task.title",
         ),
         (
+            '{"action": "task.create", "request_id": "00000000-0000-4000-8000-000000000009", "task": {"title": "a\\u0085b"}}',
+            "ack",
+            "validation_error",
+            "task.title",
+        ),
+        (
             '{"action": "task.create", "request_id": "00000000-0000-4000-8000-000000000003", "task": {"title": "x", "status": "doing"}}',
             "ack",
             "validation_error",

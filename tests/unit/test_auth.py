@@ -61,18 +61,20 @@ def test_valid_hs256_token():
 @pytest.mark.parametrize(
     "bad",
     [
-        {"exp": int(time.time()) - 120},  # expired beyond the 30 s leeway
-        {"iat": int(time.time()) + 600, "exp": int(time.time()) + 900},  # not yet valid
-        {"nbf": int(time.time()) + 600},
-        {"aud": "someone-else"},
-        {"iss": "evil"},
-        {"sub": None},
-        {"exp": None},
-        {"iat": None},
-        {"sub": ""},
+        lambda now: {"exp": now - 120},  # expired beyond the 30 s leeway
+        lambda now: {"iat": now + 600, "exp": now + 900},  # not yet valid
+        lambda now: {"nbf": now + 600},
+        lambda now: {"aud": "someone-else"},
+        lambda now: {"iss": "evil"},
+        lambda now: {"sub": None},
+        lambda now: {"exp": None},
+        lambda now: {"iat": None},
+        lambda now: {"sub": ""},
     ],
 )
 def test_bad_claims_are_refused(bad):
+    """Times are taken when the test runs, not when it is collected (a long suite lies between)."""
+    bad = bad(int(time.time()))
     refused(hs(claims(**bad)))
 
 
@@ -178,18 +180,19 @@ def test_issued_ticket_verifies():
 @pytest.mark.parametrize(
     "bad",
     [
-        {"aud": "collab-api"},  # an access token is not a ticket
-        {"exp": int(time.time()) + 3600},  # lives longer than 5 minutes
-        {"exp": int(time.time()) - 60, "iat": int(time.time()) - 200},
-        {"iat": int(time.time()) + 120, "exp": int(time.time()) + 400},
-        {"jti": None},
-        {"wid": None},
-        {"wid": "not-a-uuid"},
-        {"sub": None},
-        {"iss": "evil"},
+        lambda now: {"aud": "collab-api"},  # an access token is not a ticket
+        lambda now: {"exp": now + 3600},  # lives longer than 5 minutes
+        lambda now: {"exp": now - 60, "iat": now - 200},
+        lambda now: {"iat": now + 120, "exp": now + 400},
+        lambda now: {"jti": None},
+        lambda now: {"wid": None},
+        lambda now: {"wid": "not-a-uuid"},
+        lambda now: {"sub": None},
+        lambda now: {"iss": "evil"},
     ],
 )
 def test_bad_tickets_are_refused(bad):
+    bad = bad(int(time.time()))
     refused(hs(ticket_claims(**bad)), fn=auth.verify_ticket)
 
 

@@ -15,8 +15,8 @@ Priority = Literal["low", "medium", "high", "urgent"]
 Role = Literal["owner", "admin", "member"]
 PresenceStatus = Literal["active", "away"]
 
-# No NUL or control characters other than newline and tab (contract 3.6).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# No NUL or control characters other than newline and tab (contract 3.6): C0, DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _plain_text(v: str) -> str:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from collab.runtime import Runtime
 
 MAX_PAGE = 200  # the largest page any list route returns; bounds a response to well under 6 MB
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 _WORKSPACE = (
     "SELECT w.id, w.name, m.role, w.created_by, w.created_at, w.updated_at, w.member_count, w.last_seq"
