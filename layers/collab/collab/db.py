@@ -56,7 +56,10 @@ class Database:
                 pass
 
     def run(self, fn: Callable[[Cursor], T]) -> T:
-        """Run ``fn(cursor)`` in one transaction and commit; roll back on any exception."""
+        """Run ``fn(cursor)`` in one transaction and commit; roll back on any exception.
+
+        A constraint violation we expect (a full workspace, an unknown assignee, a duplicate id)
+        comes out as the client error it means (:func:`translate_integrity`)."""
         for attempt in (1, 2):
             conn = self._connection()
             committing = False
@@ -76,6 +79,12 @@ class Database:
                 if broken and not committing and attempt == 1:
                     continue
                 raise Unavailable("database unavailable") from exc
+            except psycopg.errors.IntegrityError as exc:
+                conn.rollback()
+                mapped = translate_integrity(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
             except BaseException:
                 if not (conn.broken or conn.closed):
                     conn.rollback()

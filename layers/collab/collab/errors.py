@@ -20,7 +20,19 @@ Messages are written for clients: they never carry tokens, SQL or stack traces.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+# Every protocol error code (contract 3.3, plus ``conflict`` from v1.1), for the models that carry one.
+ErrorCode = Literal[
+    "validation_error",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "payload_too_large",
+    "internal",
+]
 
 
 class CollabError(Exception):

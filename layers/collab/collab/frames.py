@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from collab.errors import ErrorCode
 from collab.models import Notification, PresenceEntry, Task
 
 
@@ -50,16 +51,7 @@ class NotificationCreated(ServerFrameBase):
 
 
 class ErrorBody(BaseModel):
-    code: Literal[
-        "validation_error",
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "conflict",
-        "rate_limited",
-        "payload_too_large",
-        "internal",
-    ]
+    code: ErrorCode
     message: str
     retry_after_ms: int | None = None
     field: str | None = None

@@ -28,7 +28,7 @@ import sys
 import threading
 import weakref
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import unquote
 from uuid import UUID
 
@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from collab import auth, events, notifications, tasks, workspaces
-from collab.errors import CollabError, NotFound, PayloadTooLarge, Unauthorized, ValidationError
+from collab.errors import CollabError, ErrorCode, NotFound, PayloadTooLarge, Unauthorized, ValidationError
 from collab.frames import MemberEvent, TaskEvent
 from collab.models import Member, Name, Notification, PresenceEntry, Role, Task, UserId, Workspace
 from collab.observability import logger
@@ -149,16 +149,7 @@ class NotificationPage(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: Literal[
-        "validation_error",
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "conflict",
-        "rate_limited",
-        "payload_too_large",
-        "internal",
-    ]
+    code: ErrorCode
     message: str
     field: str | None = None
     retry_after_ms: int | None = None

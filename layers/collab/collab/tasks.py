@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from collab.access import require_member
-from collab.db import Cursor, Database, translate_integrity
+from collab.db import Cursor, Database
 from collab.errors import CollabError, Conflict, Forbidden, NotFound, ValidationError
 from collab.events import Committed, notify, record
 from collab.models import Task
@@ -45,16 +43,6 @@ class Mutation:
 
 def _wire(row: dict[str, Any]) -> dict[str, Any]:
     return Task.model_validate(row).wire()
-
-
-def _run(db: Database, fn: Any) -> Any:
-    try:
-        return db.run(fn)
-    except psycopg.errors.IntegrityError as exc:
-        mapped = translate_integrity(exc)
-        if mapped is None:
-            raise
-        raise mapped from None
 
 
 def _check_assignee(cur: Cursor, workspace_id: str | None, owner: str, assignee: str | None) -> None:
@@ -201,7 +189,7 @@ def create(db: Database, actor_id: str, draft: TaskDraft, *, workspace_id: str |
         committed, seq, task = _event_and_notes(cur, actor_id, "task.created", row, None)
         return Mutation(task, seq, committed)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 def update(
@@ -236,7 +224,7 @@ def update(
         committed, seq, task = _event_and_notes(cur, actor_id, "task.updated", row, before)
         return Mutation(task, seq, committed)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 def delete(db: Database, actor_id: str, task_id: str, *, scope: str | None = None) -> Mutation:
@@ -253,7 +241,7 @@ def delete(db: Database, actor_id: str, task_id: str, *, scope: str | None = Non
         committed, seq, task = _event_and_notes(cur, actor_id, "task.deleted", row, before)
         return Mutation(task, seq, committed)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 # -- reads -----------------------------------------------------------------------------------

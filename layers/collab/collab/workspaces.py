@@ -33,7 +33,7 @@ import psycopg
 from collab import auth, events, presence
 from collab.access import RANK, require_member, role_of
 from collab.clock import iso
-from collab.db import Cursor, Database, translate_integrity
+from collab.db import Cursor, Database
 from collab.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationError
 from collab.events import Committed
 from collab.models import Member, Workspace
@@ -65,17 +65,6 @@ class Change:
     committed: Committed
     evict: list[str] = field(default_factory=list)  # user ids to disconnect before publishing
     dropped: bool = False  # the workspace is gone: close every connection, drop its Redis state
-
-
-def _run(db: Database, fn: Any) -> Any:
-    """``db.run`` with constraint violations turned into client errors (a full workspace: 409)."""
-    try:
-        return db.run(fn)
-    except psycopg.errors.IntegrityError as exc:
-        mapped = translate_integrity(exc)
-        if mapped is None:
-            raise
-        raise mapped from None
 
 
 def _limit(limit: int) -> None:
@@ -147,7 +136,7 @@ def create(db: Database, actor_id: str, name: str) -> dict[str, Any]:
         )
         return _workspace(cur, actor_id, wid)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 def list_for(db: Database, user_id: str, *, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
@@ -188,7 +177,7 @@ def rename(db: Database, actor_id: str, workspace_id: str, name: str) -> dict[st
         cur.execute("UPDATE workspaces SET name = %s, updated_at = now() WHERE id = %s", (name, workspace_id))
         return _workspace(cur, actor_id, workspace_id)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 def delete(db: Database, actor_id: str, workspace_id: str) -> Change:
@@ -299,7 +288,7 @@ def add_member(
         committed.notifications = [note] if note else []
         return Change(member, committed)
 
-    return _run(db, tx)
+    return db.run(tx)
 
 
 def change_role(db: Database, actor_id: str, workspace_id: str, user_id: str, role: str) -> Change:
