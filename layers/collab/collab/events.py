@@ -1,11 +1,11 @@
 """Workspace events: recorded inside a mutation's transaction, published after its commit.
 
-Inside the transaction (:func:`next_seq`, :func:`record`, :func:`notify`): the workspace row's
+Inside the transaction (:func:`record`, :func:`notify`): the workspace row's
 counter gives the next ``seq`` (its row lock orders concurrent mutations, so seq order is commit
 order and seqs are contiguous); the activity row and any notifications are written with it.
 
 After the commit (:func:`publish`): the event is appended to the workspace's Redis history (the
-last 100, replayed by ``sync``) and fanned out to every connection of the workspace except the
+last 100, replayed by ``sync``) and fanned out to every synced connection of the workspace but the
 actor's own (which gets the ``ack``); notifications are pushed to every live connection of their
 recipient and marked delivered only where a post succeeded. Connections found gone are pruned.
 """
@@ -33,14 +33,6 @@ class Committed:
     workspace_id: str | None
     event: dict[str, Any] | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)  # each: {"user_id", "notification"}
-
-
-def next_seq(cur: Cursor, workspace_id: str) -> int:
-    row = cur.execute(
-        "UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq", (workspace_id,)
-    ).fetchone()
-    assert row is not None
-    return int(row["last_seq"])
 
 
 def record(

@@ -202,10 +202,8 @@ class Store:
         self._heartbeat = r.register_script(_HEARTBEAT)
         self._presence = r.register_script(_PRESENCE)
         self._append = r.register_script(_APPEND)
-        self.round_trips = 0  # counted for benchmarks
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self.round_trips += 1
         try:
             return fn(*args, **kwargs)
         except redis.exceptions.ConnectionError as exc:
