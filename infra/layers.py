@@ -140,7 +140,7 @@ def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(target.parent / ".lock"):
+    with exclusive(target.parent / ".lock"):
         if target.is_file():  # another process built it while we waited for the lock
             return target
         workdir = Path(tempfile.mkdtemp(prefix=f".{target.stem}-", dir=target.parent))
@@ -155,7 +155,8 @@ def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
 
 
 @contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (across processes: xdist workers, parallel synths)."""
     with open(lock_path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import logging
 import re
 import sys
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 
@@ -55,58 +53,9 @@ def harness(request: pytest.FixtureRequest) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def moto_endpoint(harness: ModuleType) -> Iterator[str]:
-    """moto's Management API in server mode, patched exactly as tests/integration patches it
-    (captured posts, 410 for gone connections, 429 while throttling), into the harness's Sink."""
-    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
-    from moto.core.exceptions import JsonRESTError
-    from moto.server import ThreadedMotoServer
-
-    sink = harness.SINK
-
-    class Gone(JsonRESTError):
-        code = 410
-
-        def __init__(self) -> None:
-            super().__init__("GoneException", "the connection is gone")
-
-    class Throttled(JsonRESTError):
-        code = 429
-
-        def __init__(self) -> None:
-            super().__init__("LimitExceededException", "throttled")
-
-    def post(self: Any, data: bytes, connection_id: str) -> None:
-        cid = unquote(connection_id)
-        with sink.lock:
-            sink.attempts.append(cid)
-            if sink.throttle > 0:
-                sink.throttle -= 1
-                raise Throttled()
-            if cid in sink.gone:
-                raise Gone()
-            sink.posts.append((cid, json.loads(data)))
-
-    def delete(self: Any, connection_id: str) -> None:
-        cid = unquote(connection_id)
-        with sink.lock:
-            sink.deleted.append(cid)
-            if cid in sink.gone:
-                raise Gone()
-            sink.gone.add(cid)
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(ApiGatewayManagementApiBackend, "post_to_connection", post)
-    mp.setattr(ApiGatewayManagementApiBackend, "delete_connection", delete)
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    mp.undo()
+    """moto's Management API, patched as tests/integration patches it, into the harness's Sink."""
+    with harness.moto_management_api(harness.SINK) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.conftest import Synth, exclusive, shared_dir
+from infra.layers import exclusive
+from tests.infrastructure.conftest import Synth, shared_dir
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 

@@ -12,6 +12,8 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -47,8 +49,10 @@ class Sink:
 SINK = Sink()
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Any:
+@contextmanager
+def moto_management_api(sink: Sink) -> Iterator[str]:
+    """moto's Management API in server mode, patched to capture each post into ``sink``, answer 410
+    for its gone connections and 429 while it throttles. Yields the endpoint URL."""
     from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
     from moto.core.exceptions import JsonRESTError
     from moto.server import ThreadedMotoServer
@@ -67,22 +71,22 @@ def moto_endpoint() -> Any:
 
     def post(self: Any, data: bytes, connection_id: str) -> None:
         cid = unquote(connection_id)
-        with SINK.lock:
-            SINK.attempts.append(cid)
-            if SINK.throttle > 0:
-                SINK.throttle -= 1
+        with sink.lock:
+            sink.attempts.append(cid)
+            if sink.throttle > 0:
+                sink.throttle -= 1
                 raise Throttled()
-            if cid in SINK.gone:
+            if cid in sink.gone:
                 raise Gone()
-            SINK.posts.append((cid, json.loads(data)))
+            sink.posts.append((cid, json.loads(data)))
 
     def delete(self: Any, connection_id: str) -> None:
         cid = unquote(connection_id)
-        with SINK.lock:
-            SINK.deleted.append(cid)
-            if cid in SINK.gone:
+        with sink.lock:
+            sink.deleted.append(cid)
+            if cid in sink.gone:
                 raise Gone()
-            SINK.gone.add(cid)
+            sink.gone.add(cid)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(ApiGatewayManagementApiBackend, "post_to_connection", post)
@@ -94,9 +98,17 @@ def moto_endpoint() -> Any:
     server = ThreadedMotoServer(port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-    mp.undo()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        mp.undo()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_management_api(SINK) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -261,3 +273,21 @@ def world(settings: Any, clean: None, clock: Any, sink: Sink, moto_endpoint: str
     runtime.install(None)
     if "db" in rt.__dict__:
         rt.db.close()
+
+
+# -- the HTTP API tests' shared fixtures -------------------------------------------------------
+@pytest.fixture
+def api(rt: Any, settings: Any) -> Any:
+    """Calls functions/api/handler.py with payload-2.0 events and tokens of the test's users."""
+    from test_http_helpers import Api
+
+    return Api(settings)
+
+
+@pytest.fixture
+def wid(api: Any) -> str:
+    """A workspace owned by alice with bob as a member; dave exists but is not a member."""
+    wid = api.workspace("alice")
+    api.add("alice", wid, "bob")
+    api.ok("GET", "/workspaces", "dave")
+    return str(wid)

@@ -19,11 +19,6 @@ class Board:
     tid: str
 
 
-@pytest.fixture
-def api(rt: Any, settings: Any) -> Api:
-    return Api(settings)
-
-
 def make_board(rt: Any) -> Board:
     """alice owner, bob admin, carol and frank members; dave and erin signed in, not members.
 

@@ -12,21 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import jwt
-import pytest
 from test_http_helpers import ROOT, Api, LambdaContext, http_event, invoke, load_handler, member_path
-
-
-@pytest.fixture
-def api(rt: Any, settings: Any) -> Api:
-    return Api(settings)
-
-
-@pytest.fixture
-def wid(api: Api) -> str:
-    wid = api.workspace("alice")
-    api.add("alice", wid, "bob")
-    api.ok("GET", "/workspaces", "dave")
-    return wid
 
 
 def _connect(ticket: str) -> int:

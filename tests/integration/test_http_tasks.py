@@ -8,20 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from test_http_helpers import Api
-
-
-@pytest.fixture
-def api(rt: Any, settings: Any) -> Api:
-    return Api(settings)
-
-
-@pytest.fixture
-def wid(api: Api) -> str:
-    wid = api.workspace("alice")
-    api.add("alice", wid, "bob")
-    api.ok("GET", "/workspaces", "dave")
-    return wid
 
 
 def _history(rt: Any, wid: str) -> list[dict[str, Any]]:
