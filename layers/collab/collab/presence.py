@@ -105,9 +105,8 @@ def settle(
     rt: Runtime, gateway: ManagementApi, workspace_id: str, removed: list[Removed], *, close: bool = False
 ) -> None:
     """After connections were removed: close them at API Gateway (when asked) and announce leavers."""
-    if close:
-        for r in removed:
-            gateway.delete(r.connection_id)
+    if close and removed:
+        gateway.delete_many([r.connection_id for r in removed])  # all at once, not one by one
     now = rt.clock.utcnow()
     for r in removed:
         if r.left:
@@ -159,8 +158,9 @@ def close_user(rt: Runtime, gateway: ManagementApi, workspace_id: str, user_id: 
     # registered ones, announced or not: one still in its $connect must not survive either
     cids = [cid for cid, uid in rt.store.workspace_connections(workspace_id).items() if uid == user_id]
     removed = rt.store.remove_connections(workspace_id, cids)
+    if cids:
+        gateway.delete_many(cids)
     for cid in cids:
-        gateway.delete(cid)
         rt.connections.pop(cid, None)
     settle(rt, gateway, workspace_id, removed)
     return len(cids)

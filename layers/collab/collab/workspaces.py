@@ -396,8 +396,9 @@ def close_workspace(rt: Runtime, gateway: ManagementApi, workspace_id: str) -> i
     """
     cids = list(rt.store.workspace_connections(workspace_id))
     rt.store.remove_connections(workspace_id, cids)
+    if cids:
+        gateway.delete_many(cids)
     for cid in cids:
-        gateway.delete(cid)
         rt.connections.pop(cid, None)
     rt.store.drop_workspace(workspace_id)
     return len(cids)
