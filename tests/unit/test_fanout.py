@@ -3,6 +3,7 @@ whatever the server does with its connections."""
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -98,6 +99,33 @@ def test_stale_idle_connections_are_replaced_and_nothing_is_lost():
     assert b.send(reqs(16)) == [200] * 16
     srv.kill_connections()  # as if the container was frozen past the server's idle timeout
     assert b.send(reqs(16)) == [200] * 16
+    b.close()
+    srv.close()
+
+
+def test_idle_connections_closed_by_the_server_are_dropped_before_the_next_fan_out():
+    srv = Server(lambda p: OK)
+    b = Broadcaster("127.0.0.1", srv.port, tls=False, concurrency=8)
+    assert b.send(reqs(16)) == [200] * 16
+    assert len(b._idle) == 8
+    srv.kill_connections()
+    time.sleep(0.05)  # the FINs arrive
+    before = len(srv.paths)
+    assert b.send(reqs(8)) == [200] * 8
+    # each post reached the server exactly once
+    assert len(srv.paths) - before == 8
+    # every open connection is registered once, and only open ones are
+    assert len(b._sel.get_map()) == len(b._idle) == 8
+    b.close()
+    srv.close()
+
+
+def test_registrations_follow_connections_closed_after_each_response():
+    srv = Server(lambda p: b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", close_after=True)
+    b = Broadcaster("127.0.0.1", srv.port, tls=False, concurrency=4)
+    for _ in range(3):
+        assert b.send(reqs(6)) == [200] * 6
+        assert len(b._sel.get_map()) == len(b._idle) == 0
     b.close()
     srv.close()
 

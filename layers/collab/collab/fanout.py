@@ -32,7 +32,7 @@ class Request:
     conn_retries: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Conn:
     sock: socket.socket
     out: bytes = b""
@@ -42,7 +42,12 @@ class _Conn:
 
 
 class Broadcaster:
-    """Sends many requests to one host concurrently; returns each one's HTTP status (599: failed)."""
+    """Sends many requests to one host concurrently; returns each one's HTTP status (599: failed).
+
+    Its keep-alive connections stay registered with one selector for their whole life, so a post
+    costs one ``send`` and one ``recv`` (no per-request registration); an idle connection that turns
+    readable was closed by the server (or sent something unasked) and is dropped at once.
+    """
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class Broadcaster:
         self.timeout = timeout
         self.retries = retries
         self._idle: list[_Conn] = []
+        self._sel: selectors.BaseSelector = selectors.DefaultSelector()
         self._ctx = ssl.create_default_context() if tls else None
 
     def _open(self) -> _Conn:
@@ -67,9 +73,15 @@ class Broadcaster:
         if self._ctx is not None:
             sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
         sock.setblocking(False)
-        return _Conn(sock)
+        conn = _Conn(sock)
+        self._sel.register(sock, selectors.EVENT_READ, conn)
+        return conn
 
     def _close(self, conn: _Conn) -> None:
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
         try:
             conn.sock.close()
         except OSError:
@@ -80,16 +92,20 @@ class Broadcaster:
         statuses = [0] * len(requests)
         queue: deque[Request] = deque(Request(i, r) for i, r in enumerate(requests))
         delayed: list[tuple[float, int, Request]] = []
-        sel = selectors.DefaultSelector()
-        active: dict[int, _Conn] = {}
+        sel = self._sel
+        active: set[_Conn] = set()
         deadline = time.monotonic() + self.timeout * 2
         remaining = len(requests)
 
         def start(conn: _Conn, req: Request) -> None:
-            conn.req, conn.out, conn.inbuf = req, req.data, bytearray()
-            active[conn.sock.fileno()] = conn
+            conn.req, conn.out = req, req.data
+            if conn.inbuf:
+                conn.inbuf = bytearray()
+            active.add(conn)
             _write(conn)
-            sel.register(conn.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0), conn)
+            if conn.out:
+                conn.want_write = True
+                sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
         def _write(conn: _Conn) -> None:
             while conn.out:
@@ -97,16 +113,21 @@ class Broadcaster:
                     n = conn.sock.send(conn.out)
                 except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                     return
+                except OSError:
+                    return  # the read side reports the broken connection
                 conn.out = conn.out[n:]
 
         def finish(conn: _Conn, status: int, keep: bool) -> None:
             nonlocal remaining
             req = conn.req
             assert req is not None
-            sel.unregister(conn.sock)
-            del active[conn.sock.fileno()]
+            active.discard(conn)
             conn.req = None
+            if conn.want_write:
+                conn.want_write = False
+                sel.modify(conn.sock, selectors.EVENT_READ, conn)
             if keep:
+                conn.inbuf = bytearray()
                 self._idle.append(conn)
             else:
                 self._close(conn)
@@ -123,10 +144,12 @@ class Broadcaster:
         def broken(conn: _Conn) -> None:
             nonlocal remaining
             req = conn.req
-            assert req is not None
-            sel.unregister(conn.sock)
-            del active[conn.sock.fileno()]
+            active.discard(conn)
             self._close(conn)
+            if req is None:  # an idle connection the server closed
+                if conn in self._idle:
+                    self._idle.remove(conn)
+                return
             if req.conn_retries < 1:  # a keep-alive connection the server had closed: once more, fresh
                 req.conn_retries += 1
                 queue.appendleft(req)
@@ -137,50 +160,53 @@ class Broadcaster:
                 statuses[req.index] = 599
                 remaining -= 1
 
-        try:
-            while remaining:
-                now = time.monotonic()
-                while delayed and delayed[0][0] <= now:
-                    queue.append(heapq.heappop(delayed)[2])
-                while queue and len(active) < self.concurrency:
-                    req = queue.popleft()
-                    try:
-                        # a request whose reused connection broke goes out on a new one
-                        conn = self._idle.pop() if self._idle and not req.conn_retries else self._open()
-                    except (OSError, ssl.SSLError):
-                        statuses[req.index] = 599
-                        remaining -= 1
-                        continue
-                    start(conn, req)
-                if not remaining:
-                    break
-                if now > deadline:
-                    for conn in list(active.values()):
-                        assert conn.req is not None
-                        statuses[conn.req.index] = 599
-                        remaining -= 1
-                        sel.unregister(conn.sock)
-                        self._close(conn)
-                    active.clear()
-                    for _, _, req in delayed:
-                        statuses[req.index] = 599
-                    for req in queue:
-                        statuses[req.index] = 599
-                    break
-                wait = min(0.05, max(0.0, delayed[0][0] - now)) if delayed else 0.05
-                if not active:
-                    time.sleep(wait)
+        if self._idle:  # drop idle connections the server closed since the last call (no syscall each)
+            for key, _ in sel.select(0):
+                broken(key.data)
+        while remaining:
+            now = time.monotonic()
+            while delayed and delayed[0][0] <= now:
+                queue.append(heapq.heappop(delayed)[2])
+            while queue and len(active) < self.concurrency:
+                req = queue.popleft()
+                try:
+                    # a request whose reused connection broke goes out on a new one
+                    conn = self._idle.pop() if self._idle and not req.conn_retries else self._open()
+                except (OSError, ssl.SSLError):
+                    statuses[req.index] = 599
+                    remaining -= 1
                     continue
-                for key, mask in sel.select(wait):
-                    conn = key.data
-                    if mask & selectors.EVENT_WRITE and conn.out:
-                        _write(conn)
-                        if not conn.out:
-                            sel.modify(conn.sock, selectors.EVENT_READ, conn)
-                    if mask & selectors.EVENT_READ:
-                        self._read(conn, finish, broken)
-        finally:
-            sel.close()
+                start(conn, req)
+            if not remaining:
+                break
+            if now > deadline:
+                for conn in list(active):
+                    assert conn.req is not None
+                    statuses[conn.req.index] = 599
+                    remaining -= 1
+                    self._close(conn)
+                active.clear()
+                for _, _, req in delayed:
+                    statuses[req.index] = 599
+                for req in queue:
+                    statuses[req.index] = 599
+                break
+            wait = min(0.05, max(0.0, delayed[0][0] - now)) if delayed else 0.05
+            if not active:
+                time.sleep(wait)
+                continue
+            for key, mask in sel.select(wait):
+                conn = key.data
+                if conn.req is None:  # idle: closed by the server, or something unasked
+                    broken(conn)
+                    continue
+                if mask & selectors.EVENT_WRITE and conn.out:
+                    _write(conn)
+                    if not conn.out:
+                        conn.want_write = False
+                        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+                if mask & selectors.EVENT_READ:
+                    self._read(conn, finish, broken)
         return statuses
 
     def _read(
@@ -198,7 +224,7 @@ class Broadcaster:
                 broken(conn)
                 return
             conn.inbuf += chunk
-            if not (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
+            if not (self._ctx is not None and conn.sock.pending()):  # type: ignore[attr-defined]
                 break
         parsed = _parse(conn.inbuf)
         if parsed is not None:
@@ -209,6 +235,18 @@ class Broadcaster:
         for conn in self._idle:
             self._close(conn)
         self._idle.clear()
+        self._sel.close()
+        self._sel = selectors.DefaultSelector()
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case, with its colon) in a lower-cased header block."""
+    at = head.find(b"\r\n" + name)
+    if at < 0:
+        return None
+    start = at + 2 + len(name)
+    stop = head.find(b"\r\n", start)
+    return head[start : stop if stop >= 0 else len(head)].strip()
 
 
 def _parse(buf: bytearray) -> tuple[int, bool] | None:
@@ -216,22 +254,18 @@ def _parse(buf: bytearray) -> tuple[int, bool] | None:
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return None
-    head = bytes(buf[:end]).split(b"\r\n")
+    head = bytes(buf[:end]).lower()
     try:
-        status = int(head[0].split(b" ", 2)[1])
+        status = int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
     except (IndexError, ValueError):
         return 599, False
-    length, chunked = 0, False
-    keep = not head[0].startswith(b"HTTP/1.0")  # HTTP/1.0 closes unless it says keep-alive
-    for line in head[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-        elif name == b"connection":
-            keep = value.strip().lower() == b"keep-alive"
+    raw_length = _header(head, b"content-length:")
+    length = int(raw_length) if raw_length else 0
+    encoding = _header(head, b"transfer-encoding:")
+    chunked = encoding is not None and b"chunked" in encoding
+    connection = _header(head, b"connection:")
+    # HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 keeps alive unless it says close
+    keep = connection == b"keep-alive" if connection is not None else not head.startswith(b"http/1.0")
     body = end + 4
     if chunked:
         pos = body

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from collab import sigv4
@@ -42,6 +43,14 @@ def _outcome(status: int) -> str:
     if 200 <= status < 300:
         return DELIVERED
     return GONE if status == 410 else FAILED
+
+
+@lru_cache(maxsize=4096)
+def _cid_paths(cid: str) -> tuple[str, str]:
+    """A connection id as it goes in the request path, and as SigV4 encodes that path once more
+    ('@' -> %40, '%' -> %25). Cached: a warm container posts to the same connections again and again."""
+    q = quote(cid, safe="")
+    return q, q.replace("%", "%25")
 
 
 def _region_of(host: str) -> str:
@@ -107,10 +116,9 @@ class ManagementApi:
             h = hashes.get(id(body))
             if h is None:
                 h = hashes[id(body)] = hashlib.sha256(body).hexdigest()
-            cid_q = quote(cid, safe="")
+            cid_q, cid_c = _cid_paths(cid)
             path = f"{self._base}/@connections/{cid_q}"
-            # SigV4 encodes the (already encoded) path once more: '@' -> %40, '%' -> %25
-            canonical = f"{self._canonical_base}/%40connections/{cid_q.replace('%', '%25')}"
+            canonical = f"{self._canonical_base}/%40connections/{cid_c}"
             typ = "Content-Type: application/json\r\n" if body else ""
             out.append(
                 f"{method} {path} HTTP/1.1\r\n{head}{ctx.header_lines(method, canonical, h)}{typ}"

@@ -82,7 +82,7 @@ class SigningContext:
         canonical = f"{method}\n{canonical_uri}\n\n{headers_block}{payload_hash}"
         digest = hashlib.sha256(canonical.encode()).hexdigest()
         to_sign = f"AWS4-HMAC-SHA256\n{self.amz_date}\n{self._scope}\n{digest}"
-        signature = hmac.new(self._key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._key, to_sign.encode(), "sha256").hex()  # one-shot: no HMAC object
         return (
             f"AWS4-HMAC-SHA256 Credential={self._creds.access_key}/{self._scope}, "
             f"SignedHeaders={signed}, Signature={signature}"
