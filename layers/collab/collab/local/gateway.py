@@ -15,7 +15,10 @@ the rules the handlers are written against, and fails locally where AWS would fa
   exactly once per accepted connection, whatever closed it.
 * ``/@connections/{id}``: POST (one text frame), GET (connection info), DELETE (close), 410 with
   ``GoneException`` for a connection that is unknown, connecting or closed. Requests must carry a
-  SigV4 ``Authorization`` header (the handlers sign theirs); signatures are not verified.
+  SigV4 ``Authorization`` header (the handlers sign theirs); signatures are not verified. A
+  connection whose requests are all of this kind is served by a small HTTP/1.1 server of its own
+  (``lean_http``: aiohttp's costs several times the WebSocket send per post); any other request
+  hands its connection to aiohttp, where the same rules answer (``_manage``).
 * ``/api/...``: the HTTP API handler with payload format 2.0 events; ``/``: the demo page.
 * The sweeper is invoked every minute with EventBridge's scheduled event.
 
@@ -55,6 +58,7 @@ from collab.local.lambdas import (
     project_root,
     websocket_routes,
 )
+from collab.local.lean_http import LeanHttpProtocol, Reply
 
 log = logging.getLogger("collab.local")
 
@@ -179,12 +183,21 @@ def _setting(explicit: float | None, name: str, default: float) -> float:
         raise ValueError(f"{name}: must be a number of seconds") from None
 
 
-def _gone() -> web.Response:
-    return web.json_response(
-        {"__type": "GoneException", "message": None},
-        status=410,
-        headers={"x-amzn-ErrorType": "GoneException"},
-    )
+def _json(status: int, body: Any, error_type: str | None = None) -> Reply:
+    headers = [("Content-Type", "application/json; charset=utf-8")]
+    if error_type is not None:
+        headers.append(("x-amzn-ErrorType", error_type))
+    return status, tuple(headers), json.dumps(body).encode()
+
+
+# The Management API's answers (what API Gateway sends and boto3 parses).
+_MISSING_TOKEN = _json(
+    403, {"message": "Missing Authentication Token"}, "MissingAuthenticationTokenException"
+)
+_GONE = _json(410, {"__type": "GoneException", "message": None}, "GoneException")
+_TOO_LARGE = _json(413, {"message": "Request entity too large"}, "PayloadTooLargeException")
+_POSTED: Reply = (200, (), b"")
+_DELETED: Reply = (204, (), b"")
 
 
 class LocalGateway:
@@ -233,6 +246,8 @@ class LocalGateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._lean: set[LeanHttpProtocol] = set()  # connections the Management API's server holds
         self._sweeper_task: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -270,7 +285,17 @@ class LocalGateway:
         app.on_response_prepare.append(self._no_cache)
         self._runner = web.AppRunner(app, access_log_class=_AccessLogger, handle_signals=False)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        aiohttp_protocol = self._runner.server  # aiohttp's protocol factory (web.SockSite's)
+        assert aiohttp_protocol is not None
+
+        def protocol() -> LeanHttpProtocol:
+            # Each connection starts with the Management API's server; any other request hands it
+            # to aiohttp's.
+            return LeanHttpProtocol(
+                "/@connections/", self._manage, aiohttp_protocol, self._lean, max_body=POST_MAX_BYTES
+            )
+
+        self._server = await asyncio.get_running_loop().create_server(protocol, sock=sock, backlog=128)
         if self.sweeper is not None and self.sweep_interval_s:
             self._sweeper_task = asyncio.create_task(self._sweep_forever(self.sweep_interval_s))
 
@@ -302,8 +327,14 @@ class LocalGateway:
             await asyncio.wait([asyncio.ensure_future(c.done.wait()) for c in conns], timeout=10)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
+        if self._server is not None:
+            self._server.close()  # no new connections; the open ones close below
+        for lean in list(self._lean):
+            lean.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.wait_closed()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -500,36 +531,39 @@ class LocalGateway:
             log.exception("$disconnect failed")
 
     # -- Management API --------------------------------------------------------------------------
-    async def _management(self, request: web.Request) -> web.StreamResponse:
-        if not request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
-            return web.json_response(
-                {"message": "Missing Authentication Token"},
-                status=403,
-                headers={"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
-            )
-        conn = self._conns.get(request.match_info["connection_id"])
+    async def _manage(self, method: str, connection_id: str, authorization: str, body: bytes | None) -> Reply:
+        """The Management API, for both of its servers: ``lean_http`` and the aiohttp route below.
+        ``body`` is None when it was over POST_MAX_BYTES and not read."""
+        if not authorization.startswith("AWS4-HMAC-SHA256 "):
+            return _MISSING_TOKEN
+        conn = self._conns.get(connection_id)
         if conn is None or not conn.open:
-            return _gone()
-        if request.method == "GET":
-            return web.json_response(self._describe(conn))
-        if request.method == "DELETE":
+            return _GONE
+        if method == "GET":
+            return _json(200, self._describe(conn))
+        if method == "DELETE":
             # Answer at once; the close handshake finishes in the background.
             self._spawn(self._close(conn, WSCloseCode.OK, "Connection closed by the server"))
-            return web.Response(status=204)
-        data = await request.read()
-        if len(data) > POST_MAX_BYTES:
-            return web.json_response(
-                {"message": "Request entity too large"},
-                status=413,
-                headers={"x-amzn-ErrorType": "PayloadTooLargeException"},
-            )
+            return _DELETED
+        if body is None or len(body) > POST_MAX_BYTES:
+            return _TOO_LARGE
         try:
-            payload: str | bytes = data.decode("utf-8")
+            payload: str | bytes = body.decode("utf-8")
         except UnicodeDecodeError:
-            payload = data
+            payload = body
         if not await self._send(conn, payload):
-            return _gone()
-        return web.Response(status=200)
+            return _GONE
+        return _POSTED
+
+    async def _management(self, request: web.Request) -> web.StreamResponse:
+        """The Management API on a connection aiohttp serves (one that began with another request)."""
+        too_big = request.content_length is not None and request.content_length > POST_MAX_BYTES
+        body = None if too_big or request.method != "POST" else await request.read()
+        authorization = request.headers.get("Authorization", "")
+        status, headers, payload = await self._manage(
+            request.method, request.match_info["connection_id"], authorization, body
+        )
+        return web.Response(status=status, headers=headers, body=payload or None)
 
     @staticmethod
     def _describe(conn: _Connection) -> dict[str, Any]:
