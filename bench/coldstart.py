@@ -1,10 +1,18 @@
 """Cold start of each handler: module import + init (what Lambda's init phase runs), in a fresh
 interpreter each time, side by side with a naive module importing everything at once.
 
-    python -m bench.coldstart [--runs 7]
+    python -m bench.coldstart [--runs 7] [--layer 3.13]
 
-Prints the median over runs of: init (import of functions/<name>/handler.py, settings read), and
-init + first invocation (lazy imports and client connections a first request pays).
+Prints, over runs: init (import of functions/<name>/handler.py, settings read; wall median, CPU min
+and median) and init + first invocation (lazy imports and client connections a first request pays).
+
+``--layer 3.13`` runs the probes as Lambda does: under a Python 3.13 interpreter, with nothing on the
+path but the pinned layer requirements and the collab package in one ``python/`` folder, compiled
+the way ``infra.layers`` compiles the shipped layers (for this machine's platform, so that it runs
+here), and never writing bytecode. It adds a column: the init's CPU from the same folder without its
+``__pycache__`` (what a layer without bytecode costs: ``/opt`` is read-only in Lambda, so every cold
+start would compile every module the layers hold). Without ``--layer``, the probes run in the
+development virtualenv.
 """
 
 from __future__ import annotations
@@ -12,9 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HANDLERS = ["connect", "disconnect", "heartbeat", "message", "sweeper", "api"]
 
@@ -35,8 +47,45 @@ def program(body: str, first: str) -> str:
     )
 
 
-def medians(runs: list[dict[str, float]]) -> tuple[float, float, float]:
-    return tuple(statistics.median(r[k] for r in runs) for k in ("init_ms", "init_cpu_ms", "first_ms"))  # type: ignore[return-value]
+def stats(runs: list[dict[str, float]]) -> tuple[float, float, float, float]:
+    """Wall median, CPU min, CPU median of the init, and wall median of init + first call."""
+    cpu = [r["init_cpu_ms"] for r in runs]
+    return (
+        statistics.median(r["init_ms"] for r in runs),
+        min(cpu),
+        statistics.median(cpu),
+        statistics.median(r["first_ms"] for r in runs),
+    )
+
+
+def layer_site(version: str) -> tuple[str, Path, Path]:
+    """(interpreter, python/ folder shaped like the shipped layers for this machine's platform, the
+    same folder without bytecode)."""
+    from infra import layers
+
+    python = layers.bytecode_python(version)
+    if python is None:
+        raise SystemExit(f"--layer {version}: no Python {version} interpreter found (see infra/layers.py)")
+    base = ROOT / ".build" / f"bench-layer-py{version}-{layers.dependencies_key(version, version)}"
+    deps = base / "deps"
+    if not (deps / ".complete").exists():
+        shutil.rmtree(deps, ignore_errors=True)
+        pip = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(deps)]
+        subprocess.run([*pip, *layers.REQUIREMENTS], check=True)
+        layers._compile(deps, python, layers._run)
+        (deps / ".complete").touch()
+    site = base / "python"  # the requirements and this checkout's collab package, fresh each run
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.copytree(deps, site, ignore=shutil.ignore_patterns(".complete"))
+    for path in layers._package_files(layers.COLLAB_SOURCE):
+        out = site / "collab" / path.relative_to(layers.COLLAB_SOURCE)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+    source = base / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(site, source, ignore=shutil.ignore_patterns("__pycache__"))
+    layers._compile(site / "collab", python, layers._run)
+    return python, site, source
 
 
 FIRST = {
@@ -57,16 +106,22 @@ CTX = (
 )
 
 
-def probe(code: str, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+def probe(code: str, env: dict[str, str], python: str = sys.executable) -> dict[str, float]:
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--layer", metavar="X.Y", help="run as Lambda does, from layer-shaped bytecode")
     args = ap.parse_args()
     from bench.common import fast_sink, services
+
+    python, path, source_path = sys.executable, os.getcwd(), ""
+    if args.layer:
+        python, site, source = layer_site(args.layer)
+        path, source_path = f"{site}{os.pathsep}{ROOT}", f"{source}{os.pathsep}{ROOT}"
 
     with services() as (db, redis_url), fast_sink() as endpoint:
         env = {
@@ -79,26 +134,38 @@ def main() -> None:
             "AWS_SECRET_ACCESS_KEY": "y",
             "AWS_DEFAULT_REGION": "us-east-1",
             "POWERTOOLS_METRICS_DISABLED": "true",
-            "PYTHONPATH": os.getcwd(),
+            "PYTHONPATH": path,
         }
-        rows = []
-        for name in HANDLERS:
-            code = program(f"import functions.{name}.handler as h", FIRST[name])
-            rows.append((name, *medians([probe(code, env) for _ in range(args.runs)])))
+        if args.layer:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # /opt is read-only in Lambda
+            env["PYTHONNOUSERSITE"] = "1"
+        compiling_env = {**env, "PYTHONPATH": source_path}
         naive = (
             "import boto3, psycopg, redis, pydantic, jwt\n"
             "from aws_lambda_powertools import Logger, Metrics\n"
             f"c = boto3.client('apigatewaymanagementapi', endpoint_url='{endpoint}')"
         )
-        rows.append(
-            (
-                "naive (all imports + boto3 client)",
-                *medians([probe(program(naive, "pass"), env) for _ in range(args.runs)]),
+        cases = [(name, f"import functions.{name}.handler as h", FIRST[name]) for name in HANDLERS]
+        if not args.layer:  # boto3 is not in the layers (the runtime has it, not this interpreter)
+            cases.append(("naive (all imports + boto3 client)", naive, "pass"))
+        rows = []
+        for name, body, first in cases:
+            code = program(body, first)
+            timed = stats([probe(code, env, python) for _ in range(args.runs)])
+            compiling = (
+                statistics.median(probe(code, compiling_env, python)["init_cpu_ms"] for _ in range(args.runs))
+                if args.layer
+                else float("nan")
             )
-        )
-    print(f"{'handler':<38} {'init ms':>8} {'init CPU ms':>12} {'init + first call ms':>21}")
-    for name, init, cpu, first in rows:
-        print(f"{name:<38} {init:>8.0f} {cpu:>12.0f} {first:>21.0f}")
+            rows.append((name, *timed, compiling))
+    where = f"Python {args.layer}, layer-shaped" if args.layer else f"Python {sys.version.split()[0]}, venv"
+    print(f"cold start, {args.runs} fresh interpreters each ({where})")
+    print(
+        f"{'handler':<38} {'init ms':>8} {'init CPU min':>13} {'init CPU med':>13}"
+        f" {'init + first ms':>16} {'init CPU, no bytecode':>22}"
+    )
+    for name, init, cpu_min, cpu_med, first, compiling in rows:
+        print(f"{name:<38} {init:>8.0f} {cpu_min:>13.0f} {cpu_med:>13.0f} {first:>16.0f} {compiling:>22.0f}")
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def test_one_function_per_entry_point_plus_migrate(synth: Synth) -> None:
 def test_function_runtime_architecture_tracing_and_size(synth: Synth, name: str) -> None:
     props = function_props(synth, name)
     spec = FUNCTIONS[name]
-    assert props["Runtime"] == "python3.14"
+    assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == "handler.handler"
     assert props["TracingConfig"] == {"Mode": "Active"}
