@@ -8,6 +8,7 @@ their own, since each answers a narrower question:
     python -m bench.coldstart   each handler's init and first invocation in a fresh interpreter
     python -m bench.memory      Redis bytes per connection, each handler's peak RSS
     python -m bench.cost        AWS cost per million edits, from bench.fanout's durations
+    python -m bench.gateway     the local gateway's Management API alone: CPU per POST, fan-out latency
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main() -> int:
     code = e2e.main(sys.argv[1:])
     print(
         "\nmore: python -m bench.fanout (per-handler time and CPU), python -m bench.coldstart,"
-        " python -m bench.memory, python -m bench.cost"
+        " python -m bench.memory, python -m bench.cost, python -m bench.gateway"
     )
     return code
 
