@@ -9,6 +9,7 @@ their own, since each answers a narrower question:
     python -m bench.memory      Redis bytes per connection, each handler's peak RSS
     python -m bench.cost        AWS cost per million edits, from bench.fanout's durations
     python -m bench.gateway     the local gateway's Management API alone: CPU per POST, fan-out latency
+    python -m bench.broadcast   one fan-out alone: the Management API client's time and CPU per post
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main() -> int:
     code = e2e.main(sys.argv[1:])
     print(
         "\nmore: python -m bench.fanout (per-handler time and CPU), python -m bench.coldstart,"
-        " python -m bench.memory, python -m bench.cost, python -m bench.gateway"
+        " python -m bench.memory, python -m bench.cost, python -m bench.gateway, python -m bench.broadcast"
     )
     return code
 
