@@ -1,5 +1,6 @@
 """The stdlib ticket verifier accepts exactly what PyJWT accepts with the same rules."""
 
+import base64
 import time
 import uuid
 
@@ -109,3 +110,24 @@ def test_any_single_character_change_is_refused_or_harmless(pos, ch):
     i = pos % len(good)
     bad = good[:i] + ch + good[i + 1 :]
     assert ours(bad) == pyjwt_verdict(bad)
+
+
+def test_a_signature_spelled_with_nonzero_unused_bits_is_refused():
+    """43 base64url characters carry 258 bits for a 32-byte HMAC: the last character's two low bits
+    are unused. A token whose last character differs only there decodes to the same signature bytes;
+    PyJWT refuses it, and so do we: one token, one spelling."""
+    good = jwt.encode(
+        {"sub": "u", "wid": str(uuid.uuid4()), "jti": "0123456789abcdef", "aud": "collab-ws", "iss": "collab",
+         "iat": NOW, "exp": NOW + 300},
+        KEY,
+        algorithm="HS256",
+    )  # fmt: skip
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(good[-1])
+    twins = [good[:-1] + alphabet[(last & ~3) | low] for low in range(4) if (last & ~3) | low != last]
+    assert ours(good) and len(twins) == 3
+    for twin in twins:
+        assert base64.urlsafe_b64decode(twin.rsplit(".", 1)[1] + "=") == base64.urlsafe_b64decode(
+            good.rsplit(".", 1)[1] + "="
+        ), "the same signature bytes"
+        assert not ours(twin) and not pyjwt_verdict(twin)

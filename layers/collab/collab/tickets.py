@@ -40,9 +40,14 @@ class Ticket:
 
 
 def _b64(part: str) -> bytes:
+    """Strict base64url: only the canonical encoding of its bytes (unused low bits zero), as PyJWT
+    requires of a signature, so that one token has exactly one spelling."""
     if not _B64URL.match(part):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != part:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 def _number(v: Any) -> bool:
