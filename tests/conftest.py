@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw new examples on every run, so a developer's `make test` keeps exploring (and
+# keeps what fails in .hypothesis/). CI gates a landing: `.ci/run` selects the "ci" profile, the
+# same examples every run, so that a failure there is the change's and not a lucky draw.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 TEST_JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
