@@ -83,7 +83,9 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
 
 
+@functools.cache
 def _version_of(python: str) -> str | None:
+    """An interpreter's X.Y, asked once per path (every layer's cache key needs its compiler's)."""
     try:
         out = subprocess.run(  # noqa: S603 - an interpreter path we found or were given
             [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],

@@ -236,7 +236,6 @@ class Broadcaster:
             self._close(conn)
         self._idle.clear()
         self._sel.close()
-        self._sel = selectors.DefaultSelector()
 
 
 def _header(head: bytes, name: bytes) -> bytes | None:
