@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 schema: $(STAMP)
-	$(BIN)/python -m collab.schema_export
+	$(BIN)/python -m collab_dev.schema_export
 
 clean:
 	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

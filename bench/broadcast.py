@@ -4,8 +4,8 @@
 
 The Management API is ``bench.common.fast_sink`` (a keep-alive HTTP server in another process that
 answers 200 at once), so this is the client's own cost: signing, writing, reading and parsing the
-answers over keep-alive connections from one thread (``collab.fanout``). Prints the wall time of a
-whole broadcast (p50/p95) and this process's CPU per broadcast and per post.
+answers over keep-alive connections from one thread (``collab.adapters.apigw.http_pool``).
+Prints the wall time of a whole broadcast (p50/p95) and this process's CPU per broadcast and per post.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bench.common import fast_sink, summary
 def run(recipients: int, rounds: int) -> dict[str, float]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    from collab.gateway import ManagementApi
+    from collab.adapters.apigw.management import ManagementApi
 
     with fast_sink() as endpoint:
         api = ManagementApi(endpoint)

@@ -22,12 +22,12 @@ def services() -> Iterator[tuple[str, str]]:
 
     import psycopg
 
-    from collab.migrate import migrate
+    from collab.adapters.postgres.migrate import migrate
 
     db, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     emb = None
     if not db or not redis_url:
-        from collab import embedded
+        from collab_dev import embedded
 
         emb = embedded.start(Path(tempfile.mkdtemp(prefix="collab-bench-")))
         db, redis_url = db or emb.database_url, redis_url or emb.redis_url

@@ -28,7 +28,7 @@ HOURS_PER_MONTH = 730
 MESSAGE_MEMORY_MB = 1769  # infra/functions.py
 HEARTBEAT_MEMORY_MB = 256
 MESSAGE_UNIT_BYTES = 32 * 1024
-CONCURRENCY = 32  # posts in flight per fan-out (collab.gateway.CONCURRENCY)
+CONCURRENCY = 32  # posts in flight per fan-out (collab.adapters.apigw.management.CONCURRENCY)
 
 
 def per_million_edits(

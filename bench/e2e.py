@@ -4,7 +4,7 @@
 
 Why this exists: ``bench/fanout.py`` measures one Lambda's handler in isolation; this measures what a
 person sees. Real WebSocket clients (``websockets``, one asyncio loop in this process) talk to the
-local gateway (``collab.local``) with the real handlers over real Postgres and Redis, so every edit
+local gateway (``collab_dev.emulator``) with the real handlers over real Postgres and Redis, so every edit
 goes the whole way: frame -> ``$default`` -> Postgres transaction -> Redis -> Management API POST ->
 the gateway -> every peer's socket. The gateway runs in a process of its own, so the clients' CPU is
 not charged to the server; both read the same monotonic clock, so an edit's send time travels in its
@@ -561,7 +561,7 @@ def _gateway_main(env: dict[str, str], conn: Any) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        from collab.local.gateway import LocalGateway
+        from collab_dev.emulator.local_gateway import LocalGateway
 
         gateway = LocalGateway(host="127.0.0.1", port=0)  # the sweeper runs every minute, as deployed
         await gateway.start()
@@ -578,7 +578,7 @@ def _gateway_main(env: dict[str, str], conn: Any) -> None:
 
 
 class GatewayProcess:
-    """``collab.local.LocalGateway`` with the real handlers in a spawned process on a free port."""
+    """``collab_dev.emulator.LocalGateway`` with the real handlers in a spawned process on a free port."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
@@ -647,11 +647,11 @@ def make_workspaces(
     db_url: str, settings: Any, *, workspaces: int, members: int, tasks: int, tag: str
 ) -> list[Workspace]:
     """Users, workspaces, memberships and tasks, written directly (set-up is not what is measured);
-    tasks go through ``collab.tasks.create`` so their versions, seqs and activity rows are real."""
-    from collab import tasks as task_service
-    from collab.auth import issue_access_token
-    from collab.db import Database
-    from collab.protocol import TaskDraft
+    tasks go through ``collab.domain.tasks.create`` so their versions, seqs and activity rows are real."""
+    from collab.adapters.postgres.database import Database
+    from collab.auth.tokens import issue_access_token
+    from collab.domain import tasks as task_service
+    from collab.protocol.client_frames import TaskDraft
 
     db = Database(db_url)
     out = []
@@ -706,7 +706,7 @@ def unregistered(redis_url: str, clients: list[BoardClient]) -> list[str]:
     out to them (they are "deaf" until their next heartbeat is refused and they reconnect)."""
     import redis
 
-    from collab import keys
+    from collab.adapters.redis import keys
 
     r = redis.Redis.from_url(redis_url)
     try:
@@ -1041,8 +1041,12 @@ def spy(pid: int, seconds: float, out: Path) -> dict[str, Any]:
 
 CATEGORIES = (  # first match wins, on the sample's innermost frames
     (
-        "Management API client (collab.fanout, sigv4)",
-        ("collab/fanout.py", "collab/sigv4.py", "collab/gateway.py"),
+        "Management API client (collab.adapters.apigw.http_pool, sigv4)",
+        (
+            "layers/collab/collab/adapters/apigw/http_pool.py",
+            "collab/sigv4.py",
+            "layers/collab/collab/adapters/apigw/management.py",
+        ),
     ),
     ("Postgres (psycopg)", ("psycopg",)),
     ("Redis (redis-py)", ("redis/",)),

@@ -35,8 +35,8 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with services() as (db_url, redis_url), fast_sink() as endpoint:
         from collab import runtime
+        from collab.adapters.redis.store import ConnInfo
         from collab.config import load_settings
-        from collab.store import ConnInfo
 
         settings = load_settings(
             {
@@ -65,7 +65,7 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
         wid = rt.db.run(setup)
         now = rt.clock.now_ms()
         # One connection per member, plus extra tabs, so that each message reaches `recipients` peers.
-        from collab import presence
+        from collab.domain import presence
 
         conns = []
         for i in range(recipients + 1):
@@ -76,8 +76,8 @@ def run(recipients: int, messages: int, actors: int = 10) -> dict[str, object]:
             presence.join(rt, info)  # a connection is a fan-out target from its first sync on
             conns.append((cid, uid))
         actor_conns = conns[:actors]
-        from collab import tasks
-        from collab.protocol import TaskDraft
+        from collab.domain import tasks
+        from collab.protocol.client_frames import TaskDraft
 
         tid = tasks.create(rt.db, members[0], TaskDraft(title="bench"), workspace_id=wid).task["id"]
         from functions.message.handler import handler

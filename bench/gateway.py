@@ -4,11 +4,11 @@
 
 Why this exists: in ``bench.e2e`` the gateway process spends most of its CPU serving the Management
 API posts of the handlers' fan-outs, not running the handlers. This isolates that path: the local
-gateway (``collab.local.LocalGateway``, no handlers but one that tells a client its connection id)
+gateway (``collab_dev.emulator.LocalGateway``, no handlers but one that tells a client its connection id)
 runs in a process of its own; ``--peers`` WebSocket clients (aiohttp, one asyncio loop in this
 process) connect to it; a thread here posts one message to all of them through
-``collab.gateway.ManagementApi``, the handlers' own client (SigV4, keep-alive connections, up to 32
-posts in flight), as a ``task.update`` fan-out does.
+``collab.adapters.apigw.management.ManagementApi``, the handlers' own client (SigV4, keep-alive
+connections, up to 32 posts in flight), as a ``task.update`` fan-out does.
 
 Two runs:
   closed loop: ``--rounds`` fan-outs back to back: posts/s and the gateway's CPU per POST;
@@ -50,7 +50,7 @@ def _gateway_main(conn: Any, gc_freeze: bool) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        from collab.local.gateway import LocalGateway
+        from collab_dev.emulator.local_gateway import LocalGateway
 
         gateway = LocalGateway(routes={"$default": whoami}, sweep_interval_s=None)
         await gateway.start()
@@ -101,7 +101,7 @@ def _fanout(api: Any, cids: list[str]) -> int:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
-    from collab.gateway import ManagementApi
+    from collab.adapters.apigw.management import ManagementApi
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()

@@ -43,7 +43,7 @@ def _redis_server() -> tuple[subprocess.Popen[bytes], int, str]:
 def redis_memory(workspaces: int = 40, per_workspace: int = 50) -> dict[str, float]:
     import redis
 
-    from collab.store import ConnInfo, Store
+    from collab.adapters.redis.store import ConnInfo, Store
 
     proc, port, d = _redis_server()
     try:
@@ -128,7 +128,7 @@ class C:
     invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:mem"
     def get_remaining_time_in_millis(self): return 10000
 from collab.runtime import runtime
-from collab.store import ConnInfo
+from collab.adapters.redis.store import ConnInfo
 rt = runtime()
 wid = os.environ["BENCH_WID"]; tid = os.environ["BENCH_TID"]
 ctx = {"connectionId": "actor=", "domainName": "x", "stage": "prod", "routeKey": "$default"}
@@ -161,9 +161,9 @@ def handler_memory(n: int = 200) -> dict[str, dict[str, float]]:
     """Peak RSS of each handler: import, then ``n`` invocations (message: fan-out to 50)."""
     from bench.common import fast_sink, services
     from collab import runtime
-    from collab.auth import issue_access_token
+    from collab.adapters.redis.store import ConnInfo
+    from collab.auth.tokens import issue_access_token
     from collab.config import load_settings
-    from collab.store import ConnInfo
 
     out: dict[str, dict[str, float]] = {}
     with services() as (db, redis_url), fast_sink() as endpoint:

@@ -1,9 +1,10 @@
-"""Schema migrations as part of the deploy: a custom resource that runs ``collab.migrate``.
+"""Schema migrations as part of the deploy: a custom resource that runs
+``collab.adapters.postgres.migrate``.
 
 The Provider framework owns the CloudFormation protocol (responding to the pre-signed URL, timeouts,
 retries of the response), so ``functions/migrate/handler.py`` only returns a dict. The resource's
-``MigrationsHash`` property changes whenever a file under ``collab/migrations`` does, which is what
-makes CloudFormation send an Update, and therefore a new run, on the deploy that ships it.
+``MigrationsHash`` property changes whenever a file under ``collab/adapters/postgres/migrations``
+does, which is what makes CloudFormation send an Update, and therefore a new run, on the deploy that ships it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from infra.layers import COLLAB_SOURCE
 
 def migrations_hash() -> str:
     digest = hashlib.sha256()
-    for path in sorted((COLLAB_SOURCE / "migrations").glob("*.sql")):
+    for path in sorted((COLLAB_SOURCE / "adapters" / "postgres" / "migrations").glob("*.sql")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

@@ -41,14 +41,14 @@ def service_urls(
 ) -> Iterator[dict[str, str]]:
     import psycopg
 
-    from collab import embedded as emb
-    from collab.migrate import migrate
+    from collab.adapters.postgres.migrate import migrate
+    from collab_dev import embedded as emb
 
     embedded = None
     base_db = os.environ.get("DATABASE_URL")
     base_redis = os.environ.get("REDIS_URL")
     if not base_db or not base_redis:
-        from collab import embedded as emb
+        from collab_dev import embedded as emb
 
         # not pytest's tmp dir: it is 0700, and pgserver (as root) runs initdb as its own user
         root = Path(tempfile.mkdtemp(prefix="collab-test-services-"))

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from collab import realtime
 from collab.observability import logger, metrics
 from collab.runtime import runtime
+from collab.ws import routes
 
 rt = runtime()
 
@@ -12,4 +12,4 @@ rt = runtime()
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return realtime.heartbeat(runtime(), event)
+    return routes.heartbeat(runtime(), event)

@@ -3,9 +3,9 @@ presence.update). The reply (ack, sync, error) is the route response."""
 
 from typing import Any
 
-from collab import realtime
 from collab.observability import logger, metrics
 from collab.runtime import runtime
+from collab.ws import routes
 
 rt = runtime()
 
@@ -13,4 +13,4 @@ rt = runtime()
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return realtime.message(runtime(), event)
+    return routes.message(runtime(), event)

@@ -9,9 +9,9 @@ from typing import Any
 
 from aws_lambda_powertools import Tracer
 
-from collab import realtime
 from collab.observability import logger, metrics
 from collab.runtime import runtime
+from collab.ws import routes
 
 rt = runtime()
 tracer = Tracer(service="collab", auto_patch=False)
@@ -21,4 +21,4 @@ tracer = Tracer(service="collab", auto_patch=False)
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return realtime.sweep(runtime())
+    return routes.sweep(runtime())

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
-from collab.local.gateway import LocalGateway
+from collab_dev.emulator.local_gateway import LocalGateway
 
 
 class RunningGateway:

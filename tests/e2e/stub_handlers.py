@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any
 
-from collab.gateway import ManagementApi
+from collab.adapters.apigw.management import ManagementApi
 
 _lock = threading.Lock()
 EVENTS: list[dict[str, Any]] = []

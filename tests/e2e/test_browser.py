@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from collab.auth import issue_access_token
-from collab.gateway import ManagementApi
+from collab.adapters.apigw.management import ManagementApi
+from collab.auth.tokens import issue_access_token
 from tests.conftest import TEST_JWT_SECRET
 from tests.e2e.conftest import preserve_exported_env
 from tests.e2e.harness import RunningGateway

@@ -20,8 +20,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from collab.gateway import GONE, ManagementApi
-from collab.local.framing import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, FrameMeter
+from collab.adapters.apigw.management import GONE, ManagementApi
+from collab_dev.emulator.frame_limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, FrameMeter
 from tests.e2e import stub_handlers
 from tests.e2e.harness import RunningGateway
 

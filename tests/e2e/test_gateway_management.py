@@ -1,4 +1,4 @@
-"""The Management API's own HTTP/1.1 server in the local gateway (``collab.local.lean_http``), over
+"""The Management API's own HTTP/1.1 server in the local gateway (``collab_dev.emulator.management_server``), over
 raw sockets: keep-alive, pipelining, every answer of the Management API, and connections that begin
 with another request (or turn to one) going on through aiohttp on the same port."""
 
@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from collab.local.framing import MAX_MESSAGE_BYTES
+from collab_dev.emulator.frame_limits import MAX_MESSAGE_BYTES
 from tests.e2e import stub_handlers
 from tests.e2e.harness import RunningGateway
 from tests.e2e.test_gateway import closed_code, wait_for, whoami

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from collab.gateway import ManagementApi
+from collab.adapters.apigw.management import ManagementApi
 from tests.conftest import TEST_JWT_SECRET
 from tests.e2e.conftest import preserve_exported_env
 from tests.e2e.harness import RunningGateway

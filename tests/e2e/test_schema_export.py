@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from collab import schema_export
+from collab_dev import schema_export
 
 pytestmark = pytest.mark.e2e
 
@@ -18,16 +18,16 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 
 def test_committed_schema_and_types_match_the_models() -> None:
     # Given the files in web/, When the models are exported again, Then nothing differs.
-    assert schema_export.stale(WEB) == [], "run `python -m collab.schema_export` (make schema) and commit"
+    assert schema_export.stale(WEB) == [], "run `python -m collab_dev.schema_export` (make schema) and commit"
 
 
 def test_types_cover_every_frame_of_the_protocol() -> None:
-    from collab import protocol
+    from collab.protocol import client_frames
 
     schema = json.loads((WEB / schema_export.SCHEMA_FILE).read_text())
     types = (WEB / schema_export.TYPES_FILE).read_text()
     actions = {m["properties"]["action"]["const"] for m in _members(schema, "ClientFrame")}
-    assert actions == set(protocol.ACTIONS)
+    assert actions == set(client_frames.ACTIONS)
     server_types = {t for m in _members(schema, "ServerFrame") for t in _literals(m["properties"]["type"])}
     assert {
         "task.created",
@@ -51,7 +51,7 @@ def test_types_cover_every_frame_of_the_protocol() -> None:
 
 
 def test_check_mode_reports_drift(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "collab.schema_export", "--out", str(tmp_path)]
+    run = [sys.executable, "-m", "collab_dev.schema_export", "--out", str(tmp_path)]
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1  # nothing there yet
     assert subprocess.run(run, capture_output=True).returncode == 0
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0

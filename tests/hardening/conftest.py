@@ -138,11 +138,11 @@ def fake(record: logging.LogRecord) -> bool:
 def log_scan(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LogScan]:
-    from collab import auth
+    from collab.auth import tokens
     from collab.observability import logger
 
     scan = LogScan()
-    issue_ticket, issue_access_token = auth.issue_ticket, auth.issue_access_token
+    issue_ticket, issue_access_token = tokens.issue_ticket, tokens.issue_access_token
 
     def ticket(*args: Any, **kwargs: Any) -> Any:
         token, exp = issue_ticket(*args, **kwargs)
@@ -151,8 +151,8 @@ def log_scan(
     def access_token(*args: Any, **kwargs: Any) -> str:
         return scan.secret(issue_access_token(*args, **kwargs))
 
-    monkeypatch.setattr(auth, "issue_ticket", ticket)
-    monkeypatch.setattr(auth, "issue_access_token", access_token)
+    monkeypatch.setattr(tokens, "issue_ticket", ticket)
+    monkeypatch.setattr(tokens, "issue_access_token", access_token)
     handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
     originals = [h.setStream(_Tap(scan.lines)) for h in handlers]
     try:

@@ -189,8 +189,8 @@ def _visible(t: dict[str, Any]) -> dict[str, Any]:
 
 def db_tasks(rt: Any, wid: str) -> dict[str, dict[str, Any]]:
     """Every task of a workspace as the wire shows it, tombstones included."""
+    from collab.domain.tasks import COLUMNS
     from collab.models import Task
-    from collab.tasks import COLUMNS
 
     rows = rt.db.run(
         lambda cur: cur.execute(f"SELECT {COLUMNS} FROM tasks WHERE workspace_id = %s", (wid,)).fetchall()

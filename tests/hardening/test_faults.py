@@ -41,7 +41,7 @@ USERS = ("ann", "bob", "cat", "dan")
 # -- own services, a world over them -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
-    from collab.migrate import migrate
+    from collab.adapters.postgres.migrate import migrate
 
     s = Services()
     try:

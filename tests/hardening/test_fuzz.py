@@ -419,14 +419,14 @@ def batches(draw: Any, valid: Any) -> list[Mutated]:
 def statically_valid(body: str) -> bool:
     """What the protocol alone says of a frame: size, JSON, action, fields (and an update changes
     at least one field, never a required one to null)."""
-    from collab import protocol
     from collab.errors import CollabError
+    from collab.protocol import client_frames
 
     try:
-        msg = protocol.parse(protocol.decode(body))
+        msg = client_frames.parse(client_frames.decode(body))
         if msg.action == "task.update" and not msg.changes.patch():
             return False
-    except (protocol.BadFrame, CollabError):
+    except (client_frames.BadFrame, CollabError):
         return False
     return True
 
@@ -445,7 +445,7 @@ class Run:
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def send(self, m: Mutated) -> None:
-        from collab import protocol
+        from collab.protocol import client_frames
         from functions.message.handler import handler
 
         if self.sent and self.sent % FRAMES_PER_MINUTE == 0:
@@ -474,7 +474,7 @@ class Run:
         after = self.fp.take()
         self.before = after
         if "body" not in out:
-            assert ok_static and protocol.decode(body)["action"] == "presence.update", out
+            assert ok_static and client_frames.decode(body)["action"] == "presence.update", out
             self._count("presence")
             return
         raw = out["body"]
@@ -502,11 +502,11 @@ class Run:
             assert refused and code in INPUT_CODES, (m.log, body[:300], reply)
             assert after == before, f"refused frame changed state: {m.log} {body[:300]!r}"
             return
-        obj = protocol.decode(body)  # as the server reads it (a leading BOM, say)
+        obj = client_frames.decode(body)  # as the server reads it (a leading BOM, say)
         action = obj["action"]
         expected = {"heartbeat": "heartbeat.ack", "sync": "sync"}.get(action, "ack")
         assert kind in (expected, "error"), reply
-        if action in protocol.MUTATIONS:
+        if action in client_frames.MUTATIONS:
             rid = str(uuid.UUID(obj["request_id"]))
             assert kind == "ack" and data["request_id"] == obj["request_id"], reply
             if rid in self.answers:
@@ -530,7 +530,8 @@ class Run:
 
 @pytest.fixture
 def run(world: Any) -> Iterator[Run]:
-    from collab import keys, tasks
+    from collab.adapters.redis import keys
+    from collab.domain import tasks
 
     wid = world.workspace("ann", "bob")
     ann = world.connect("ann", wid)

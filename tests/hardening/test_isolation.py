@@ -219,7 +219,7 @@ class Isolation(RuleBasedStateMachine):
     @precondition(lambda self: self._removable())
     @rule(data=st.data())
     def remove_member_directly(self, data: st.DataObject) -> None:
-        from collab import presence
+        from collab.domain import presence
 
         wid, user = data.draw(st.sampled_from(self._removable()))
         self.world.remove_member(wid, user)

@@ -103,8 +103,14 @@ def test_collab_layer_copies_the_package_and_is_reproducible(tmp_path: Path) -> 
 def test_the_real_collab_package_is_what_ships() -> None:
     built = layers.collab_layer(compiler=None)
     names = set(zipfile.ZipFile(built).namelist())
-    assert {"python/collab/__init__.py", "python/collab/config.py", "python/collab/migrate.py"} <= names
-    assert any(n.startswith("python/collab/migrations/") and n.endswith(".sql") for n in names)
+    assert {
+        "python/collab/__init__.py",
+        "python/collab/config.py",
+        "python/collab/adapters/postgres/migrate.py",
+    } <= names
+    assert any(
+        n.startswith("python/collab/adapters/postgres/migrations/") and n.endswith(".sql") for n in names
+    )
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")], "never the checkout's bytecode"
 
 

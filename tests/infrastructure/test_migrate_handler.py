@@ -28,14 +28,14 @@ def handler_module() -> ModuleType:
 @pytest.fixture
 def migrations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
+    import collab.adapters.postgres.migrate
     import collab.config
-    import collab.migrate
 
     def fake_migrate(dsn: str) -> list[str]:
         calls.append(dsn)
         return ["0001_initial", "0002_more"]
 
-    monkeypatch.setattr(collab.migrate, "migrate", fake_migrate)
+    monkeypatch.setattr(collab.adapters.postgres.migrate, "migrate", fake_migrate)
     monkeypatch.setattr(
         collab.config, "get_settings", lambda: SimpleNamespace(dsn="postgresql://proxy/collab")
     )
@@ -65,7 +65,7 @@ def test_delete_touches_nothing(
     handler_module: ModuleType, migrations: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Even without configuration or a database, a Delete must succeed.
-    monkeypatch.setitem(sys.modules, "collab.migrate", None)
+    monkeypatch.setitem(sys.modules, "collab.adapters.postgres.migrate", None)
     result = handler_module.handler(event("Delete", PhysicalResourceId="collab-schema"), None)
     assert result == {"PhysicalResourceId": "collab-schema"}
     assert migrations == []

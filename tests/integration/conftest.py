@@ -227,7 +227,7 @@ class World:
         )
 
     def ticket(self, uid: str, wid: str) -> str:
-        from collab.auth import issue_ticket
+        from collab.auth.tokens import issue_ticket
 
         return issue_ticket(self.rt.settings, uid, wid)[0]
 

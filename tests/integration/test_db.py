@@ -4,7 +4,7 @@ import uuid
 import psycopg
 import pytest
 
-from collab.db import Database
+from collab.adapters.postgres.database import Database
 from collab.errors import Conflict
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from collab.auth import issue_access_token
+from collab.auth.tokens import issue_access_token
 
 ABSENT = object()
 ROOT = Path(__file__).resolve().parents[2]

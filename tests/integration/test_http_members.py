@@ -302,7 +302,7 @@ def _user(rt: Any, uid: str) -> dict[str, Any] | None:
 def test_users_are_created_and_refreshed_from_their_token(api, rt):
     from test_http_helpers import http_event, invoke
 
-    from collab.auth import issue_access_token
+    from collab.auth.tokens import issue_access_token
 
     def as_(uid: str, **claims: Any) -> int:
         return invoke(

@@ -25,7 +25,7 @@ def _connect(ticket: str) -> int:
 
 # -- tickets -----------------------------------------------------------------------------------
 def test_a_ticket_comes_with_its_url_and_opens_one_connection(api, settings, wid):
-    from collab.auth import verify_ticket
+    from collab.auth.tokens import verify_ticket
 
     before = time.time()
     out = api.ok("POST", "/ws-tickets", "bob", {"workspace_id": wid})
@@ -87,8 +87,8 @@ def test_activity_pages_newest_first_with_before(api, wid):
 
 
 def test_presence_lists_online_members(api, rt, wid):
-    from collab import presence
-    from collab.store import ConnInfo
+    from collab.adapters.redis.store import ConnInfo
+    from collab.domain import presence
 
     info = ConnInfo("conn-bob=", wid, "bob", "Bob", rt.clock.now_ms())
     rt.store.register(info, rt.clock.now_ms())
@@ -139,7 +139,7 @@ def _claims(**over: Any) -> dict[str, Any]:
 
 
 def test_every_authentication_failure_is_401_with_the_error_body(api, settings, capsys):
-    from collab.auth import issue_ticket
+    from collab.auth.tokens import issue_ticket
 
     key = settings.jwt_key
     now = int(time.time())
@@ -256,7 +256,7 @@ def test_malformed_bodies_are_400_415_413_and_never_500(api):
 
 
 def test_a_failed_publish_does_not_undo_or_fail_a_committed_change(api, wid, monkeypatch):
-    from collab import events
+    from collab.domain import events
 
     def down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("redis is down")

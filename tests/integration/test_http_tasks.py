@@ -53,8 +53,8 @@ def test_a_mutation_over_http_is_a_workspace_event_with_activity_history_and_not
 def test_http_and_websocket_share_the_service(api, rt, wid):
     """A task created over HTTP and one created by the service directly (as the WebSocket does)
     produce frames of the same shape and consecutive seqs."""
-    from collab import events, tasks
-    from collab.protocol import TaskDraft
+    from collab.domain import events, tasks
+    from collab.protocol.client_frames import TaskDraft
 
     over_http = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "A"})
     direct = tasks.create(rt.db, "alice", TaskDraft(title="B"), workspace_id=wid)

@@ -2,8 +2,8 @@ import threading
 
 import psycopg
 
-from collab.cli import main
-from collab.migrate import migrate, migration_files
+from collab.adapters.postgres.migrate import migrate, migration_files
+from collab_dev.cli import main
 
 
 def schema_snapshot(dsn):

@@ -13,8 +13,8 @@ import time
 import pytest
 import redis
 
+from collab.adapters.redis.store import ConnInfo, Store, connect_redis
 from collab.errors import Unavailable
-from collab.store import ConnInfo, Store, connect_redis
 
 
 def redis_server() -> str:

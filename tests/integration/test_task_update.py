@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from collab import tasks
+from collab.domain import tasks
 from collab.errors import Conflict, Forbidden, NotFound, ValidationError
-from collab.protocol import TaskDraft
+from collab.protocol.client_frames import TaskDraft
 
 
 @pytest.fixture

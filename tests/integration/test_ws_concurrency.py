@@ -4,7 +4,8 @@ import random
 import threading
 import uuid
 
-from collab import events, tasks
+from collab.domain import events, tasks
+from collab.protocol.client_frames import TaskDraft
 
 
 def test_concurrent_updates_converge_per_field_and_clients_agree_with_the_database(world):
@@ -12,7 +13,10 @@ def test_concurrent_updates_converge_per_field_and_clients_agree_with_the_databa
     wid = world.workspace("ann", *[f"w{i}" for i in range(8)])
     watcher = world.connect("ann", wid)
     base = tasks.create(
-        world.rt.db, "ann", __import__("collab.protocol").protocol.TaskDraft(title="start"), workspace_id=wid
+        world.rt.db,
+        "ann",
+        TaskDraft(title="start"),
+        workspace_id=wid,
     )
     events.publish(world.rt, base.committed, world.rt.gateway_for(None))
     tid = base.task["id"]
@@ -38,7 +42,7 @@ def test_concurrent_updates_converge_per_field_and_clients_agree_with_the_databa
     errors = []
 
     def writer(i):
-        from collab.db import Database
+        from collab.adapters.postgres.database import Database
 
         db = Database(world.rt.settings.dsn)
         barrier.wait()

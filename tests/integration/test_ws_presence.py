@@ -118,7 +118,7 @@ def test_an_offline_assignee_gets_the_notification_in_their_next_sync_once(world
         {"action": "notification.read", "request_id": str(uuid.uuid4()), "notification_ids": [first[0]["id"]]}
     )["data"]
     assert ack["ok"] is True and ack["notification_ids"] == [first[0]["id"]]
-    from collab import notifications
+    from collab.domain import notifications
 
     assert notifications.list_for(world.rt.db, "bob", unread_only=True)["items"] == []
     assert len(notifications.list_for(world.rt.db, "bob")["items"]) == 1
@@ -175,7 +175,7 @@ def test_reassign_and_delete_notify_the_right_people(world):
 def test_a_malformed_notifications_cursor_is_a_validation_error(world):
     import pytest
 
-    from collab import notifications
+    from collab.domain import notifications
     from collab.errors import ValidationError
 
     world.user("ann")

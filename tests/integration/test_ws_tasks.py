@@ -101,8 +101,8 @@ def test_the_101st_frame_in_a_minute_is_refused(world):
 
 
 def test_sync_replays_150_events_in_order_the_oldest_50_from_postgres(world, monkeypatch):
-    from collab import events, tasks
-    from collab.protocol import TaskDraft
+    from collab.domain import events, tasks
+    from collab.protocol.client_frames import TaskDraft
 
     wid = world.workspace("ann", "bob")
     b = world.connect("bob", wid)
@@ -113,7 +113,9 @@ def test_sync_replays_150_events_in_order_the_oldest_50_from_postgres(world, mon
     assert [s for s, _ in world.rt.store.history(wid, 0)] == list(range(51, 151))
     from_db = []
     real = events.activity_frame
-    monkeypatch.setattr("collab.sync.activity_frame", lambda row: from_db.append(row["seq"]) or real(row))
+    monkeypatch.setattr(
+        "collab.domain.sync.activity_frame", lambda row: from_db.append(row["seq"]) or real(row)
+    )
     data = b.send({"action": "sync", "since": 0})["data"]
     assert [e["seq"] for e in data["events"]] == list(range(1, 151))
     assert from_db == list(range(1, 51))
@@ -126,7 +128,7 @@ def test_sync_replays_150_events_in_order_the_oldest_50_from_postgres(world, mon
 
 
 def test_sync_fills_holes_in_redis_from_postgres(world):
-    from collab import keys
+    from collab.adapters.redis import keys
 
     wid = world.workspace("ann", "bob")
     a, b = world.connect("ann", wid), world.connect("bob", wid)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from collab import auth
+from collab.auth import tokens
 from collab.config import load_settings
 from collab.errors import Unauthorized
 
@@ -42,7 +42,7 @@ def hs(c, key=SECRET):
     return jwt.encode(c, key, algorithm="HS256")
 
 
-def refused(token, settings=HS, fn=auth.verify_access_token):
+def refused(token, settings=HS, fn=tokens.verify_access_token):
     with pytest.raises(Unauthorized) as exc:
         fn(token, settings)
     assert exc.value.status == 401
@@ -54,8 +54,8 @@ def refused(token, settings=HS, fn=auth.verify_access_token):
 
 
 def test_valid_hs256_token():
-    ident = auth.verify_access_token(hs(claims()), HS)
-    assert ident == auth.Identity("user-1", "a@example.com", "Ada")
+    ident = tokens.verify_access_token(hs(claims()), HS)
+    assert ident == tokens.Identity("user-1", "a@example.com", "Ada")
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_bad_claims_are_refused(bad):
 
 
 def test_leeway_is_at_most_30_seconds():
-    auth.verify_access_token(hs(claims(exp=int(time.time()) - 20)), HS)
+    tokens.verify_access_token(hs(claims(exp=int(time.time()) - 20)), HS)
     refused(hs(claims(exp=int(time.time()) - 45)))
 
 
@@ -127,9 +127,9 @@ def jwks_url():
 def test_jwks_mode_accepts_rs256_and_es256(jwks_url):
     s = load_settings({**BASE, "JWT_JWKS_URL": jwks_url})
     tok = jwt.encode(claims(), RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
-    assert auth.verify_access_token(tok, s).user_id == "user-1"
+    assert tokens.verify_access_token(tok, s).user_id == "user-1"
     tok = jwt.encode(claims(), EC_KEY, algorithm="ES256", headers={"kid": "k2"})
-    assert auth.verify_access_token(tok, s).user_id == "user-1"
+    assert tokens.verify_access_token(tok, s).user_id == "user-1"
 
 
 def test_hs_rs_confusion_is_refused_in_jwks_mode(jwks_url):
@@ -171,8 +171,8 @@ def ticket_claims(**over):
 
 
 def test_issued_ticket_verifies():
-    tok, exp = auth.issue_ticket(HS, "user-1", WID)
-    t = auth.verify_ticket(tok, HS)
+    tok, exp = tokens.issue_ticket(HS, "user-1", WID)
+    t = tokens.verify_ticket(tok, HS)
     assert (t.user_id, t.workspace_id, t.expires_at) == ("user-1", WID, exp)
     assert exp - time.time() <= 300
 
@@ -193,16 +193,16 @@ def test_issued_ticket_verifies():
 )
 def test_bad_tickets_are_refused(bad):
     bad = bad(int(time.time()))
-    refused(hs(ticket_claims(**bad)), fn=auth.verify_ticket)
+    refused(hs(ticket_claims(**bad)), fn=tokens.verify_ticket)
 
 
 def test_ticket_with_wrong_signature_or_algorithm():
-    refused(hs(ticket_claims(), key="x" * 40), fn=auth.verify_ticket)
-    refused(jwt.encode(ticket_claims(), RSA_KEY, algorithm="RS256"), fn=auth.verify_ticket)
-    refused("not-a-ticket", fn=auth.verify_ticket)
+    refused(hs(ticket_claims(), key="x" * 40), fn=tokens.verify_ticket)
+    refused(jwt.encode(ticket_claims(), RSA_KEY, algorithm="RS256"), fn=tokens.verify_ticket)
+    refused("not-a-ticket", fn=tokens.verify_ticket)
 
 
 def test_access_token_is_not_a_ticket_and_ticket_is_not_an_access_token():
-    tok, _ = auth.issue_ticket(HS, "user-1", WID)
+    tok, _ = tokens.issue_ticket(HS, "user-1", WID)
     refused(tok)
-    refused(auth.issue_access_token(HS, "user-1"), fn=auth.verify_ticket)
+    refused(tokens.issue_access_token(HS, "user-1"), fn=tokens.verify_ticket)

@@ -5,7 +5,7 @@ import sys
 
 import jwt
 
-from collab.cli import main
+from collab_dev.cli import main
 
 SECRET = "cli-secret-0123456789abcdef0123456789abcdef"
 
@@ -24,7 +24,7 @@ def test_token_prints_only_a_valid_access_token(monkeypatch, capsys):
 def test_token_as_a_process_has_nothing_else_on_stdout():
     env = {"JWT_SECRET": SECRET, "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
-        [sys.executable, "-m", "collab.cli", "token", "--user", "u1"],
+        [sys.executable, "-m", "collab_dev.cli", "token", "--user", "u1"],
         capture_output=True,
         text=True,
         env=env,

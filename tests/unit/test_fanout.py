@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from collab.fanout import Broadcaster, _parse
+from collab.adapters.apigw.http_pool import Broadcaster, _parse
 
 
 class Server:

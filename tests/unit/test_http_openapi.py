@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from collab import http_api
 from collab.errors import (
     ConfigError,
     Conflict,
@@ -23,6 +22,7 @@ from collab.errors import (
     Unavailable,
     ValidationError,
 )
+from collab.http import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "openapi.json"
@@ -56,15 +56,15 @@ CONTRACT_ROUTES = {
 # -- the document ------------------------------------------------------------------------------
 def test_the_committed_openapi_document_is_the_one_the_code_generates():
     committed = json.loads(DOC_PATH.read_text())
-    assert committed == http_api.openapi_document(), (
-        "docs/openapi.json is stale: run `python -m collab.http_api --openapi > docs/openapi.json`"
+    assert committed == app.openapi_document(), (
+        "docs/openapi.json is stale: run `python -m collab.http.app --openapi > docs/openapi.json`"
     )
 
 
 def test_the_document_is_valid_openapi_and_covers_every_contract_route():
     from openapi_spec_validator import validate
 
-    doc = http_api.openapi_document()
+    doc = app.openapi_document()
     validate(doc)
     routes = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == CONTRACT_ROUTES
@@ -73,7 +73,7 @@ def test_the_document_is_valid_openapi_and_covers_every_contract_route():
 
 
 def test_every_operation_documents_its_errors_with_the_one_error_body():
-    doc = http_api.openapi_document()
+    doc = app.openapi_document()
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -93,9 +93,9 @@ def test_every_operation_documents_its_errors_with_the_one_error_body():
 
 
 def test_the_generator_prints_the_document(capsys):
-    assert http_api.main(["--openapi"]) == 0
+    assert app.main(["--openapi"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(DOC_PATH.read_text())
-    assert http_api.main([]) == 2
+    assert app.main([]) == 2
 
 
 # -- the one error mapping ---------------------------------------------------------------------
@@ -111,13 +111,13 @@ def test_the_generator_prints_the_document(capsys):
         (RateLimited(retry_after_ms=1500), 429, "rate_limited"),
         (Unavailable(), 503, "internal"),
         (ConfigError("WEBSOCKET_URL: is required"), 500, "internal"),
-        (http_api.BadRequest(), 400, "validation_error"),
-        (http_api.UnsupportedMediaType(), 415, "validation_error"),
+        (app.BadRequest(), 400, "validation_error"),
+        (app.UnsupportedMediaType(), 415, "validation_error"),
         (RuntimeError("secret detail: postgres://user:pw@host"), 500, "internal"),
     ],
 )
 def test_error_response_maps_every_error(error, status, code):
-    response = http_api.error_response(error)
+    response = app.error_response(error)
     assert response.status_code == status
     assert response.body["error"]["code"] == code
     assert "secret detail" not in json.dumps(response.body)
@@ -147,7 +147,7 @@ def test_the_resolvers_own_errors_use_the_same_body():
         (ResponseValidationError(errors=[{"type": "x", "loc": ("response",), "msg": "bad"}]), 500, None),
     ]
     for exc, status, field in cases:
-        response = http_api.error_response(exc)
+        response = app.error_response(exc)
         assert response.status_code == status, exc
         assert set(response.body) == {"error"} and {"code", "message"} <= set(response.body["error"])
         assert response.body["error"].get("field") == field
@@ -206,15 +206,15 @@ def _event(
     ],
 )
 def test_requests_are_refused_before_any_route(offline, headers, body, status):
-    out = http_api.handle(_event("POST", "/workspaces", headers, body), None)
+    out = app.handle(_event("POST", "/workspaces", headers, body), None)
     assert out["statusCode"] == status
     assert set(json.loads(out["body"])) == {"error"}
 
 
 def test_every_route_requires_a_token(offline):
-    for path, ops in http_api.openapi_document()["paths"].items():
+    for path, ops in app.openapi_document()["paths"].items():
         concrete = path.replace("{workspace_id}", str(uuid.uuid4())).replace("{task_id}", str(uuid.uuid4()))
         for method in ops:
-            out = http_api.handle(_event(method.upper(), concrete.replace("{user_id}", "bob")), None)
+            out = app.handle(_event(method.upper(), concrete.replace("{user_id}", "bob")), None)
             assert out["statusCode"] == 401, (method, path)
             assert json.loads(out["body"])["error"]["code"] == "unauthorized"

@@ -1,4 +1,4 @@
-"""``collab.local.lean_http`` on a scripted transport: answers that must wait keep their order, and a
+"""``collab_dev.emulator.management_server`` on a scripted transport: answers that must wait keep their order, and a
 connection handed to the other protocol gets every byte after the answers before it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from collab.local.lean_http import LeanHttpProtocol, Reply, eagerly
+from collab_dev.emulator.management_server import LeanHttpProtocol, Reply, eagerly
 
 AUTH = b"Authorization: AWS4-HMAC-SHA256 x\r\n"
 

@@ -9,7 +9,7 @@ from botocore.credentials import Credentials as BotoCreds
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab import sigv4
+from collab.adapters.apigw import sigv4
 
 CONN_IDS = st.text(
     alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=+/-_", min_size=1, max_size=24
@@ -45,7 +45,7 @@ def test_signature_matches_botocore(token, cid, body):
 @settings(max_examples=40, deadline=None)
 def test_requests_built_for_a_fanout_carry_botocores_signature(token, cid, body):
     """The request bytes ManagementApi sends (path, headers, body) sign exactly as botocore would."""
-    from collab.gateway import ManagementApi
+    from collab.adapters.apigw.management import ManagementApi
 
     creds = sigv4.Credentials("AKIDEXAMPLE", "secret/key+example", token)
     api = ManagementApi("https://abc123.execute-api.eu-west-1.amazonaws.com/prod", credentials=creds)

@@ -8,7 +8,7 @@ import jwt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collab import tickets
+from collab.auth import tickets
 from collab.errors import Unauthorized
 
 KEY = "ticket-key-0123456789abcdef0123456789abcdef"

@@ -15,9 +15,9 @@ from collab.clock import Clock
 from collab.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collab.db import Database
-    from collab.gateway import ManagementApi
-    from collab.store import Store
+    from collab.adapters.apigw.management import ManagementApi
+    from collab.adapters.postgres.database import Database
+    from collab.adapters.redis.store import Store
 
 
 class Runtime:
@@ -42,7 +42,7 @@ class Runtime:
     def db(self) -> Database:
         if self._given["db"] is not None:
             return self._given["db"]
-        from collab.db import Database
+        from collab.adapters.postgres.database import Database
 
         return Database(self.settings.dsn)
 
@@ -50,7 +50,7 @@ class Runtime:
     def store(self) -> Store:
         if self._given["store"] is not None:
             return self._given["store"]
-        from collab.store import Store, connect_redis
+        from collab.adapters.redis.store import Store, connect_redis
 
         s = self.settings
         return Store(
@@ -67,7 +67,7 @@ class Runtime:
             gateways: dict[str, ManagementApi] = self.__dict__.setdefault("_gateways", {})
             gw = gateways.get(endpoint or "")
             if gw is None:
-                from collab.gateway import ManagementApi
+                from collab.adapters.apigw.management import ManagementApi
 
                 if not endpoint:
                     from collab.errors import ConfigError

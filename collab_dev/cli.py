@@ -9,8 +9,8 @@ from collab.errors import CollabError
 
 
 def _migrate(_: argparse.Namespace) -> int:
+    from collab.adapters.postgres.migrate import migrate
     from collab.config import load_settings
-    from collab.migrate import migrate
 
     applied = migrate(load_settings().dsn)
     print(f"applied: {', '.join(applied)}" if applied else "schema is up to date", file=sys.stderr)
@@ -20,7 +20,7 @@ def _migrate(_: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import os
 
-    from collab.auth import issue_access_token
+    from collab.auth.tokens import issue_access_token
     from collab.config import load_settings
 
     env = dict(os.environ)
@@ -32,7 +32,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from collab.local.server import serve
+    from collab_dev.dev_server import serve
 
     return serve(host=args.host, port=args.port)
 

@@ -1,9 +1,10 @@
 """API Gateway Management API adapter: post to and delete WebSocket connections.
 
-One instance per endpoint per container. Requests are SigV4-signed by :mod:`collab.sigv4` and sent
-by :class:`collab.fanout.Broadcaster`, which keeps every post of a fan-out in flight at once over
-keep-alive connections from a single thread. :meth:`broadcast` never stops at the first failure
-and returns a :class:`Receipt`: delivered, gone (HTTP 410, the peer is dead) and failed ids.
+One instance per endpoint per container. Requests are SigV4-signed by
+:mod:`collab.adapters.apigw.sigv4` and sent by :class:`collab.adapters.apigw.http_pool.Broadcaster`,
+which keeps every post of a fan-out in flight at once over keep-alive connections from a single
+thread. :meth:`broadcast` never stops at the first failure and returns a :class:`Receipt`:
+delivered, gone (HTTP 410, the peer is dead) and failed ids.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from datetime import datetime
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
-from collab import sigv4
-from collab.fanout import Broadcaster
+from collab.adapters.apigw import sigv4
+from collab.adapters.apigw.http_pool import Broadcaster
 
 CONCURRENCY = 32  # posts in flight per fan-out: a 50-member workspace goes out in about two waves
 TIMEOUT_S = 5.0

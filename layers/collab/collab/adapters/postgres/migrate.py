@@ -1,4 +1,4 @@
-"""Schema migrations: numbered SQL files in ``collab/migrations``, applied in order.
+"""Schema migrations: numbered SQL files in ``migrations/`` beside this module, applied in order.
 
 Each file runs in its own transaction and is recorded in ``schema_migrations``. A session-level
 advisory lock serialises concurrent runners (two deploys, two containers): the second waits, then
@@ -16,7 +16,7 @@ _LOCK_ID = 0x636F6C6C6162
 
 
 def migration_files() -> list[tuple[str, str]]:
-    folder = resources.files("collab") / "migrations"
+    folder = resources.files("collab.adapters.postgres") / "migrations"
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), (folder / name).read_text(encoding="utf-8")) for name in names]
 

@@ -7,8 +7,8 @@ A request goes through three steps:
    row is created or refreshed from the token (once per container per identity).
 2. The resolver matches the route and validates path, query and body against the route's pydantic
    types (``enable_validation=True``), which is also what the OpenAPI document is generated from.
-3. The route calls one domain function (:mod:`collab.workspaces`, :mod:`collab.tasks`,
-   :mod:`collab.notifications`) and, after the commit, publishes what it committed, so an HTTP
+3. The route calls one domain function (:mod:`collab.domain.workspaces`, :mod:`collab.domain.tasks`,
+   :mod:`collab.domain.notifications`) and, after the commit, publishes what it committed, so an HTTP
    mutation emits exactly the events, seqs, activity and notifications of its WebSocket twin.
 
 Every failure becomes ``{"error": {"code", "message", ...}}`` in one place, :func:`error_response`.
@@ -16,7 +16,7 @@ A bad request is never a 500: a 5xx means the server or a backing service failed
 
 Regenerate the committed document after changing a route::
 
-    python -m collab.http_api --openapi > docs/openapi.json
+    python -m collab.http.app --openapi > docs/openapi.json
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from collab import auth, events, notifications, tasks, workspaces
+from collab.auth import tokens
+from collab.domain import events, notifications, tasks, workspaces
 from collab.errors import CollabError, ErrorCode, NotFound, PayloadTooLarge, Unauthorized, ValidationError
-from collab.frames import MemberEvent, TaskEvent
 from collab.models import Member, Name, Notification, PresenceEntry, Role, Task, UserId, Workspace
 from collab.observability import logger
-from collab.protocol import TaskChanges, TaskDraft
+from collab.protocol.client_frames import TaskChanges, TaskDraft
+from collab.protocol.server_frames import MemberEvent, TaskEvent
 from collab.runtime import Runtime, runtime
 
 API_VERSION = "1"  # the contract's version (docs/contract.md)
@@ -262,7 +263,7 @@ def _rt() -> Runtime:
 
 
 def _me() -> str:
-    identity: auth.Identity = app.context["identity"]
+    identity: tokens.Identity = app.context["identity"]
     return identity.user_id
 
 
@@ -567,10 +568,10 @@ def read_notifications(body: Annotated[ReadIn, Body()]) -> ReadOut:
 
 # -- the entry point -------------------------------------------------------------------------------
 _resolving = threading.Lock()
-_seen: weakref.WeakKeyDictionary[Runtime, dict[auth.Identity, None]] = weakref.WeakKeyDictionary()
+_seen: weakref.WeakKeyDictionary[Runtime, dict[tokens.Identity, None]] = weakref.WeakKeyDictionary()
 
 
-def _see(rt: Runtime, identity: auth.Identity) -> None:
+def _see(rt: Runtime, identity: tokens.Identity) -> None:
     """Create or refresh the caller's user row, once per container per distinct identity."""
     seen = _seen.setdefault(rt, {})
     if identity in seen:
@@ -632,7 +633,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         event = _readable(event)
         rt = runtime()
-        identity = auth.verify_access_token(_bearer(event), rt.settings)
+        identity = tokens.verify_access_token(_bearer(event), rt.settings)
         _see(rt, identity)
     except Exception as exc:  # noqa: BLE001 - every failure is answered through error_response
         result = _respond(event, error_response(exc))
@@ -697,7 +698,7 @@ def openapi_document() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args != ["--openapi"]:
-        print("usage: python -m collab.http_api --openapi > docs/openapi.json", file=sys.stderr)
+        print("usage: python -m collab.http.app --openapi > docs/openapi.json", file=sys.stderr)
         return 2
     sys.stdout.write(json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n")
     return 0

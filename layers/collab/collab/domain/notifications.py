@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collab.db import Cursor, Database
+from collab.adapters.postgres.database import Cursor, Database
 from collab.errors import ValidationError
 from collab.models import Notification
 

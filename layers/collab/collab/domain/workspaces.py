@@ -1,9 +1,10 @@
 """Users, workspaces and memberships: the domain behind the HTTP API's workspace routes.
 
-Like :mod:`collab.tasks`, every mutation is one Postgres transaction that checks the caller's role,
-writes the change, takes the workspace's next ``seq`` and writes the activity row
-(:func:`collab.events.record`) and the affected user's notification (:func:`collab.events.notify`,
-never to the actor). It returns a :class:`Change`; :func:`settle` does the after-commit part.
+Like :mod:`collab.domain.tasks`, every mutation is one Postgres transaction that checks the caller's
+role, writes the change, takes the workspace's next ``seq`` and writes the activity row
+(:func:`collab.domain.events.record`) and the affected user's notification
+(:func:`collab.domain.events.notify`, never to the actor). It returns a :class:`Change`;
+:func:`settle` does the after-commit part.
 
 Membership mutations lock the workspace row first (``FOR UPDATE``). That one lock serialises every
 change to a workspace's members, which is what keeps "the last owner stays" true when two owners
@@ -30,18 +31,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from collab import auth, events, presence
-from collab.access import RANK, require_member, role_of
+from collab.adapters.postgres.database import Cursor, Database
+from collab.auth import tokens
 from collab.clock import iso
-from collab.db import Cursor, Database
+from collab.domain import events, presence
+from collab.domain.access import RANK, require_member, role_of
+from collab.domain.events import Committed
+from collab.domain.tasks import decode_cursor, encode_cursor
 from collab.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationError
-from collab.events import Committed
 from collab.models import Member, Workspace
-from collab.tasks import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
+    from collab.adapters.apigw.management import ManagementApi
     from collab.config import Settings
-    from collab.gateway import ManagementApi
     from collab.runtime import Runtime
 
 MAX_PAGE = 200  # the largest page any list route returns; bounds a response to well under 6 MB
@@ -73,13 +75,13 @@ def _limit(limit: int) -> None:
 
 
 # -- users -----------------------------------------------------------------------------------
-def display_name_of(identity: auth.Identity) -> str:
+def display_name_of(identity: tokens.Identity) -> str:
     """What peers see: the token's name, else its email, else the user id (control chars dropped)."""
     raw = identity.name or identity.email or identity.user_id
     return _CONTROL.sub("", raw).strip()[:100] or identity.user_id[:100]
 
 
-def upsert_user(db: Database, identity: auth.Identity) -> None:
+def upsert_user(db: Database, identity: tokens.Identity) -> None:
     """Create the caller's user row on first sight, refresh email and name when the token's differ.
 
     A claim the token lacks keeps the stored value. An email belongs to one user: when the identity
@@ -442,7 +444,7 @@ def issue_ticket(db: Database, settings: Settings, user_id: str, workspace_id: s
     if not settings.websocket_url:
         raise ConfigError("WEBSOCKET_URL: is required to hand out WebSocket tickets")
     db.run(lambda cur: require_member(cur, workspace_id, user_id))
-    ticket, exp = auth.issue_ticket(settings, user_id, workspace_id)
+    ticket, exp = tokens.issue_ticket(settings, user_id, workspace_id)
     sep = "&" if "?" in settings.websocket_url else "?"
     return {
         "ticket": ticket,

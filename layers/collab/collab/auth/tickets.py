@@ -5,7 +5,7 @@ Why not PyJWT here: ``$connect`` is latency-critical at cold start, and importin
 is HS256 only, so verification is one HMAC: the header must say exactly ``HS256`` (no ``none``, no
 RS/HS confusion is possible), the signature is compared in constant time before any claim is
 trusted, and the claims are checked as PyJWT would with ``leeway=30``. Tickets are issued with PyJWT
-(``collab.auth.issue_ticket``); tests check this verifier agrees with PyJWT on generated tokens.
+(``collab.auth.tokens.issue_ticket``); tests check this verifier agrees with PyJWT on generated tokens.
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from collab.adapters.redis.store import ConnInfo, Removed
 from collab.clock import iso
-from collab.store import ConnInfo, Removed
-from collab.wire import dumps, frame
+from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
-    from collab.gateway import ManagementApi
+    from collab.adapters.apigw.management import ManagementApi
     from collab.runtime import Runtime
 
 DEAD_AFTER_S = 60  # no heartbeat for 60 s: two missed 30 s heartbeats

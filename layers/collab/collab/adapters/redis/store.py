@@ -15,7 +15,7 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from collab import keys
+from collab.adapters.redis import keys
 from collab.errors import Unavailable
 
 HISTORY_LEN = 100  # the latest 100 events of a workspace are replayed from Redis (contract 3.4)

@@ -46,10 +46,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http import WebSocketError, WebSocketWriter
 
-from collab.local import events
-from collab.local.events import LambdaContext, Peer
-from collab.local.framing import MAX_MESSAGE_BYTES, FrameMeter
-from collab.local.lambdas import (
+from collab_dev.emulator import lambda_events
+from collab_dev.emulator.frame_limits import MAX_MESSAGE_BYTES, FrameMeter
+from collab_dev.emulator.lambda_events import LambdaContext, Peer
+from collab_dev.emulator.lambda_loader import (
     HTTP_API,
     SWEEPER,
     Handler,
@@ -58,9 +58,9 @@ from collab.local.lambdas import (
     project_root,
     websocket_routes,
 )
-from collab.local.lean_http import LeanHttpProtocol, Reply
+from collab_dev.emulator.management_server import LeanHttpProtocol, Reply
 
-log = logging.getLogger("collab.local")
+log = logging.getLogger("collab_dev.emulator")
 
 # API Gateway's WebSocket quotas (not adjustable in AWS; adjustable here so tests can wait 1 s):
 IDLE_TIMEOUT_S = 10 * 60.0  # "Idle Connection Timeout: 10 minutes" -> clients heartbeat every 30 s
@@ -86,7 +86,7 @@ class _Connection:
 
     def touch(self) -> None:
         self.last_active = asyncio.get_running_loop().time()
-        self.last_active_ms = events.now_ms()
+        self.last_active_ms = lambda_events.now_ms()
 
     def closing(self, code: int, reason: str) -> bool:
         """Begin a close; False when one already began (the first cause is the one reported)."""
@@ -306,8 +306,8 @@ class LocalGateway:
             # The handlers sign Management API requests; the gateway accepts any signature.
             os.environ["AWS_ACCESS_KEY_ID"] = "local"
             os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # a placeholder, never checked
-        os.environ.setdefault("AWS_REGION", events.REGION)
-        os.environ.setdefault("AWS_DEFAULT_REGION", events.REGION)
+        os.environ.setdefault("AWS_REGION", lambda_events.REGION)
+        os.environ.setdefault("AWS_DEFAULT_REGION", lambda_events.REGION)
         # Handlers already loaded in this process (an earlier gateway in the same test run) must
         # read the new endpoint: forget cached settings and the container runtime.
         from collab import config, runtime
@@ -368,7 +368,7 @@ class LocalGateway:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.invoke(self.sweeper, events.scheduled())
+                await self.invoke(self.sweeper, lambda_events.scheduled())
             except Exception:
                 log.exception("sweeper failed")
 
@@ -412,7 +412,7 @@ class LocalGateway:
         if handler is None:
             return 200, None  # no $connect integration: API Gateway accepts every connection
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
-        event = events.websocket_connect(conn.peer, headers, request.query.items())
+        event = lambda_events.websocket_connect(conn.peer, headers, request.query.items())
         try:
             result = await self.invoke(handler, event)
         except Exception:
@@ -458,11 +458,11 @@ class LocalGateway:
             log.info("closing %s: a %s of %d bytes is too big", cid, verdict.rule, verdict.size)
 
     async def _message(self, conn: _Connection, body: str, *, is_base64: bool) -> None:
-        route = "$default" if is_base64 else events.select_route(body, self.routes)
+        route = "$default" if is_base64 else lambda_events.select_route(body, self.routes)
         handler = self.routes.get(route)
         if handler is None:
             return
-        event = events.websocket_message(conn.peer, route, body, is_base64=is_base64)
+        event = lambda_events.websocket_message(conn.peer, route, body, is_base64=is_base64)
         try:
             result = await self.invoke(handler, event)
         except Exception:
@@ -524,7 +524,7 @@ class LocalGateway:
         if handler is None:
             return
         code = conn.close_code if conn.close_code is not None else 1006
-        event = events.websocket_disconnect(conn.peer, code, conn.close_reason)
+        event = lambda_events.websocket_disconnect(conn.peer, code, conn.close_reason)
         try:
             await self.invoke(handler, event)
         except Exception:
@@ -569,8 +569,8 @@ class LocalGateway:
     def _describe(conn: _Connection) -> dict[str, Any]:
         """GetConnection. The wire names are lowerCamel (what API Gateway sends and boto3 parses);
         the PascalCase twins are the names boto3 returns them under, for readers of raw JSON."""
-        connected = events.iso(conn.peer.connected_at_ms)
-        active = events.iso(conn.last_active_ms)
+        connected = lambda_events.iso(conn.peer.connected_at_ms)
+        active = lambda_events.iso(conn.last_active_ms)
         ip, ua = conn.peer.source_ip, conn.peer.user_agent
         return {
             "connectedAt": connected,
@@ -587,7 +587,7 @@ class LocalGateway:
             return web.json_response({"message": "Not Found"}, status=404)
         raw_path, _, raw_query = request.raw_path.partition("?")
         path = raw_path.removeprefix("/api") or "/"
-        event = events.http_api(
+        event = lambda_events.http_api(
             method=request.method,
             path=path,
             raw_query=raw_query,
@@ -598,7 +598,7 @@ class LocalGateway:
             protocol=f"HTTP/{request.version.major}.{request.version.minor}",
         )
         try:
-            result = events.http_api_result(await self.invoke(self.http_api, event))
+            result = lambda_events.http_api_result(await self.invoke(self.http_api, event))
         except Exception:
             log.exception("HTTP API handler failed on %s %s", request.method, path)
             return web.json_response({"message": "Internal Server Error"}, status=500)

@@ -16,13 +16,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from collab.adapters.postgres.database import Cursor
 from collab.clock import iso
-from collab.db import Cursor
 from collab.models import Notification
-from collab.wire import dumps, frame
+from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
-    from collab.gateway import ManagementApi, Receipt
+    from collab.adapters.apigw.management import ManagementApi, Receipt
     from collab.runtime import Runtime
 
 
@@ -134,7 +134,7 @@ def publish(
 def _prune(rt: Runtime, gateway: ManagementApi, wid: str, gone: list[str]) -> None:
     """Connections found gone (410): out of every Redis structure, and a user whose last connection
     that was leaves the workspace's presence (``presence.left`` to the others)."""
-    from collab import presence
+    from collab.domain import presence
 
     presence.settle(rt, gateway, wid, rt.store.remove_connections(wid, gone))
 

@@ -4,7 +4,7 @@ Client frames are a discriminated union on ``action``. Parsing is split in two s
 contract answers them differently: a frame that is not JSON or has no known action gets an ``error``
 frame; a known action with bad fields gets an ``ack`` with ``validation_error`` naming the field.
 Server frames are built by :func:`frame`; their models below exist for the JSON Schema from which
-the browser client's TypeScript types are generated (``python -m collab.schema_export``).
+the browser client's TypeScript types are generated (``python -m collab_dev.schema_export``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from collab.errors import PayloadTooLarge, ValidationError
 from collab.models import Description, PresenceStatus, Priority, TaskStatus, Title, UserId
-from collab.wire import dumps, frame
+from collab.protocol.wire import dumps, frame
 
 __all__ = ["dumps", "frame"]
 
@@ -172,8 +172,8 @@ def request_id_of(obj: dict[str, Any]) -> str | None:
 
 
 # -- server frames ------------------------------------------------------------------------------
-# Built as dicts by collab.wire; their pydantic models (for the JSON Schema and the TypeScript types)
-# live in collab.frames and are imported only when asked for, to keep them out of cold starts.
+# Built as dicts by collab.protocol.wire; their pydantic models (for the JSON Schema and the TypeScript types)
+# live in collab.protocol.server_frames and are imported only when asked for, to keep them out of cold starts.
 _FRAME_MODELS = (
     "ServerFrameBase",
     "TaskEvent",
@@ -195,7 +195,7 @@ _FRAME_MODELS = (
 
 def __getattr__(name: str) -> Any:
     if name in _FRAME_MODELS:
-        from collab import frames
+        from collab.protocol import server_frames
 
-        return getattr(frames, name)
+        return getattr(server_frames, name)
     raise AttributeError(name)

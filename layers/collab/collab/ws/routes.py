@@ -19,17 +19,17 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from collab import presence
+from collab.adapters.redis.store import ConnInfo
+from collab.auth.tickets import LEEWAY_S, verify_ticket
 from collab.clock import iso
+from collab.domain import presence
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
 from collab.observability import MetricUnit, logger, metrics
-from collab.store import ConnInfo
-from collab.tickets import LEEWAY_S, verify_ticket
-from collab.wire import dumps, frame
+from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
-    from collab.gateway import ManagementApi
-    from collab.protocol import BadFrame
+    from collab.adapters.apigw.management import ManagementApi
+    from collab.protocol.client_frames import BadFrame
     from collab.runtime import Runtime
 
 FRAME_LIMIT = 100  # frames per minute per user across their connections; heartbeat not counted
@@ -186,7 +186,7 @@ def sweep(rt: Runtime) -> dict[str, Any]:
 
 # -- $default ----------------------------------------------------------------------------------
 def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    from collab import protocol
+    from collab.protocol import client_frames
 
     cid = _ctx(event).get("connectionId", "")
     gateway = rt.gateway_for(_endpoint(event))
@@ -199,16 +199,16 @@ def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=1)
     body = event.get("body")
     try:
-        obj = protocol.decode(body)
-    except protocol.BadFrame as exc:
+        obj = client_frames.decode(body)
+    except client_frames.BadFrame as exc:
         return _error(rt, exc, info)
     except CollabError as exc:  # payload_too_large
         return _too_large(rt, info, body, exc)
-    request_id = protocol.request_id_of(obj)
+    request_id = client_frames.request_id_of(obj)
     logger.set_correlation_id(f"{cid}/{request_id}" if request_id else cid)
-    mutation = obj["action"] in protocol.MUTATIONS
+    mutation = obj["action"] in client_frames.MUTATIONS
     try:
-        msg = protocol.parse(obj)
+        msg = client_frames.parse(obj)
     except ValidationError as exc:
         return _ack(rt, info, _ack_error(request_id, exc)) if mutation else _error(rt, exc, info)
     if msg.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
@@ -235,11 +235,11 @@ def message(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict[str, Any]:
-    from collab import protocol
+    from collab.protocol import client_frames
 
     try:
         obj = json.loads(body)
-        rid = protocol.request_id_of(obj) if isinstance(obj, dict) else None
+        rid = client_frames.request_id_of(obj) if isinstance(obj, dict) else None
     except (ValueError, TypeError, RecursionError):
         rid = None
     return _ack(rt, info, _ack_error(rid, exc)) if rid else _error(rt, exc, info)
@@ -274,7 +274,7 @@ def _settle_claim(rt: Runtime, uid: str, rid: str, answer: str | None) -> None:
 
 
 def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) -> dict[str, Any]:
-    from collab.sync import sync
+    from collab.domain.sync import sync
 
     try:
         if msg.action == "sync":
@@ -289,7 +289,7 @@ def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) 
 
 
 def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: str) -> dict[str, Any]:
-    from collab import events, notifications, tasks
+    from collab.domain import events, notifications, tasks
 
     started = time.perf_counter()
     try:

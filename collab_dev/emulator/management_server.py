@@ -59,7 +59,7 @@ _CLOSE = b"Connection: close\r\n"  # the answer's Connection header when the req
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"  # ... when an HTTP/1.0 request asked for keep-alive
 
 access_log = logging.getLogger("aiohttp.access")  # the logger aiohttp's access log writes to
-log = logging.getLogger("collab.local")
+log = logging.getLogger("collab_dev.emulator")
 
 
 class _Resumed:

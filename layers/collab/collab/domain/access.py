@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collab.db import Cursor
+from collab.adapters.postgres.database import Cursor
 from collab.errors import Forbidden, NotFound
 
 RANK = {"member": 1, "admin": 2, "owner": 3}

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collab.local.gateway import LocalGateway
+    from collab_dev.emulator.local_gateway import LocalGateway
 
 HOME = Path(".collab")
 SEED_RETRY_S = 5.0  # the HTTP API may still be being written: try again this often
 
-log = logging.getLogger("collab.local")
+log = logging.getLogger("collab_dev.emulator")
 
 
 def _jwt_secret(home: Path) -> None:
@@ -52,7 +52,7 @@ class _Services:
         self.redis: Any = None
 
     def start(self) -> None:
-        from collab import embedded
+        from collab_dev import embedded
 
         if not os.environ.get("DATABASE_URL"):
             url, self.pg = embedded.start_postgres(self.home)
@@ -66,7 +66,7 @@ class _Services:
             with contextlib.suppress(Exception):  # the server goes away mid-command: expected
                 self.redis.shutdown(save=True)
         if self.pg is not None:
-            # collab.embedded starts Postgres to outlive its process (fast test restarts); a dev
+            # collab_dev.embedded starts Postgres to outlive its process (fast test restarts); a dev
             # stack stops what it started.
             self.pg.cleanup_mode = "stop"
             with contextlib.suppress(Exception):
@@ -84,7 +84,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080) -> int:
     services = _Services(HOME)
     try:
         services.start()
-        from collab.migrate import migrate
+        from collab.adapters.postgres.migrate import migrate
 
         applied = migrate(os.environ["DATABASE_URL"])
         print(f"postgres: ready ({'migrated ' + ', '.join(applied) if applied else 'schema up to date'})")
@@ -96,8 +96,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080) -> int:
 
 
 async def _run(host: str, port: int) -> int:
-    from collab.local import events
-    from collab.local.gateway import LocalGateway
+    from collab_dev.emulator import lambda_events
+    from collab_dev.emulator.local_gateway import LocalGateway
 
     gateway = LocalGateway(host=host, port=port)
     try:
@@ -119,7 +119,7 @@ async def _run(host: str, port: int) -> int:
     if gateway.sweeper is not None:
         # Connections left in Redis by an earlier run are swept now rather than in a minute.
         with contextlib.suppress(Exception):
-            await gateway.invoke(gateway.sweeper, events.scheduled())
+            await gateway.invoke(gateway.sweeper, lambda_events.scheduled())
     seeding = asyncio.create_task(_seed_until_ready(gateway))
     await stop.wait()
     print("\nstopping: closing connections...", flush=True)
@@ -130,7 +130,7 @@ async def _run(host: str, port: int) -> int:
 
 async def _seed_until_ready(gateway: LocalGateway) -> None:
     from collab.config import load_settings
-    from collab.local.seed import SeedError, seed
+    from collab_dev.seed import SeedError, seed
 
     settings = load_settings()
     last = ""

@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from collab import notifications, presence
-from collab.access import require_member
-from collab.db import Cursor
+from collab.adapters.postgres.database import Cursor
+from collab.adapters.redis.store import ConnInfo
+from collab.domain import notifications, presence
+from collab.domain.access import require_member
+from collab.domain.events import activity_frame
 from collab.errors import Forbidden
-from collab.events import activity_frame
-from collab.store import ConnInfo
-from collab.wire import dumps
+from collab.protocol.wire import dumps
 
 if TYPE_CHECKING:
-    from collab.gateway import ManagementApi
+    from collab.adapters.apigw.management import ManagementApi
     from collab.runtime import Runtime
 
 MAX_EVENTS = 500  # and at most MAX_BYTES: a reply must fit in one 128 KB WebSocket message

@@ -5,7 +5,7 @@ Each mutation is one Postgres transaction that
   2. writes the task: a create, a patch of only the fields sent, or a soft delete; ``version + 1``,
   3. takes the workspace's next ``seq`` and writes the activity row (workspace tasks only),
   4. writes the notifications the change causes (never to the actor),
-and returns a :class:`Mutation` whose ``committed`` part :func:`collab.events.publish` sends after
+and returns a :class:`Mutation` whose ``committed`` part :func:`collab.domain.events.publish` sends after
 the commit. Conflicts are last-write-wins per field in commit order: the task row is locked
 ``FOR UPDATE`` for the length of the transaction, so concurrent patches apply one after the other and
 a field keeps the value of the last commit that wrote it; fields a patch did not send are untouched.
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from collab.access import require_member
-from collab.db import Cursor, Database
+from collab.adapters.postgres.database import Cursor, Database
+from collab.domain.access import require_member
+from collab.domain.events import Committed, notify, record
 from collab.errors import CollabError, Conflict, Forbidden, NotFound, ValidationError
-from collab.events import Committed, notify, record
 from collab.models import Task
-from collab.protocol import TaskDraft
+from collab.protocol.client_frames import TaskDraft
 
 COLUMNS = (
     "id, workspace_id, title, description, status, priority, due_date, assigned_to, created_by,"

@@ -20,10 +20,10 @@ from typing import Any
 
 import jwt
 
-from collab import tickets
+from collab.auth import tickets
+from collab.auth.tickets import LEEWAY_S, TICKET_AUDIENCE, TICKET_TTL_S, Ticket
 from collab.config import Settings
 from collab.errors import Unauthorized
-from collab.tickets import LEEWAY_S, TICKET_AUDIENCE, TICKET_TTL_S, Ticket
 
 __all__ = ["LEEWAY_S", "TICKET_AUDIENCE", "TICKET_TTL_S", "Identity", "Ticket", "issue_ticket"]
 
@@ -139,5 +139,5 @@ def issue_ticket(settings: Settings, user_id: str, workspace_id: str) -> tuple[s
 
 
 def verify_ticket(token: str | None, settings: Settings) -> Ticket:
-    """Check a ticket's signature and claims (see :mod:`collab.tickets`)."""
+    """Check a ticket's signature and claims (see :mod:`collab.auth.tickets`)."""
     return tickets.verify_ticket(token, settings.jwt_key, settings.jwt_issuer)

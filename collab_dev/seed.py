@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from collab.auth import issue_access_token
-from collab.local import events
+from collab.auth.tokens import issue_access_token
+from collab_dev.emulator import lambda_events
 
 if TYPE_CHECKING:
     from collab.config import Settings
-    from collab.local.gateway import LocalGateway
+    from collab_dev.emulator.local_gateway import LocalGateway
 
 WORKSPACE_NAME = "Demo board"
 TOKEN_TTL_S = 12 * 3600  # the printed links work for a working day
@@ -68,7 +68,7 @@ async def call(
     if gateway.http_api is None:
         raise SeedError("no HTTP API handler is configured")
     raw_path, _, query = path.partition("?")
-    event = events.http_api(
+    event = lambda_events.http_api(
         method=method,
         path=raw_path,
         raw_query=query,
@@ -78,7 +78,7 @@ async def call(
         domain_name=f"127.0.0.1:{gateway.port}",
     )
     try:
-        result = events.http_api_result(await gateway.invoke(gateway.http_api, event))
+        result = lambda_events.http_api_result(await gateway.invoke(gateway.http_api, event))
     except Exception as exc:  # a missing or crashing handler: report it, retry later
         raise SeedError(f"{method} {raw_path}: the handler failed ({type(exc).__name__}: {exc})") from exc
     try:

@@ -1,5 +1,5 @@
 """Pydantic models of the server frames (contract 3.3), for the protocol's JSON Schema and the
-browser client's generated TypeScript types. Frames are built at run time by :mod:`collab.wire`."""
+browser client's generated TypeScript types. Frames are built at run time by :mod:`collab.protocol.wire`."""
 
 from __future__ import annotations
 
