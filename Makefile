@@ -47,6 +47,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m collab_dev.schema_export
+	$(BIN)/python -m collab_dev.openapi_export > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ from typing import Any
 
 from collab.observability import logger, metrics
 from collab.runtime import runtime
-from collab.ws import routes
+from collab.ws import connect
 
 rt = runtime()  # settings are read, and checked, once per cold start
 
@@ -15,4 +15,4 @@ rt = runtime()  # settings are read, and checked, once per cold start
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return routes.connect(runtime(), event)
+    return connect.handle(runtime(), event)

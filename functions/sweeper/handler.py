@@ -11,7 +11,7 @@ from aws_lambda_powertools import Tracer
 
 from collab.observability import logger, metrics
 from collab.runtime import runtime
-from collab.ws import routes
+from collab.ws import sweeper
 
 rt = runtime()
 tracer = Tracer(service="collab", auto_patch=False)
@@ -21,4 +21,4 @@ tracer = Tracer(service="collab", auto_patch=False)
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return routes.sweep(runtime())
+    return sweeper.handle(runtime())

@@ -93,7 +93,7 @@ def test_a_removed_member_ticket_stops_working(world):
 
 def test_connection_attempts_are_rate_limited_per_user(world):
     wid = world.workspace("ann", "bob")
-    from collab.ws.routes import CONNECT_LIMIT
+    from collab.ws.connect import CONNECT_LIMIT
 
     statuses = [world.connect_raw(world.ticket("bob", wid))["statusCode"] for _ in range(CONNECT_LIMIT + 2)]
     assert statuses[:CONNECT_LIMIT] == [200] * CONNECT_LIMIT
@@ -110,10 +110,10 @@ def test_a_removal_between_the_membership_check_and_registration_still_refuses(w
     """The removal commits (and closes the user's connections) after $connect's first membership
     check but before it registers the connection: the connection must not survive."""
     from collab.domain import presence
-    from collab.ws import routes
+    from collab.ws import connect
 
     wid = world.workspace("ann", "bob")
-    real = routes._member_name
+    real = connect._member_name
     calls = []
 
     def racing(rt, w, u):
@@ -124,7 +124,7 @@ def test_a_removal_between_the_membership_check_and_registration_still_refuses(w
         calls.append(u)
         return name
 
-    monkeypatch.setattr(routes, "_member_name", racing)
+    monkeypatch.setattr(connect, "_member_name", racing)
     out = world.connect_raw(world.ticket("bob", wid), "racing=")
     assert out["statusCode"] == 403
     assert world.rt.store.workspace_connections(wid) == {}

@@ -22,7 +22,8 @@ from collab.errors import (
     Unavailable,
     ValidationError,
 )
-from collab.http import app
+from collab.http import app, responses
+from collab_dev import openapi_export
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "openapi.json"
@@ -56,15 +57,15 @@ CONTRACT_ROUTES = {
 # -- the document ------------------------------------------------------------------------------
 def test_the_committed_openapi_document_is_the_one_the_code_generates():
     committed = json.loads(DOC_PATH.read_text())
-    assert committed == app.openapi_document(), (
-        "docs/openapi.json is stale: run `python -m collab.http.app --openapi > docs/openapi.json`"
+    assert committed == openapi_export.openapi_document(), (
+        "docs/openapi.json is stale: run `python -m collab_dev.openapi_export > docs/openapi.json`"
     )
 
 
 def test_the_document_is_valid_openapi_and_covers_every_contract_route():
     from openapi_spec_validator import validate
 
-    doc = app.openapi_document()
+    doc = openapi_export.openapi_document()
     validate(doc)
     routes = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == CONTRACT_ROUTES
@@ -73,7 +74,7 @@ def test_the_document_is_valid_openapi_and_covers_every_contract_route():
 
 
 def test_every_operation_documents_its_errors_with_the_one_error_body():
-    doc = app.openapi_document()
+    doc = openapi_export.openapi_document()
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -93,9 +94,9 @@ def test_every_operation_documents_its_errors_with_the_one_error_body():
 
 
 def test_the_generator_prints_the_document(capsys):
-    assert app.main(["--openapi"]) == 0
+    assert openapi_export.main([]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(DOC_PATH.read_text())
-    assert app.main([]) == 2
+    assert openapi_export.main(["--bogus"]) == 2
 
 
 # -- the one error mapping ---------------------------------------------------------------------
@@ -111,13 +112,13 @@ def test_the_generator_prints_the_document(capsys):
         (RateLimited(retry_after_ms=1500), 429, "rate_limited"),
         (Unavailable(), 503, "internal"),
         (ConfigError("WEBSOCKET_URL: is required"), 500, "internal"),
-        (app.BadRequest(), 400, "validation_error"),
-        (app.UnsupportedMediaType(), 415, "validation_error"),
+        (responses.BadRequest(), 400, "validation_error"),
+        (responses.UnsupportedMediaType(), 415, "validation_error"),
         (RuntimeError("secret detail: postgres://user:pw@host"), 500, "internal"),
     ],
 )
 def test_error_response_maps_every_error(error, status, code):
-    response = app.error_response(error)
+    response = responses.error_response(error)
     assert response.status_code == status
     assert response.body["error"]["code"] == code
     assert "secret detail" not in json.dumps(response.body)
@@ -147,7 +148,7 @@ def test_the_resolvers_own_errors_use_the_same_body():
         (ResponseValidationError(errors=[{"type": "x", "loc": ("response",), "msg": "bad"}]), 500, None),
     ]
     for exc, status, field in cases:
-        response = app.error_response(exc)
+        response = responses.error_response(exc)
         assert response.status_code == status, exc
         assert set(response.body) == {"error"} and {"code", "message"} <= set(response.body["error"])
         assert response.body["error"].get("field") == field
@@ -212,7 +213,7 @@ def test_requests_are_refused_before_any_route(offline, headers, body, status):
 
 
 def test_every_route_requires_a_token(offline):
-    for path, ops in app.openapi_document()["paths"].items():
+    for path, ops in openapi_export.openapi_document()["paths"].items():
         concrete = path.replace("{workspace_id}", str(uuid.uuid4())).replace("{task_id}", str(uuid.uuid4()))
         for method in ops:
             out = app.handle(_event(method.upper(), concrete.replace("{user_id}", "bob")), None)

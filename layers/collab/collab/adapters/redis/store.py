@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -24,127 +25,11 @@ REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contrac
 # A claim whose attempt died (container killed mid-request) frees itself after this; > Lambda timeout.
 PENDING_TTL_S = 30
 
-# Sliding-window limiter and idempotency claim in one step. The frame counts against the limit
-# first; a refused frame claims nothing. Returns {"limited", retry_ms} | {"new"} | {"seen", value}.
-_BEGIN = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if limit > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[1]) >= limit then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    return {'limited', tostring(math.max(1, tonumber(oldest[2]) + window - now))}
-  end
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], window)
-end
-if #KEYS < 2 then return {'new', ''} end
-if redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', tonumber(ARGV[5])) then return {'new', ''} end
-return {'seen', redis.call('GET', KEYS[2]) or 'pending'}
-"""
+_SCRIPTS = Path(__file__).parent / "scripts"  # the Lua scripts, one file each (their headers say what)
 
-# Register a connection in its workspace. KEYS: conns, hb. ARGV: cid, uid, now_ms.
-_REGISTER = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
 
-# Announce a connection for presence (its first sync). KEYS: joined, online, presence, conns.
-# ARGV: cid, uid, entry json. Returns 1 when this is the user's first announced connection.
-_ANNOUNCE = """
-if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then return -1 end
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-if n == 1 or redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-end
-if n == 1 then return 1 end
-return 0
-"""
-
-# Remove connections from a workspace. KEYS: conns, hb, joined, online, presence.
-# ARGV: cid1, cid2, ... Returns a flat list {cid, uid, left, ...} for those that were present, where
-# left is '' or, when the user just left, their presence entry (json) as it was.
-_REMOVE_BODY = """
-local function remove(cid)
-  local uid = redis.call('HGET', KEYS[1], cid)
-  redis.call('ZREM', KEYS[2], cid)
-  if not uid then return nil end
-  redis.call('HDEL', KEYS[1], cid)
-  local left = ''
-  if redis.call('SREM', KEYS[3], cid) == 1 then
-    local n = redis.call('HINCRBY', KEYS[4], uid, -1)
-    if n <= 0 then
-      redis.call('HDEL', KEYS[4], uid)
-      left = redis.call('HGET', KEYS[5], uid) or '{}'
-      redis.call('HDEL', KEYS[5], uid)
-    end
-  end
-  return {cid, uid, left}
-end
-"""
-_REMOVE = (
-    _REMOVE_BODY
-    + """
-local out = {}
-for i = 1, #ARGV do
-  local r = remove(ARGV[i])
-  if r then out[#out+1] = r[1]; out[#out+1] = r[2]; out[#out+1] = r[3] end
-end
-return out
-"""
-)
-
-# Heartbeat: refresh this connection, update the user's last_seen, and remove peers whose last
-# heartbeat is older than the cutoff (bounded by ARGV[4]). KEYS as _REMOVE.
-# ARGV: cid, now_ms, cutoff_ms, limit. Returns {alive(0/1), cid, uid, left, ...}.
-_HEARTBEAT = (
-    _REMOVE_BODY
-    + """
-local alive = 0
-local uid = redis.call('HGET', KEYS[1], ARGV[1])
-if uid then
-  alive = 1
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  local raw = redis.call('HGET', KEYS[5], uid)
-  if raw then
-    local entry = cjson.decode(raw)
-    entry['last_seen_ms'] = tonumber(ARGV[2])
-    redis.call('HSET', KEYS[5], uid, cjson.encode(entry))
-  end
-end
-local out = {alive}
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-for _, cid in ipairs(stale) do
-  local r = remove(cid)
-  if r then out[#out+1] = r[1]; out[#out+1] = r[2]; out[#out+1] = r[3] end
-end
-return out
-"""
-)
-
-# Presence update of one user (keeps last_seen). KEYS: presence, online. ARGV: uid, status, viewing
-# (json), now_ms. Returns the entry json, or false when the user is not online.
-_PRESENCE = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return false end
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-local entry = raw and cjson.decode(raw) or {}
-entry['status'] = ARGV[2]
-entry['viewing'] = cjson.decode(ARGV[3])
-entry['last_seen_ms'] = tonumber(ARGV[4])
-local out = cjson.encode(entry)
-redis.call('HSET', KEYS[1], ARGV[1], out)
-return out
-"""
-
-# Append an event to a workspace's history (ordered by seq, whatever order commits arrive in),
-# keep the latest HISTORY_LEN, and return the fan-out targets: the announced connections.
-# KEYS: history, joined. ARGV: seq, event json, keep.
-_APPEND = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
-return redis.call('SMEMBERS', KEYS[2])
-"""
+def _lua(*names: str) -> str:
+    return "".join((_SCRIPTS / f"{name}.lua").read_text(encoding="utf-8") for name in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +80,13 @@ class Store:
     def __init__(self, r: Any, *, cluster: bool = False) -> None:
         self.r = r
         self.cluster = cluster
-        self._begin = r.register_script(_BEGIN)
-        self._register = r.register_script(_REGISTER)
-        self._announce = r.register_script(_ANNOUNCE)
-        self._remove = r.register_script(_REMOVE)
-        self._heartbeat = r.register_script(_HEARTBEAT)
-        self._presence = r.register_script(_PRESENCE)
-        self._append = r.register_script(_APPEND)
+        self._begin = r.register_script(_lua("begin"))
+        self._register = r.register_script(_lua("register"))
+        self._announce = r.register_script(_lua("announce"))
+        self._remove = r.register_script(_lua("remove_connection", "remove_connections"))
+        self._heartbeat = r.register_script(_lua("remove_connection", "heartbeat"))
+        self._presence = r.register_script(_lua("presence"))
+        self._append = r.register_script(_lua("append"))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

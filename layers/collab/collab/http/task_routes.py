@@ -1,0 +1,76 @@
+"""Tasks: a workspace's tasks and personal tasks - list, create, read, change, delete.
+
+A change is published after its commit (:func:`collab.http.routing.publish`), exactly as its
+WebSocket twin (``task.*``) is; personal tasks have no workspace and publish nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from collab.domain import tasks
+from collab.http.routing import TaggedRouter, checked, me, publish, route, rt
+from collab.http.schemas import Cursor, Limit, TaskId, TaskPage, WorkspaceId
+from collab.models import Task
+from collab.protocol.client_frames import TaskChanges, TaskDraft
+
+router = TaggedRouter("tasks")
+TASK = "/tasks/<task_id>"
+WS_TASKS = "/workspaces/<workspace_id>/tasks"
+
+
+@route(router, "GET", WS_TASKS, "list_workspace_tasks", "A workspace's tasks, in creation order (members)",
+       ok="A page of tasks", errors=(403, 404))  # fmt: skip
+def list_workspace_tasks(workspace_id: WorkspaceId, cursor: Cursor = None, limit: Limit = 100) -> TaskPage:
+    return checked(tasks.list_workspace(rt().db, me(), str(workspace_id), cursor=cursor, limit=limit))
+
+
+@route(router, "POST", WS_TASKS, "create_workspace_task", "Create a task in a workspace (members)",
+       ok="The new task", status=201, errors=(403, 404, 409))  # fmt: skip
+def create_workspace_task(workspace_id: WorkspaceId, body: Annotated[TaskDraft, Body()]) -> Task:
+    m = tasks.create(rt().db, me(), body, workspace_id=str(workspace_id))
+    publish(m.committed)
+    return checked(m.task)
+
+
+@route(router, "GET", "/tasks", "list_personal_tasks", "My personal tasks, in creation order",
+       ok="A page of tasks")  # fmt: skip
+def list_personal_tasks(cursor: Cursor = None, limit: Limit = 100) -> TaskPage:
+    return checked(tasks.list_personal(rt().db, me(), cursor=cursor, limit=limit))
+
+
+@route(router, "POST", "/tasks", "create_personal_task",
+       "Create a personal task (seen and changed by its owner only)", ok="The new task", status=201,
+       errors=(409,))  # fmt: skip
+def create_personal_task(body: Annotated[TaskDraft, Body()]) -> Task:
+    return checked(tasks.create(rt().db, me(), body, workspace_id=None).task)
+
+
+@route(router, "GET", TASK, "get_task", "A task (members of its workspace; a personal task: its owner)",
+       ok="The task", errors=(403, 404))  # fmt: skip
+def get_task(task_id: TaskId) -> Task:
+    return checked(tasks.get(rt().db, me(), str(task_id)))
+
+
+@route(router, "PATCH", TASK, "update_task", "Change some fields of a task; last write wins per field",
+       ok="The committed task", errors=(403, 404, 409),
+       description="With `base_version`, the change is refused (409, with the current task) when the "
+       "task has moved on since that version.")  # fmt: skip
+def update_task(
+    task_id: TaskId,
+    body: Annotated[TaskChanges, Body()],
+    base_version: Annotated[int | None, Query(ge=1)] = None,
+) -> Task:
+    m = tasks.update(rt().db, me(), str(task_id), body.patch(), base_version=base_version)
+    publish(m.committed)
+    return checked(m.task)
+
+
+@route(router, "DELETE", TASK, "delete_task", "Delete a task; answers its tombstone (deleted, final version)",
+       ok="The tombstone", errors=(403, 404))  # fmt: skip
+def delete_task(task_id: TaskId) -> Task:
+    m = tasks.delete(rt().db, me(), str(task_id))
+    publish(m.committed)
+    return checked(m.task)

@@ -1,0 +1,203 @@
+"""``$default``: every client frame but heartbeat - ``sync``, ``presence.update``, ``task.*``,
+``notification.read``. The answer (``ack``, ``sync`` or ``error``) is the route response.
+
+A mutating frame (``task.update``, say) goes, in this module's order (docs/architecture.md follows
+it file by file):
+
+1. :func:`handle` decodes and validates it (:mod:`collab.protocol.client_frames`); bad input is
+   answered and changes nothing;
+2. one Redis script counts it against the user's rate limit and claims its ``request_id``
+   (:meth:`collab.adapters.redis.store.Store.begin`); a repeat gets the first answer;
+3. :func:`_mutate` runs the one Postgres transaction (:mod:`collab.domain.tasks`);
+4. then publishes (:func:`collab.domain.events.publish`): the answer under the ``request_id``, the
+   event in the workspace's history, the fan-out to peers;
+5. and returns the ``ack`` with the committed task and seq.
+
+Heavy imports (pydantic models, psycopg through the domain) are paid at init: Lambda runs the init
+phase with its full CPU, and the first frame of every connection (``sync``) needs them anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from collab.domain import events, notifications, presence, tasks
+from collab.domain.sync import sync
+from collab.errors import CollabError, Forbidden, RateLimited, ValidationError
+from collab.observability import MetricUnit, logger, metrics
+from collab.protocol import client_frames
+from collab.protocol.wire import dumps
+from collab.ws import heartbeat
+from collab.ws.context import (
+    WINDOW_MS,
+    ack,
+    ack_error,
+    connection_id,
+    connection_info,
+    endpoint,
+    error,
+    gone,
+    reply,
+)
+
+if TYPE_CHECKING:
+    from collab.adapters.apigw.management import ManagementApi
+    from collab.adapters.redis.store import ConnInfo
+    from collab.runtime import Runtime
+
+FRAME_LIMIT = 100  # frames per minute per user across their connections; heartbeat not counted
+PENDING_WAIT_S = 5.0  # a duplicate waits this long for the first attempt's answer
+
+
+def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    cid = connection_id(event)
+    gateway = rt.gateway_for(endpoint(event))
+    try:
+        info = connection_info(rt, cid)
+    except CollabError as exc:  # Redis down: the frame cannot be placed; answered, the client retries
+        return error(rt, exc)
+    if info is None:
+        return gone(rt, gateway, cid)
+    metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=1)
+    body = event.get("body")
+    try:
+        obj = client_frames.decode(body)
+    except client_frames.BadFrame as exc:
+        return error(rt, exc, info)
+    except CollabError as exc:  # payload_too_large
+        return _too_large(rt, info, body, exc)
+    request_id = client_frames.request_id_of(obj)
+    logger.set_correlation_id(f"{cid}/{request_id}" if request_id else cid)
+    mutation = obj["action"] in client_frames.MUTATIONS
+    try:
+        msg = client_frames.parse(obj)
+    except ValidationError as exc:
+        return ack(rt, info, ack_error(request_id, exc)) if mutation else error(rt, exc, info)
+    if msg.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
+        return heartbeat.handle(rt, event)
+    rid = str(msg.request_id) if mutation else None
+    try:
+        kind, value = rt.store.begin(
+            info.user_id,
+            bucket="rl",
+            limit=FRAME_LIMIT,
+            window_ms=WINDOW_MS,
+            now_ms=rt.clock.now_ms(),
+            request_id=rid,
+        )
+        if kind == "limited":
+            raise RateLimited("rate limit: 100 frames per minute", retry_after_ms=int(value))
+    except CollabError as exc:
+        return ack(rt, info, ack_error(rid, exc)) if mutation else error(rt, exc, info)
+    if kind == "seen":
+        return ack(rt, info, _await_answer(rt, info.user_id, rid, value))
+    if rid is None:
+        return _read_action(rt, gateway, info, msg)
+    return _mutate(rt, gateway, info, msg, rid)
+
+
+def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict[str, Any]:
+    try:
+        obj = json.loads(body)
+        rid = client_frames.request_id_of(obj) if isinstance(obj, dict) else None
+    except (ValueError, TypeError, RecursionError):
+        rid = None
+    return ack(rt, info, ack_error(rid, exc)) if rid else error(rt, exc, info)
+
+
+def _await_answer(rt: Runtime, uid: str, rid: str | None, value: str) -> dict[str, Any]:
+    """A repeated request_id: the first attempt's answer, waiting for it while it is still running."""
+    assert rid is not None
+    deadline = time.monotonic() + PENDING_WAIT_S
+    while value == "pending" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            value = rt.store.request_answer(uid, rid) or "pending"
+        except CollabError as exc:  # Redis down while waiting: this attempt is answered internal
+            return ack_error(rid, exc)
+    if value == "pending":
+        return ack_error(rid, CollabError("the first attempt of this request is still running; retry"))
+    answer: dict[str, Any] = json.loads(value)
+    return answer
+
+
+def _settle_claim(rt: Runtime, uid: str, rid: str, answer: str | None) -> None:
+    """Record the answer under the request_id, or (None) free the claim for a retry. If Redis fails
+    here, the frame's answer stands: an unanswered claim frees itself (``PENDING_TTL_S``)."""
+    try:
+        if answer is None:
+            rt.store.abandon(uid, rid)
+        else:
+            rt.store.finish(uid, rid, answer)
+    except CollabError as exc:
+        logger.warning("request record not written", extra={"reason": exc.code})
+
+
+def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) -> dict[str, Any]:
+    try:
+        if msg.action == "sync":
+            return reply(rt, "sync", sync(rt, gateway, info, msg.since), info)
+        presence.update(rt, gateway, info, msg.status, str(msg.viewing) if msg.viewing else None)
+        return {"statusCode": 200}
+    except CollabError as exc:
+        if isinstance(exc, Forbidden):  # removed from the workspace: this connection is over
+            rt.connections.pop(info.connection_id, None)
+            gateway.delete(info.connection_id)
+        return error(rt, exc, info)
+
+
+def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        if msg.action == "notification.read":
+            ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in msg.notification_ids])
+            answer: dict[str, Any] = {"request_id": rid, "ok": True, "notification_ids": ids}
+            _settle_claim(rt, info.user_id, rid, dumps(answer))
+            return ack(rt, info, answer)
+        if msg.action == "task.create":
+            m = tasks.create(rt.db, info.user_id, msg.task, workspace_id=info.workspace_id)
+        elif msg.action == "task.update":
+            m = tasks.update(
+                rt.db,
+                info.user_id,
+                str(msg.task_id),
+                msg.changes.patch(),
+                base_version=msg.base_version,
+                scope=info.workspace_id,
+            )
+        else:
+            m = tasks.delete(rt.db, info.user_id, str(msg.task_id), scope=info.workspace_id)
+    except CollabError as exc:
+        answer = ack_error(rid, exc)
+        # transient (5xx): free the claim, so a retry tries again
+        _settle_claim(rt, info.user_id, rid, None if exc.status >= 500 else dumps(answer))
+        return ack(rt, info, answer)
+    except Exception:
+        _settle_claim(rt, info.user_id, rid, None)
+        raise
+    answer = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
+    try:
+        receipt = events.publish(
+            rt,
+            m.committed,
+            gateway,
+            exclude_connection=info.connection_id,
+            answer=(info.user_id, rid, dumps(answer)),
+        )
+    except CollabError:  # Redis down after the commit: the change stands, peers catch up with sync
+        logger.exception("publish after commit failed")
+        receipt = None
+    if receipt is not None:
+        metrics.add_metric(
+            name="FanoutSize",
+            unit=MetricUnit.Count,
+            value=len(receipt.delivered) + len(receipt.gone) + len(receipt.failed),
+        )
+        metrics.add_metric(name="GoneConnections", unit=MetricUnit.Count, value=len(receipt.gone))
+        logger.info("published", extra={"seq": m.seq, **receipt.counts()})
+    metrics.add_metric(
+        name="MutationLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
+    return ack(rt, info, answer)
