@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test lint unit integration infra e2e synth bench typecheck clean schema
+.PHONY: dev test runtime-site lint unit integration infra e2e synth bench typecheck clean schema
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/collab dev
 
+# The layers' requirements for this machine, installed once (.build/, git-ignored): the layer import
+# test runs the shipped package on them, as Lambda would (tests/infrastructure/test_layer_imports.py).
+runtime-site: $(STAMP)
+	@$(BIN)/python -m infra.layers
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check layers functions tests bench infra
+	$(BIN)/ruff format --check layers collab_dev functions tests bench infra
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) lint runtime-site
 	$(BIN)/python -m pytest -n 2
 
 unit: $(STAMP)
@@ -33,7 +38,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
-infra: $(STAMP)
+infra: $(STAMP) runtime-site
 	$(BIN)/python -m pytest tests/infrastructure
 
 e2e: $(STAMP)

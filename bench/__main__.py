@@ -4,11 +4,11 @@ It drives the local gateway with real WebSocket clients and prints each measure 
 arguments are passed through (``python -m bench --help``). The other benchmarks are commands of
 their own, since each answers a narrower question:
 
-    python -m bench.fanout      one Lambda's task.update handler: time, CPU per edit and per recipient
+    python -m bench.task_update      one Lambda's task.update handler: time, CPU per edit and per recipient
     python -m bench.coldstart   each handler's init and first invocation in a fresh interpreter
     python -m bench.memory      Redis bytes per connection, each handler's peak RSS
-    python -m bench.cost        AWS cost per million edits, from bench.fanout's durations
-    python -m bench.gateway     the local gateway's Management API alone: CPU per POST, fan-out latency
+    python -m bench.cost        AWS cost per million edits, from bench.task_update's durations
+    python -m bench.emulator_posts     the local gateway's Management API alone: CPU per POST, fan-out latency
     python -m bench.broadcast   one fan-out alone: the Management API client's time and CPU per post
 """
 
@@ -22,8 +22,9 @@ from bench import e2e
 def main() -> int:
     code = e2e.main(sys.argv[1:])
     print(
-        "\nmore: python -m bench.fanout (per-handler time and CPU), python -m bench.coldstart,"
-        " python -m bench.memory, python -m bench.cost, python -m bench.gateway, python -m bench.broadcast"
+        "\nmore: python -m bench.task_update (per-handler time and CPU), python -m bench.coldstart,"
+        " python -m bench.memory, python -m bench.cost, python -m bench.emulator_posts,"
+        " python -m bench.broadcast"
     )
     return code
 

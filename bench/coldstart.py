@@ -63,21 +63,18 @@ def layer_site(version: str) -> tuple[str, Path, Path]:
     same folder without bytecode)."""
     from infra import layers
 
-    python = layers.bytecode_python(version)
-    if python is None:
+    if layers.bytecode_python(version) is None:
         raise SystemExit(f"--layer {version}: no Python {version} interpreter found (see infra/layers.py)")
-    base = ROOT / ".build" / f"bench-layer-py{version}-{layers.dependencies_key(version, version)}-boto3"
-    deps = base / "deps"
-    if not (deps / ".complete").exists():
-        shutil.rmtree(deps, ignore_errors=True)
-        pip = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(deps)]
-        # boto3 too, for the naive module: Lambda's runtime carries it (precompiled), the layer does not
-        subprocess.run([*pip, *layers.REQUIREMENTS, "boto3"], check=True)
-        layers._compile(deps, python, layers._run)
-        (deps / ".complete").touch()
+    python, deps = layers.runtime_site(version)  # boto3 too, for the naive module: Lambda carries it
+    base = deps.parent / f"bench-layer-{deps.name}"
+    compiled = base / "deps"
+    if not (compiled / ".complete").exists():
+        shutil.rmtree(compiled, ignore_errors=True)
+        shutil.copytree(deps, compiled)
+        layers._compile(compiled, python, layers._run)
     site = base / "python"  # the requirements and this checkout's collab package, fresh each run
     shutil.rmtree(site, ignore_errors=True)
-    shutil.copytree(deps, site, ignore=shutil.ignore_patterns(".complete"))
+    shutil.copytree(compiled, site, ignore=shutil.ignore_patterns(".complete"))
     for path in layers._package_files(layers.COLLAB_SOURCE):
         out = site / "collab" / path.relative_to(layers.COLLAB_SOURCE)
         out.parent.mkdir(parents=True, exist_ok=True)

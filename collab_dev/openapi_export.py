@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from collab.http.app import app
+from collab.http.api import app
 from collab.http.responses import DESCRIPTIONS
 
 API_VERSION = "1"  # the contract's version (docs/contract.md)

@@ -50,7 +50,7 @@ class FunctionSpec:
 # importing and flat under load (python -m bench.memory), so 128 MB would hold any of them. Lambda's
 # CPU share grows with memory (1,769 MB = one vCPU), so each size follows what the route spends:
 # - message: 1,769 MB, a full vCPU. Its fan-out is CPU-bound (~90 us per recipient plus ~4 ms per
-#   edit on one core, python -m bench.fanout); with half a vCPU a 50-member edit would take twice as
+#   edit on one core, python -m bench.task_update); with half a vCPU a 50-member edit would take twice as
 #   long and bill the same GB-seconds, so the full vCPU is the same price for half the latency.
 # - api: 1,024 MB, for pydantic validation and the resolver, which are CPU-heavy per request.
 # - connect, sweeper: 512 MB: a few round trips to Redis and Postgres plus an HMAC, mostly waiting.

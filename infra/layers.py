@@ -301,3 +301,40 @@ def _zip_tree(folder: Path, out: Path) -> None:
             info.external_attr = (0o100000 | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
+
+
+# -- the layers' requirements for this machine, to run the shipped package as Lambda would -----------
+RUNTIME_VERSION = "3.13"  # infra.functions.RUNTIME's version (kept here: this module imports no CDK)
+
+
+def runtime_site(
+    version: str = RUNTIME_VERSION, *, build_root: Path = BUILD_ROOT, build: bool = True
+) -> tuple[str, Path]:
+    """(interpreter, folder) with the layers' pinned requirements and boto3 (which Lambda's runtime
+    carries), installed for THIS machine's platform by an interpreter of the runtime's version, or
+    by the current one when none is found: what the layer import test and ``bench.coldstart
+    --layer`` put on ``sys.path`` beside the collab layer. ``make`` builds it (``python -m
+    infra.layers``); tests pass ``build=False``, since building downloads the wheels."""
+    python = bytecode_python(version) or sys.executable
+    found = _version_of(python) or f"{sys.version_info[0]}.{sys.version_info[1]}"
+    site = build_root / f"runtime-site-py{found}-{dependencies_key(found)}"
+    if (site / ".complete").exists():
+        return python, site
+    if not build:
+        raise LayerBuildError(f"{site} is not built: run `make runtime-site` (python -m infra.layers)")
+    build_root.mkdir(parents=True, exist_ok=True)
+    with exclusive(build_root / ".lock"):
+        if not (site / ".complete").exists():
+            shutil.rmtree(site, ignore_errors=True)
+            pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+            result = _run([*pip, "--target", str(site), *REQUIREMENTS, "boto3"])
+            if result.returncode != 0:
+                tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-20:])
+                raise LayerBuildError(f"pip could not install the runtime's requirements:\n{tail}")
+            (site / ".complete").touch()
+    return python, site
+
+
+if __name__ == "__main__":
+    interpreter, folder = runtime_site()
+    print(f"{folder} (for {interpreter})")

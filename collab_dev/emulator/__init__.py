@@ -1,10 +1,9 @@
-"""The local stack behind ``collab dev``: API Gateway's WebSocket API, Management API and HTTP API
-on one port, invoking the project's real Lambda handlers (contract section 6, docs/local.md).
+"""API Gateway on one machine: the WebSocket API, the Management API and the HTTP API on one port,
+invoking the project's real Lambda handlers (contract section 6, docs/local.md).
 
-``framing``  API Gateway's frame and message size rules, on the raw byte stream (sans-I/O)
-``events``   events and context objects shaped exactly as AWS sends them (pure functions)
-``lambdas``  the functions of ``functions/<name>/handler.py``, loaded on first invocation
-``gateway``  the aiohttp application: routing, time limits, $disconnect, Management and HTTP API
-``seed``     the demo workspace, created through the HTTP API handler
-``server``   ``collab dev``: services, schema, secret, gateway, demo, clean shutdown
+``frame_limits``       API Gateway's frame and message size rules, on the raw byte stream (sans-I/O)
+``lambda_events``      events and context objects shaped exactly as AWS sends them (pure functions)
+``lambda_loader``      the functions of ``functions/<name>/handler.py``, loaded on first invocation
+``local_gateway``      the aiohttp application: routing, time limits, $disconnect, the HTTP API
+``management_server``  the Management API's own HTTP/1.1 server on the same port
 """

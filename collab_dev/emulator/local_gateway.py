@@ -10,14 +10,14 @@ the rules the handlers are written against, and fails locally where AWS would fa
   configured route key goes to that route, anything else to ``$default``. A handler's ``body`` is
   sent back as the route response. Handlers run in a thread pool, concurrently, as Lambda runs
   containers; nothing orders two frames of one connection (API Gateway does not either).
-* Frames over 32 KB and messages over 128 KB close the connection with 1009 (see ``framing``).
+* Frames over 32 KB and messages over 128 KB close the connection with 1009 (see ``frame_limits``).
 * Idle connections close after 10 minutes, every connection after 2 hours; ``$disconnect`` runs
   exactly once per accepted connection, whatever closed it.
 * ``/@connections/{id}``: POST (one text frame), GET (connection info), DELETE (close), 410 with
   ``GoneException`` for a connection that is unknown, connecting or closed. Requests must carry a
   SigV4 ``Authorization`` header (the handlers sign theirs); signatures are not verified. A
   connection whose requests are all of this kind is served by a small HTTP/1.1 server of its own
-  (``lean_http``: aiohttp's costs several times the WebSocket send per post); any other request
+  (``management_server``: aiohttp's costs several times the WebSocket send per post); any other request
   hands its connection to aiohttp, where the same rules answer (``_manage``).
 * ``/api/...``: the HTTP API handler with payload format 2.0 events; ``/``: the demo page.
 * The sweeper is invoked every minute with EventBridge's scheduled event.
@@ -532,7 +532,7 @@ class LocalGateway:
 
     # -- Management API --------------------------------------------------------------------------
     async def _manage(self, method: str, connection_id: str, authorization: str, body: bytes | None) -> Reply:
-        """The Management API, for both of its servers: ``lean_http`` and the aiohttp route below.
+        """The Management API, for both of its servers: ``management_server`` and the aiohttp route below.
         ``body`` is None when it was over POST_MAX_BYTES and not read."""
         if not authorization.startswith("AWS4-HMAC-SHA256 "):
             return _MISSING_TOKEN

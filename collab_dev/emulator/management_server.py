@@ -3,7 +3,7 @@
 Why: a fan-out to a 50-member workspace is 49 ``POST /@connections/{id}`` on one event loop, and
 aiohttp's server spends ~100 us of CPU on each (request parsing, ``Request`` objects, routing,
 response preparation), several times the cost of the WebSocket frame the POST turns into
-(``python -m bench.gateway``). The handlers' requests are always the same shape (a request line,
+(``python -m bench.emulator_posts``). The handlers' requests are always the same shape (a request line,
 a few headers, a Content-Length body, keep-alive), so a connection whose requests have that shape
 is served here, and every other one by aiohttp.
 

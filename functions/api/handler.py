@@ -1,7 +1,7 @@
 """HTTP API entry point (contract section 1): API Gateway HTTP API, payload format 2.0.
 
 Thin on purpose: the routes, validation, error mapping and the OpenAPI document live in
-:mod:`collab.http.app`. The correlation id is API Gateway's request id. Neither the event nor its
+:mod:`collab.http.api`. The correlation id is API Gateway's request id. Neither the event nor its
 headers are logged (the Authorization header carries the caller's token).
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from collab.http import app
+from collab.http import api
 from collab.observability import logger
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.handle(event, context)
+    return api.handle(event, context)

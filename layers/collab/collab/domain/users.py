@@ -1,6 +1,6 @@
 """Users: a row per identity, created or refreshed from the caller's access token.
 
-Users exist once they have called the HTTP API (``collab.http.app`` refreshes the caller's row once
+Users exist once they have called the HTTP API (``collab.http.api`` refreshes the caller's row once
 per container per identity); members are added by user id or email from these rows.
 """
 

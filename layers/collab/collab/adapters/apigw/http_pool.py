@@ -1,7 +1,7 @@
 """Concurrent Management API posts from one thread: a small non-blocking HTTP/1.1 client.
 
 Why not a thread pool: fan-out is CPU-bound under the GIL, and 32 threads handing the GIL back and
-forth cost ~500 us of CPU per post here (measured, bench/fanout.py). One thread driving up to
+forth cost ~500 us of CPU per post here (measured, bench/task_update.py). One thread driving up to
 ``concurrency`` keep-alive connections through a selector keeps every post in flight at once, as the
 pool did, for ~60-90 us of CPU each: sign, write, read, parse the status line. It speaks just
 enough HTTP/1.1 for API Gateway's answers (Content-Length or chunked bodies, keep-alive or close),

@@ -4,7 +4,7 @@ Prints handler time p50/p95/p99, CPU per message and per recipient, and the Post
 and Redis round trips per message. The Management API is a local keep-alive sink in another
 process, so the numbers are the handler's own cost (API Gateway's network latency excluded).
 
-    python -m bench.fanout [--recipients 50] [--messages 500]
+    python -m bench.task_update [--recipients 50] [--messages 500]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The local gateway's Management API alone: CPU per POST and how long a 49-post fan-out takes.
 
-    python -m bench.gateway [--peers 49] [--rounds 200] [--rate 22] [--seconds 10]
+    python -m bench.emulator_posts [--peers 49] [--rounds 200] [--rate 22] [--seconds 10]
 
 Why this exists: in ``bench.e2e`` the gateway process spends most of its CPU serving the Management
 API posts of the handlers' fan-outs, not running the handlers. This isolates that path: the local
@@ -190,7 +190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m bench.gateway",
+        prog="python -m bench.emulator_posts",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
     results = asyncio.run(run(args))
-    results["command"] = "python -m bench.gateway " + " ".join(argv if argv is not None else sys.argv[1:])
+    args_given = argv if argv is not None else sys.argv[1:]
+    results["command"] = "python -m bench.emulator_posts " + " ".join(args_given)
     results["machine"] = {
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_after": os.getloadavg(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gateway.json").write_text(json.dumps(results, indent=1))
+    (args.out / "emulator_posts.json").write_text(json.dumps(results, indent=1))
     c, p = results["closed_loop"], results["paced"]
     print(
         f"closed loop: {c['posts']} posts in {c['fanouts']} fan-outs of {args.peers}:"

@@ -1,0 +1,1 @@
+"""What the tests and the benchmarks share: neither a test nor a benchmark (docs/testing.md)."""
