@@ -50,6 +50,14 @@ class DeployConfig:
     # API Gateway needs an account-level CloudWatch role before a WebSocket stage may log.
     manage_api_gateway_account: bool = True
     log_level: str = "INFO"
+    # Reserved concurrency per function, sized from the stage throttles above (infra/functions.py,
+    # reserved_concurrency): false for an account whose concurrency quota cannot spare it.
+    reserved_concurrency: bool = True
+    # Multiplier over rate x duration: 2 for the stages' bursts (twice their rate), 2 for a
+    # dependency running at twice its usual latency (or a wave of cold starts).
+    concurrency_headroom: int = 4
+    # The account's Lambda concurrency quota in the region; Lambda keeps 100 of it unreserved.
+    account_concurrency: int = 1000
 
     @property
     def jwt_authorizer_enabled(self) -> bool:
@@ -116,6 +124,9 @@ _OPTIONS: dict[str, tuple[str, Any]] = {
     "httpThrottleBurst": ("http_throttle_burst", _int),
     "manageApiGatewayAccount": ("manage_api_gateway_account", _bool),
     "logLevel": ("log_level", _str),
+    "reservedConcurrency": ("reserved_concurrency", _bool),
+    "concurrencyHeadroom": ("concurrency_headroom", _int),
+    "accountConcurrency": ("account_concurrency", _int),
 }
 
 
@@ -146,5 +157,7 @@ def _check(config: DeployConfig) -> None:
                 raise ContextError(
                     f"context {name}: with a JWKS URL the issuer must be an https OIDC issuer, got {url!r}"
                 )
+    if config.concurrency_headroom < 1:
+        raise ContextError("context concurrencyHeadroom: at least 1 (rate x duration, no margin)")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ContextError("context logLevel: one of DEBUG, INFO, WARNING, ERROR")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -28,12 +29,17 @@ ISOLATED = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
 
 class Data(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, config: DeployConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, key: kms.IKey, config: DeployConfig
+    ) -> None:
         super().__init__(scope, construct_id)
+        # Every secret is encrypted with the stack's key (infra/encryption.py).
+        self._key = key
         self.jwt_secret = secretsmanager.Secret(
             self,
             "JwtSecret",
             description="Collab: HS256 key for access tokens and WebSocket tickets",
+            encryption_key=key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True
             ),
@@ -48,6 +54,7 @@ class Data(Construct):
             self,
             "RedisAuthToken",
             description="Collab: ElastiCache AUTH token (plain string)",
+            encryption_key=self._key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True
             ),
@@ -125,7 +132,7 @@ class Data(Construct):
             security_groups=[self.db_security_group],
             port=POSTGRES_PORT,
             database_name=DB_NAME,
-            credentials=rds.Credentials.from_generated_secret("collab_admin"),
+            credentials=rds.Credentials.from_generated_secret("collab_admin", encryption_key=self._key),
             storage_encrypted=True,
             storage_type=rds.StorageType.GP3,
             allocated_storage=config.db_allocated_storage_gb,

@@ -3,21 +3,29 @@
 The table is the place to tune memory and timeouts. Each row also says which secrets the function
 may read and whether it posts to WebSocket connections; the factory turns that into the function's
 own role, so least privilege is visible in one screen instead of scattered ``grant_*`` calls.
+
+It also says how each function is invoked and how long it runs, which sizes its reserved
+concurrency (:func:`reserved_concurrency`) and decides whether it needs a dead-letter queue (only
+asynchronous invocations can use one).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import layers
-from infra.config import DeployConfig
+from infra.config import ContextError, DeployConfig
 from infra.data import DB_NAME, Data
 from infra.layers import ROOT
 
@@ -28,6 +36,12 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")  # "3.13"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+# How a function is invoked: the WebSocket or HTTP stage (synchronously, at most the stage's
+# throttle rate), the one-minute schedule (asynchronously) or the deploy (once, synchronously by
+# the custom resource provider).
+Trigger = Literal["websocket", "http", "schedule", "deploy"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,10 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     description: str
+    trigger: Trigger
+    # Expected duration of one invocation in AWS, warm: the average billed durations of docs/deploy.md
+    # (the handlers' measured CPU in docs/performance.md plus AWS round trips). Sizes concurrency.
+    duration_ms: int
     redis: bool = False  # reads the Redis AUTH token secret
     db: bool = False  # reads the database credentials secret
     jwt: bool = False  # reads the JWT signing secret
@@ -58,35 +76,90 @@ class FunctionSpec:
 #   per connection), so their size matters most to the bill.
 FUNCTIONS: dict[str, FunctionSpec] = {
     "connect": FunctionSpec(512, 10, "WebSocket $connect: check the ticket, register the connection",
-                            redis=True, db=True, jwt=True),
+                            "websocket", 50, redis=True, db=True, jwt=True),
     "disconnect": FunctionSpec(256, 10, "WebSocket $disconnect: drop the connection and presence",
-                               redis=True, db=True),
+                               "websocket", 50, redis=True, db=True),
     "heartbeat": FunctionSpec(256, 10, "WebSocket heartbeat: refresh liveness, answer heartbeat.ack",
-                              redis=True, posts=True),
+                              "websocket", 10, redis=True, posts=True),
     "message": FunctionSpec(1769, 10, "WebSocket $default: sync, task and presence actions, fan-out",
-                            redis=True, db=True, posts=True),
+                            "websocket", 60, redis=True, db=True, posts=True),
     "sweeper": FunctionSpec(512, 55, "Every minute: close connections without a heartbeat for 60 s",
-                            redis=True, db=True, posts=True),
+                            "schedule", 1000, redis=True, db=True, posts=True),
     "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
-                        redis=True, db=True, jwt=True, posts=True),
+                        "http", 50, redis=True, db=True, jwt=True, posts=True),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
-                            db=True),
+                            "deploy", 5000, db=True),
 }  # fmt: skip
+
+# Lambda keeps this much of the account's quota unreserved, for the functions without a reservation.
+UNRESERVED_MINIMUM = 100
+# CDK's custom resource framework function (infra/migrations.py) reserves one more.
+PROVIDER_FRAMEWORK_RESERVED = 1
+
+
+def reserved_concurrency(name: str, config: DeployConfig) -> int | None:
+    """The function's reserved concurrency, or None when ``-c reservedConcurrency=false``.
+
+    Concurrency is arrival rate x duration (Little's law). The most that can arrive at a route is
+    its stage's throttle rate (``wsThrottleRate`` / ``httpThrottleRate``), so a route gets that rate
+    x its expected duration x ``concurrencyHeadroom`` (default 4: twice for a burst, which API
+    Gateway allows at twice the rate, twice for a slow dependency or a wave of cold starts).
+    Reserving it guarantees the route that much and caps it there: a ``$connect`` flood with
+    Postgres hanging would otherwise hold rate x timeout = 500/s x 10 s = 5,000 executions, the
+    whole account's quota, and starve every other route, the sweeper and the HTTP API.
+    The sweeper and migrate run one at a time by design; 1 also keeps two runs from overlapping.
+    """
+    if not config.reserved_concurrency:
+        return None
+    spec = FUNCTIONS[name]
+    if spec.trigger == "websocket":
+        rate = config.ws_throttle_rate
+    elif spec.trigger == "http":
+        rate = config.http_throttle_rate
+    else:
+        return 1
+    return max(2, math.ceil(rate * spec.duration_ms / 1000 * config.concurrency_headroom))
+
+
+def check_concurrency_budget(config: DeployConfig) -> int:
+    """Total reserved by the stack; fails the synth when the account's quota cannot spare it."""
+    if not config.reserved_concurrency:
+        return 0
+    total = sum(reserved_concurrency(n, config) or 0 for n in FUNCTIONS) + PROVIDER_FRAMEWORK_RESERVED
+    available = config.account_concurrency - UNRESERVED_MINIMUM
+    if total > available:
+        raise ContextError(
+            f"context accountConcurrency: the functions reserve {total} concurrent executions, but an "
+            f"account with a quota of {config.account_concurrency} can reserve at most {available} "
+            "(Lambda keeps 100 unreserved). Lower wsThrottleRate/httpThrottleRate or "
+            "concurrencyHeadroom, raise the quota, or deploy with -c reservedConcurrency=false."
+        )
+    return total
 
 
 class FunctionFactory(Construct):
     """Builds the functions of :data:`FUNCTIONS` with their roles, log groups, layers and env."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, data: Data, config: DeployConfig
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        data: Data,
+        key: kms.IKey,
+        config: DeployConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vpc = vpc
         self._data = data
         self._config = config
+        self.key = key
+        self.reserved_total = check_concurrency_budget(config)
         self.functions: dict[str, lambda_.Function] = {}
         self.security_groups: dict[str, ec2.SecurityGroup] = {}
         self.roles: dict[str, iam.Role] = {}
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.layers = [
             lambda_.LayerVersion(
                 self,
@@ -115,6 +188,14 @@ class FunctionFactory(Construct):
             f"{title}Logs",
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
+            encryption_key=self.key,
+        )
+        security_group = ec2.SecurityGroup(
+            self,
+            f"{title}SecurityGroup",
+            vpc=self._vpc,
+            description=f"{name} function: egress to Redis, the RDS Proxy and (through NAT) AWS APIs",
+            allow_all_outbound=True,
         )
         role = iam.Role(
             self,
@@ -131,23 +212,25 @@ class FunctionFactory(Construct):
                             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                             resources=[log_group.log_group_arn],
                         ),
-                        iam.PolicyStatement(
-                            sid="VpcNetworkInterfaces",
-                            # These EC2 actions do not support resource-level permissions.
-                            actions=[
-                                "ec2:CreateNetworkInterface",
-                                "ec2:DescribeNetworkInterfaces",
-                                "ec2:DescribeSubnets",
-                                "ec2:DeleteNetworkInterface",
-                                "ec2:AssignPrivateIpAddresses",
-                                "ec2:UnassignPrivateIpAddresses",
-                            ],
-                            resources=["*"],
-                        ),
+                        *self._network_interface_statements(security_group),
                     ]
                 )
             },
         )
+        # Secrets are encrypted with the stack's key: reading one needs the key too, through
+        # Secrets Manager only (the function gets no ciphertext it could decrypt itself).
+        if spec.db or spec.jwt or spec.redis:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[self.key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"
+                        }
+                    },
+                )
+            )
         readable = [
             (spec.db, data.db_secret),
             (spec.jwt, data.jwt_secret),
@@ -160,13 +243,12 @@ class FunctionFactory(Construct):
                         actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn]
                     )
                 )
-        security_group = ec2.SecurityGroup(
-            self,
-            f"{title}SecurityGroup",
-            vpc=self._vpc,
-            description=f"{name} function: egress to Redis, the RDS Proxy and (through NAT) AWS APIs",
-            allow_all_outbound=True,
-        )
+        # Only an asynchronous invocation can end in a dead-letter queue; the stages and the provider
+        # invoke synchronously and see the error themselves.
+        dead_letters = None
+        if spec.trigger == "schedule":
+            dead_letters = dead_letter_queue(self, f"{title}DeadLetters", self.key, sender=role)
+            self.dead_letter_queues[name] = dead_letters
         fn = lambda_.Function(
             self,
             title,
@@ -187,6 +269,9 @@ class FunctionFactory(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[security_group],
             environment={**self._environment(spec), **(environment or {})},
+            environment_encryption=self.key,
+            reserved_concurrent_executions=reserved_concurrency(name, self._config),
+            dead_letter_queue=dead_letters,
         )
         # Network reach mirrors secret access: no ingress rule, no connection, whatever the code.
         if spec.redis:
@@ -197,6 +282,49 @@ class FunctionFactory(Construct):
         self.security_groups[name] = security_group
         self.roles[name] = role
         return fn
+
+    def _network_interface_statements(self, security_group: ec2.ISecurityGroup) -> list[iam.PolicyStatement]:
+        """What Lambda needs to attach the function to the VPC, each write scoped as far as EC2 allows.
+
+        Creating an interface names the interface, the subnet and the security group: only this
+        function's group in the functions' subnets. Deleting and (un)assigning addresses name the
+        interface only, whose id Lambda picks: any interface of this account and region. The two
+        Describe calls are reads that support no resource-level permissions, hence ``*``.
+        """
+        stack = Stack.of(self)
+
+        def ec2_arn(resource: str, name: str) -> str:
+            return stack.format_arn(
+                service="ec2", resource=resource, resource_name=name, arn_format=ArnFormat.SLASH_RESOURCE_NAME
+            )
+
+        interfaces = ec2_arn("network-interface", "*")
+        subnets = self._vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+        return [
+            iam.PolicyStatement(
+                sid="CreateNetworkInterfaces",
+                actions=["ec2:CreateNetworkInterface"],
+                resources=[
+                    interfaces,
+                    ec2_arn("security-group", security_group.security_group_id),
+                    *(ec2_arn("subnet", subnet) for subnet in subnets),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ManageNetworkInterfaces",
+                actions=[
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=[interfaces],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeNetwork",
+                actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                resources=["*"],
+            ),
+        ]
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
         data, config = self._data, self._config
@@ -238,3 +366,35 @@ class FunctionFactory(Construct):
                 role.add_to_policy(
                     iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=resources)
                 )
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, key: kms.IKey, *, sender: iam.IGrantable
+) -> sqs.Queue:
+    """An encrypted queue that keeps failed asynchronous events for two weeks (alarmed on depth).
+
+    Lambda writes to it with the function's role, which needs the key as well as the queue: exactly
+    ``GenerateDataKey`` and ``Decrypt`` (what SQS asks of a producer), through SQS only, rather than
+    the wildcard actions of ``grant_send_messages``.
+    """
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=DEAD_LETTER_RETENTION,
+    )
+    region = Stack.of(scope).region
+    principal = sender.grant_principal
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
+    )
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
+        )
+    )
+    return queue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.aws_apigatewayv2_authorizers import HttpJwtAuthorizer
@@ -23,7 +24,13 @@ from infra.config import DeployConfig
 
 class HttpApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, function: lambda_.IFunction, config: DeployConfig
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        key: kms.IKey,
+        config: DeployConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         authorizer = None
@@ -58,7 +65,11 @@ class HttpApi(Construct):
             ),
         )
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+            encryption_key=key,
         )
         self.stage = apigwv2.HttpStage(
             self,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 
 from aws_cdk import CustomResource, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.data import Data
-from infra.functions import FunctionFactory
+from infra.functions import PROVIDER_FRAMEWORK_RESERVED, FunctionFactory, dead_letter_queue
 from infra.layers import COLLAB_SOURCE
 
 
@@ -43,8 +44,23 @@ class SchemaMigrations(Construct):
                 "ProviderLogs",
                 retention=logs.RetentionDays.ONE_MONTH,
                 removal_policy=RemovalPolicy.DESTROY,
+                encryption_key=functions.key,
             ),
+            provider_function_env_encryption=functions.key,
         )
+        # CloudFormation invokes the framework function asynchronously: an event it cannot handle
+        # (a crash before it answers, a throttle) lands in a dead-letter queue, alarmed on depth,
+        # instead of vanishing while the deploy waits for its timeout.
+        framework = self.provider.node.find_child("framework-onEvent")
+        assert isinstance(framework, lambda_.Function)
+        self.dead_letters = dead_letter_queue(self, "ProviderDeadLetters", functions.key, sender=framework)
+        cfn = framework.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        cfn.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
+            target_arn=self.dead_letters.queue_arn
+        )
+        if functions.reserved_total:
+            cfn.reserved_concurrent_executions = PROVIDER_FRAMEWORK_RESERVED
         self.resource = CustomResource(
             self,
             "Schema",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -22,7 +23,7 @@ from infra.config import DeployConfig
 
 
 class Network(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, config: DeployConfig) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
             self,
@@ -49,6 +50,7 @@ class Network(Construct):
             "FlowLogs",
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=RemovalPolicy.DESTROY,
+            encryption_key=key,
         )
         self.vpc.add_flow_log(
             "FlowLog",

@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import DeployConfig
@@ -31,6 +32,7 @@ class Observability(Construct):
         construct_id: str,
         *,
         functions: dict[str, lambda_.Function],
+        dead_letter_queues: dict[str, sqs.IQueue],
         websocket_api: apigwv2.WebSocketApi,
         websocket_stage: apigwv2.WebSocketStage,
         http_api: apigwv2.HttpApi,
@@ -69,6 +71,16 @@ class Observability(Construct):
                 fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
                 1,
                 f"The {name} function was throttled (account or reserved concurrency)",
+            )
+
+        # An event in a dead-letter queue is an asynchronous invocation that failed for good: a missed
+        # sweep, or a deploy-time migration event the provider never answered. Any is worth a look.
+        for name, queue in dead_letter_queues.items():
+            self._alarm(
+                f"{name}-dead-letters",
+                queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
+                1,
+                f"Failed asynchronous invocations of {name} in its dead-letter queue",
             )
 
         ws = {"ApiId": websocket_api.api_id, "Stage": websocket_stage.stage_name}

@@ -51,7 +51,11 @@ class Realtime(Construct):
             route_selection_expression="$request.body.action",
         )
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+            encryption_key=functions.key,
         )
         self.stage = apigwv2.WebSocketStage(
             self,

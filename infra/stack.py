@@ -14,6 +14,7 @@ from constructs import Construct
 from infra import nag
 from infra.config import DeployConfig
 from infra.data import Data
+from infra.encryption import stack_key
 from infra.functions import FunctionFactory
 from infra.http_api import HttpApi
 from infra.migrations import SchemaMigrations
@@ -28,10 +29,11 @@ class CollabStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
-        self.network = Network(self, "Network", config=config)
-        self.data = Data(self, "Data", vpc=self.network.vpc, config=config)
+        self.key = stack_key(self)
+        self.network = Network(self, "Network", key=self.key, config=config)
+        self.data = Data(self, "Data", vpc=self.network.vpc, key=self.key, config=config)
         self.functions = FunctionFactory(
-            self, "Functions", vpc=self.network.vpc, data=self.data, config=config
+            self, "Functions", vpc=self.network.vpc, data=self.data, key=self.key, config=config
         )
         self.migrations = SchemaMigrations(self, "Migrations", functions=self.functions, data=self.data)
         self.realtime = Realtime(self, "Realtime", functions=self.functions, config=config)
@@ -43,13 +45,17 @@ class CollabStack(Stack):
                 "WEBSOCKET_URL": self.realtime.url,
             },
         )
-        self.http = HttpApi(self, "Http", function=api_function, config=config)
+        self.http = HttpApi(self, "Http", function=api_function, key=self.key, config=config)
         # After every function exists: the table decides who may post to connections.
         self.functions.allow_manage_connections(self.realtime.api.api_id, self.realtime.stage.stage_name)
         self.observability = Observability(
             self,
             "Observability",
             functions=self.functions.functions,
+            dead_letter_queues={
+                **self.functions.dead_letter_queues,
+                "migrations-provider": self.migrations.dead_letters,
+            },
             websocket_api=self.realtime.api,
             websocket_stage=self.realtime.stage,
             http_api=self.http.api,

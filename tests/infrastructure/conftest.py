@@ -2,8 +2,9 @@
 
 Three synths per run (each ~4-10 s): the default configuration without cdk-nag for the assertion
 tests, the default configuration with cdk-nag, and a variant with the non-default context options
-(external IdP, single-AZ, no deletion protection) with cdk-nag, so both the assertions and the
-acknowledgments are checked on each branch of the stack code. Layers come from the cache in
+(external IdP, single-AZ, no deletion protection, no reserved concurrency) with cdk-nag, so both the
+assertions and the acknowledgments (cdk-nag's and Checkov's) are checked on each branch of the
+stack code. Layers come from the cache in
 ``.build/layers``; the first run on a machine downloads the wheels once.
 
 Under pytest-xdist every worker has its own session, so the synth output lives in the run's shared
@@ -41,6 +42,7 @@ VARIANT_CONTEXT = {
     "manageApiGatewayAccount": "false",
     "alarmEmail": "ops@example.com",
     "stageName": "live",
+    "reservedConcurrency": "false",
 }
 
 

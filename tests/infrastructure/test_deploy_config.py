@@ -10,6 +10,7 @@ import pytest
 
 from infra.app import validation_enabled
 from infra.config import ContextError, DeployConfig, load_config
+from infra.functions import FUNCTIONS, check_concurrency_budget, reserved_concurrency
 
 pytestmark = [pytest.mark.infra]
 
@@ -47,6 +48,8 @@ def test_command_line_strings_are_parsed() -> None:
         ({"natGateways": "0"}, "natGateways"),
         ({"jwtJwksUrl": "https://idp.example/jwks.json"}, "jwtIssuer"),
         ({"logLevel": "LOUD"}, "logLevel"),
+        ({"concurrencyHeadroom": "0"}, "concurrencyHeadroom"),
+        ({"reservedConcurrency": "some"}, "reservedConcurrency"),
     ],
 )
 def test_bad_values_name_the_option(context: dict, message: str) -> None:
@@ -68,3 +71,24 @@ def test_cdk_json_pins_the_zones_of_the_default_environment() -> None:
 def test_cdk_validation_switch(value: str | None, expected: bool) -> None:
     env = {} if value is None else {"CDK_VALIDATION": value}
     assert validation_enabled(env) is expected
+
+
+def test_reserved_concurrency_is_rate_times_duration_times_headroom() -> None:
+    config = config_from({})
+    # 500 WebSocket requests/s x 50 ms x 4 = 100; 200 HTTP requests/s x 50 ms x 4 = 40
+    assert reserved_concurrency("connect", config) == 100
+    assert reserved_concurrency("api", config) == 40
+    assert reserved_concurrency("sweeper", config) == reserved_concurrency("migrate", config) == 1
+    assert check_concurrency_budget(config) == 383  # the functions plus CDK's provider framework
+
+
+def test_a_small_account_scales_the_reservations_down_or_turns_them_off() -> None:
+    small = config_from({"wsThrottleRate": "50", "httpThrottleRate": "20", "accountConcurrency": "200"})
+    assert reserved_concurrency("connect", small) == 10
+    assert reserved_concurrency("heartbeat", small) == 2  # never below 2
+    assert check_concurrency_budget(small) <= 100
+    with pytest.raises(ContextError, match="reservedConcurrency=false"):
+        check_concurrency_budget(config_from({"accountConcurrency": "400"}))
+    off = config_from({"reservedConcurrency": "false", "accountConcurrency": "10"})
+    assert check_concurrency_budget(off) == 0
+    assert all(reserved_concurrency(name, off) is None for name in FUNCTIONS)

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.access_logs import HTTP_FIELDS, WEBSOCKET_FIELDS
-from infra.functions import FUNCTIONS
+from infra.functions import FUNCTIONS, reserved_concurrency
 from infra.migrations import migrations_hash
 from tests.infrastructure.conftest import VARIANT_CONTEXT, Synth
 
@@ -360,6 +360,9 @@ ALLOWED_ACTIONS = {
     "xray:PutTelemetryRecords",
     "secretsmanager:GetSecretValue",
     "execute-api:ManageConnections",
+    "kms:Decrypt",  # secrets (via Secrets Manager) and the dead-letter queue (via SQS)
+    "kms:GenerateDataKey",  # the dead-letter queue, via SQS
+    "sqs:SendMessage",  # the dead-letter queue
 }
 
 
@@ -424,7 +427,13 @@ def test_role_writes_only_its_own_log_group(synth: Synth, name: str) -> None:
     log_group = function_props(synth, name)["LoggingConfig"]["LogGroup"]["Ref"]
     assert resources_for(statements, "logs:PutLogEvents") == [{"Fn::GetAtt": [log_group, "Arn"]}]
     wildcard = {a for s in statements if s["Resource"] == "*" for a in as_list(s["Action"])}
-    assert all(a.startswith(("ec2:", "xray:")) for a in wildcard), wildcard
+    # reads and X-Ray writes that support no resource-level permissions; no write to EC2 on "*"
+    assert wildcard <= {
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }, wildcard
 
 
 def test_sweeper_runs_every_minute(synth: Synth) -> None:
@@ -600,7 +609,7 @@ def test_alarms_notify_the_encrypted_topic(synth: Synth) -> None:
     for alarm in alarms(synth):
         assert alarm["AlarmActions"] == [ref(topic_id)]
         assert alarm["TreatMissingData"] == "notBreaching"
-    key = next(iter(synth.of_type("AWS::KMS::Key").values()))["Properties"]
+    key = synth.resources[topic["KmsMasterKeyId"]["Fn::GetAtt"][0]]["Properties"]
     assert key["EnableKeyRotation"] is True
     principals = [s.get("Principal", {}).get("Service") for s in key["KeyPolicy"]["Statement"]]
     assert "cloudwatch.amazonaws.com" in principals
@@ -618,3 +627,120 @@ def test_dashboard_and_outputs(synth: Synth) -> None:
         "Fn::Join": ["", ["https://", ref(http_api), ".execute-api.us-east-1.", ref("AWS::URLSuffix"), "/"]]
     }
     Template.from_json(synth.template).has_output("AlarmTopicArn", {"Value": Match.any_value()})
+
+
+# Checkov's gaps, fixed (issue 19) ------------------------------------------------------------------
+def stack_key_id(synth: Synth) -> str:
+    return synth.logical_id(synth.stack.key)
+
+
+def key_arn(synth: Synth) -> dict[str, Any]:
+    return {"Fn::GetAtt": [stack_key_id(synth), "Arn"]}
+
+
+def test_one_rotated_key_encrypts_logs_secrets_environments_and_dead_letters(synth: Synth) -> None:
+    key = synth.resources[stack_key_id(synth)]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    [logs_statement] = [
+        s for s in key["KeyPolicy"]["Statement"] if s.get("Sid") == "CloudWatchLogsOfThisAccount"
+    ]
+    assert logs_statement["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    condition = json.dumps(logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert ":logs:us-east-1:123456789012:log-group:*" in condition
+    log_groups = synth.of_type("AWS::Logs::LogGroup")
+    assert len(log_groups) == 11
+    for lid, group in log_groups.items():
+        assert group["Properties"]["KmsKeyId"] == key_arn(synth), lid
+    for lid, secret in synth.of_type("AWS::SecretsManager::Secret").items():
+        assert secret["Properties"]["KmsKeyId"] == key_arn(synth), lid
+    for lid, fn in synth.of_type("AWS::Lambda::Function").items():
+        assert fn["Properties"]["KmsKeyArn"] == key_arn(synth), lid
+    for lid, queue in synth.of_type("AWS::SQS::Queue").items():
+        assert queue["Properties"]["KmsMasterKeyId"] == key_arn(synth), lid
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_reading_a_secret_needs_the_key_through_secrets_manager_only(synth: Synth, name: str) -> None:
+    decrypts = [s for s in statements_of_role(synth, name) if "kms:Decrypt" in as_list(s["Action"])]
+    via = {s["Condition"]["StringEquals"]["kms:ViaService"] for s in decrypts}
+    assert via == {"secretsmanager.us-east-1.amazonaws.com"} | (
+        {"sqs.us-east-1.amazonaws.com"} if name == "sweeper" else set()
+    )
+    assert all(s["Resource"] == key_arn(synth) for s in decrypts)
+
+
+RESERVED = {
+    "connect": 100,
+    "disconnect": 100,
+    "heartbeat": 20,
+    "message": 120,
+    "api": 40,
+    "sweeper": 1,
+    "migrate": 1,
+}
+
+
+def test_reserved_concurrency_follows_the_stage_throttles(synth: Synth) -> None:
+    """500 WebSocket / 200 HTTP requests/s x expected duration x headroom 4 (infra/functions.py)."""
+    for name in FUNCTIONS:
+        assert function_props(synth, name)["ReservedConcurrentExecutions"] == RESERVED[name], name
+        assert reserved_concurrency(name, synth.stack.config) == RESERVED[name]
+    framework = synth.logical_id(synth.stack.migrations.provider.node.find_child("framework-onEvent"))
+    assert synth.resources[framework]["Properties"]["ReservedConcurrentExecutions"] == 1
+    total = sum(
+        f["Properties"]["ReservedConcurrentExecutions"]
+        for f in synth.of_type("AWS::Lambda::Function").values()
+    )
+    assert total == synth.stack.functions.reserved_total == 383
+    assert total <= 1000 - 100, "Lambda keeps 100 of the default quota unreserved"
+
+
+def test_no_reservation_when_turned_off(variant: Synth) -> None:
+    for lid, fn in variant.of_type("AWS::Lambda::Function").items():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"], lid
+
+
+def test_asynchronously_invoked_functions_have_encrypted_alarmed_dead_letter_queues(synth: Synth) -> None:
+    queues = synth.of_type("AWS::SQS::Queue")
+    framework = synth.logical_id(synth.stack.migrations.provider.node.find_child("framework-onEvent"))
+    with_dlq = {
+        lid: fn["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+        for lid, fn in synth.of_type("AWS::Lambda::Function").items()
+        if "DeadLetterConfig" in fn["Properties"]
+    }
+    assert set(with_dlq) == {function_id(synth, "sweeper"), framework}
+    assert set(with_dlq.values()) == set(queues)
+    for queue in queues.values():
+        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    depth = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms(synth)
+        if a["Namespace"] == "AWS/SQS" and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    }
+    assert depth == set(queues)
+    # SQS refuses plain HTTP to the queues
+    policies = json.dumps(list(synth.of_type("AWS::SQS::QueuePolicy").values()))
+    assert policies.count('"aws:SecureTransport": "false"') == len(queues)
+
+
+def test_sweeper_events_are_not_retried_but_kept(synth: Synth) -> None:
+    [config] = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["MaximumRetryAttempts"] == 0
+    assert config["Properties"]["MaximumEventAgeInSeconds"] == 60
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_network_interface_writes_name_their_resources(synth: Synth, name: str) -> None:
+    statements = statements_of_role(synth, name)
+    [create] = [s for s in statements if "ec2:CreateNetworkInterface" in as_list(s["Action"])]
+    text = json.dumps(create["Resource"])
+    assert ":network-interface/*" in text
+    assert synth.logical_id(synth.stack.functions.security_groups[name]) in text
+    assert text.count(":subnet/") == 2 and "functionsSubnet" in text
+    for action in (
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    ):
+        [resource] = resources_for(statements, action)
+        assert json.dumps(resource).endswith(':ec2:us-east-1:123456789012:network-interface/*"]]}')
