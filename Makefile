@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test runtime-site lint unit integration infra e2e synth bench typecheck clean schema
+.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,6 +46,11 @@ e2e: $(STAMP)
 
 synth: $(STAMP)
 	CDK_VALIDATION=true $(BIN)/python infra/app.py
+
+# Checkov on the synthesized template (offline: --skip-download); its skips carry their reasons.
+checkov: $(STAMP)
+	CDK_VALIDATION=false $(BIN)/python infra/app.py
+	$(BIN)/checkov -f cdk.out/Collab.template.json --framework cloudformation --skip-download --compact --quiet
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
