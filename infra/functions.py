@@ -1,8 +1,10 @@
 """Every Lambda function of the stack: one table of sizes and needs, one factory that builds them.
 
-The table is the place to tune memory and timeouts. Each row also says which secrets the function
-may read and whether it posts to WebSocket connections; the factory turns that into the function's
-own role, so least privilege is visible in one screen instead of scattered ``grant_*`` calls.
+The table is the place to tune memory and timeouts. What each function may do (post to WebSocket
+connections, reach Postgres and Redis, read which secrets) is the table of
+:mod:`collab_dev.permissions`, shared with the local gateway and the test harness, which enforce it;
+the factory turns each row into the function's own role and network reach, so least privilege is
+visible in one screen instead of scattered ``grant_*`` calls, and what is granted is what is tested.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from collab_dev.permissions import PERMISSIONS, Permissions
 from infra import layers
 from infra.config import DeployConfig
 from infra.data import DB_NAME, Data
@@ -35,10 +38,23 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     description: str
-    redis: bool = False  # reads the Redis AUTH token secret
-    db: bool = False  # reads the database credentials secret
-    jwt: bool = False  # reads the JWT signing secret
-    posts: bool = False  # calls the Management API (post / get / delete @connections)
+    permissions: Permissions  # from collab_dev.permissions.PERMISSIONS
+
+    @property
+    def redis(self) -> bool:  # reaches Redis, reads the Redis AUTH token secret
+        return self.permissions.redis
+
+    @property
+    def db(self) -> bool:  # reaches the RDS Proxy, reads the database credentials secret
+        return self.permissions.postgres
+
+    @property
+    def jwt(self) -> bool:  # reads the JWT signing secret
+        return self.permissions.jwt
+
+    @property
+    def posts(self) -> bool:  # calls the Management API (post / get / delete @connections)
+        return self.permissions.posts
 
 
 # WebSocket routes get 10 s: API Gateway gives an integration 29 s, but a route that takes longer
@@ -58,19 +74,19 @@ class FunctionSpec:
 #   per connection), so their size matters most to the bill.
 FUNCTIONS: dict[str, FunctionSpec] = {
     "connect": FunctionSpec(512, 10, "WebSocket $connect: check the ticket, register the connection",
-                            redis=True, db=True, jwt=True),
+                            PERMISSIONS["connect"]),
     "disconnect": FunctionSpec(256, 10, "WebSocket $disconnect: drop the connection and presence",
-                               redis=True, db=True),
+                               PERMISSIONS["disconnect"]),
     "heartbeat": FunctionSpec(256, 10, "WebSocket heartbeat: refresh liveness, answer heartbeat.ack",
-                              redis=True, posts=True),
+                              PERMISSIONS["heartbeat"]),
     "message": FunctionSpec(1769, 10, "WebSocket $default: sync, task and presence actions, fan-out",
-                            redis=True, db=True, posts=True),
+                            PERMISSIONS["message"]),
     "sweeper": FunctionSpec(512, 55, "Every minute: close connections without a heartbeat for 60 s",
-                            redis=True, db=True, posts=True),
+                            PERMISSIONS["sweeper"]),
     "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
-                        redis=True, db=True, jwt=True, posts=True),
+                        PERMISSIONS["api"]),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
-                            db=True),
+                            PERMISSIONS["migrate"]),
 }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -25,8 +26,18 @@ class Credentials:
     token: str | None = None
 
 
+# The running invocation's credentials, when its host sets them: the local gateway and the test
+# harness run every function in one process, where one environment cannot hold a role per function;
+# they set this around each invocation so that each function signs as itself (collab_dev.permissions).
+# Unset in Lambda, where each container's environment holds its own role's credentials.
+invocation_credentials: ContextVar[Credentials | None] = ContextVar("invocation_credentials", default=None)
+
+
 def env_credentials() -> Credentials | None:
     """Lambda puts the function role's credentials in the environment."""
+    given = invocation_credentials.get()
+    if given is not None:
+        return given
     ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if ak and sk:
         return Credentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
