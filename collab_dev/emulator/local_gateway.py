@@ -249,6 +249,7 @@ class LocalGateway:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
         self.denied: list[str] = []  # Management API calls refused for a missing permission
+        self.oversized: list[int] = []  # sizes of route responses not delivered (over 128 KB)
         self._lean: set[LeanHttpProtocol] = set()  # connections the Management API's server holds
         self._sweeper_task: asyncio.Task[None] | None = None
         self.port = 0
@@ -486,7 +487,18 @@ class LocalGateway:
             # Every message route here is two-way: a returned body is the route response.
             reply = result.get("body") if isinstance(result, dict) else None
         if reply is not None:
-            await self._send(conn, str(reply))
+            text = str(reply)
+            if (
+                len(text) * 4 > MAX_MESSAGE_BYTES
+                and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES
+            ):
+                # Over the 128 KB message quota: API Gateway does not deliver such a route response.
+                log.error(
+                    "%s: route response of %d bytes not delivered (over 128 KB)", route, len(text.encode())
+                )
+                self.oversized.append(len(text.encode("utf-8", "surrogatepass")))
+                return
+            await self._send(conn, text)
 
     async def _send(self, conn: _Connection, text: str | bytes) -> bool:
         ws = conn.ws

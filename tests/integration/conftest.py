@@ -41,6 +41,7 @@ class Sink:
         self.throttle = 0  # answer 429 to this many next posts
         self.attempts: list[str] = []
         self.denied: list[str] = []  # calls refused: the calling function may not post
+        self.largest = 0  # bytes of the largest message posted
 
     def frames(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -84,6 +85,7 @@ def moto_management_api(sink: Sink) -> Iterator[str]:
             if cid in sink.gone:
                 raise Gone()
             sink.posts.append((cid, json.loads(data)))
+            sink.largest = max(sink.largest, len(data))
 
     def delete(self: Any, connection_id: str) -> None:
         cid = unquote(connection_id)

@@ -25,7 +25,7 @@ from collab.clock import iso
 from collab.domain import presence
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
 from collab.observability import MetricUnit, logger, metrics
-from collab.protocol.wire import dumps, frame
+from collab.protocol.wire import MESSAGE_LIMIT, dumps, frame
 
 if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
@@ -63,6 +63,11 @@ def _reply(rt: Runtime, type_: str, data: dict[str, Any], info: ConnInfo | None 
             body.encode()
         except UnicodeEncodeError:  # a lone surrogate echoed from the frame ("\ud800" in a request_id)
             body = json.dumps(out, separators=(",", ":"))  # as \u escapes: a valid UTF-8 text frame
+    if len(body) * 4 > MESSAGE_LIMIT and len(body.encode()) > MESSAGE_LIMIT:
+        # API Gateway would not deliver it (128 KB); every reply is budgeted below that, so this
+        # is a bug, answered as one rather than left unanswered.
+        logger.error("reply over API Gateway's 128 KB", extra={"type": type_, "bytes": len(body.encode())})
+        return _error(rt, CollabError("the reply would exceed 128 KB"), info)
     return {"statusCode": 200, "body": body}
 
 

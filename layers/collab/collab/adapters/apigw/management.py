@@ -20,6 +20,8 @@ from urllib.parse import quote, urlsplit
 
 from collab.adapters.apigw import sigv4
 from collab.adapters.apigw.http_pool import Broadcaster
+from collab.observability import logger
+from collab.protocol.wire import MESSAGE_LIMIT
 
 CONCURRENCY = 32  # posts in flight per fan-out: a 50-member workspace goes out in about two waves
 TIMEOUT_S = 5.0
@@ -131,6 +133,17 @@ class ManagementApi:
     def _send(self, method: str, items: list[tuple[str, bytes]]) -> list[str]:
         if not items:
             return []
+        if any(len(body) > MESSAGE_LIMIT for _, body in items):
+            # API Gateway answers 413 to a message over 128 KB: failed without a round trip. The
+            # domain keeps every frame under it; this is the last line, and it is logged.
+            logger.error(
+                "message over API Gateway's 128 KB not posted", extra={"bytes": max(len(b) for _, b in items)}
+            )
+            sendable = [i for i, (_, body) in enumerate(items) if len(body) <= MESSAGE_LIMIT]
+            outcomes = [FAILED] * len(items)
+            for i, outcome in zip(sendable, self._send(method, [items[i] for i in sendable]), strict=True):
+                outcomes[i] = outcome
+            return outcomes
         reqs = self._requests(method, items)
         statuses = self._broadcaster().send(reqs, build=lambda i: self._requests(method, [items[i]])[0])
         self.posts += len(items)
