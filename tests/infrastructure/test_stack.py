@@ -597,6 +597,12 @@ def test_api_redis_and_postgres_alarms(synth: Synth) -> None:
     assert len(redis_nodes) == 2, "one set of Redis alarms per node"
 
 
+def test_posts_not_delivered_are_alarmed(synth: Synth) -> None:
+    [alarm] = [a for a in alarms(synth) if a.get("MetricName") == "PostsNotDelivered"]
+    assert alarm["Namespace"] == "Collab" and alarm["Statistic"] == "Sum"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "collab"}]
+
+
 def test_alarms_notify_the_encrypted_topic(synth: Synth) -> None:
     [topic_id] = synth.of_type("AWS::SNS::Topic")
     topic = synth.resources[topic_id]["Properties"]
