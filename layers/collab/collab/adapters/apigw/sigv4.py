@@ -51,13 +51,13 @@ def _hmac(key: bytes, msg: str) -> bytes:
 _key_cache: dict[tuple[str, str, str], bytes] = {}
 
 
-def signing_key(secret: str, day: str, region: str) -> bytes:
-    k = _key_cache.get((secret, day, region))
+def signing_key(secret: str, day: str, region: str, service: str = SERVICE) -> bytes:
+    k = _key_cache.get((secret, day, region + "/" + service))
     if k is None:
-        k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), day), region), SERVICE), "aws4_request")
+        k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), day), region), service), "aws4_request")
         if len(_key_cache) > 8:
             _key_cache.clear()
-        _key_cache[(secret, day, region)] = k
+        _key_cache[(secret, day, region + "/" + service)] = k
     return k
 
 
@@ -121,4 +121,38 @@ def sign(
     }
     if creds.token:
         out["X-Amz-Security-Token"] = creds.token
+    return out
+
+
+def sign_request(
+    method: str,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    creds: Credentials,
+    region: str,
+    service: str,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """``headers`` plus ``Host``, ``X-Amz-Date``, the token and ``Authorization``, every header
+    signed (as botocore signs them): for one-off calls to other services, e.g. Secrets Manager's
+    JSON API. No query string."""
+    amz_date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    out = {"Host": host, "X-Amz-Date": amz_date, **headers}
+    if creds.token:
+        out["X-Amz-Security-Token"] = creds.token
+    canonical_headers = sorted((k.lower(), " ".join(v.split())) for k, v in out.items())
+    signed = ";".join(k for k, _ in canonical_headers)
+    block = "".join(f"{k}:{v}\n" for k, v in canonical_headers)
+    payload = hashlib.sha256(body).hexdigest()
+    canonical = f"{method}\n{canonical_path(path)}\n\n{block}\n{signed}\n{payload}"
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = signing_key(creds.secret_key, amz_date[:8], region, service)
+    signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
+    out["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
     return out
