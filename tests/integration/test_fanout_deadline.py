@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.tls_endpoint import Endpoint, make_ca
+from collab.adapters import tls
 from collab.adapters.apigw.management import ManagementApi
 from collab_dev.permissions import call_as
 
@@ -37,6 +38,8 @@ def test_task_create_to_40_peers_behind_a_hanging_endpoint_is_acked_within_the_b
 
     ca = make_ca(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_file))
+    tls.reset()  # the container's trust store, built again with the local CA
+    monkeypatch.setattr(tls, "_context", None)  # and forgotten after the test
     healthy, hanging = Endpoint(ca), Endpoint(ca, "hang")
     peers = [f"peer{i:02d}" for i in range(40)]
     wid = world.workspace("ann", *peers)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +27,6 @@ from collab.errors import ConfigError, Unavailable
 
 TTL_S = 300.0  # a rotation is seen within 5 minutes
 TIMEOUT_S = 3.0  # connect + answer; Secrets Manager answers in tens of ms
-
-_context: ssl.SSLContext | None = None
 
 
 def _endpoint() -> tuple[str, str, int, bool]:
@@ -52,13 +49,12 @@ class _Connection:
     for three requests whose answers are a status line, a Content-Length and a JSON body."""
 
     def __init__(self, host: str, port: int, tls: bool, timeout: float) -> None:
-        global _context
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
-            if _context is None:
-                _context = ssl.create_default_context()
-            sock = _context.wrap_socket(sock, server_hostname=host)
+            from collab.adapters.tls import client_context
+
+            sock = client_context().wrap_socket(sock, server_hostname=host)
         self.sock = sock
         self.buf = b""
 
