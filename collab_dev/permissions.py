@@ -32,11 +32,16 @@ class Permissions:
     postgres: bool = False  # reaches the RDS Proxy; reads the runtime role's credentials secret
     redis: bool = False  # reaches Redis; reads its AUTH token secret
     jwt: bool = False  # reads the JWT signing secret
+    # administers the schema: logs in as the RDS master user (through the proxy), creates the
+    # runtime and migration roles and sets their passwords from their secrets
+    migrates: bool = False
 
     @property
     def secrets(self) -> frozenset[str]:
         """The secrets this function may read: ``db``, ``redis``, ``jwt``."""
         names = {"db": self.postgres, "redis": self.redis, "jwt": self.jwt}
+        if self.migrates:
+            names.update({"db-admin": True, "db-migrator": True})
         return frozenset(name for name, allowed in names.items() if allowed)
 
 
@@ -49,7 +54,7 @@ class Permissions:
 # - message: everything but the JWT secret.
 # - sweeper: Redis and posts (closes dead connections, announces leavers). No Postgres.
 # - api: everything (tickets are signed with the JWT secret; removals close connections).
-# - migrate: Postgres only, as the migration role.
+# - migrate: Postgres only: as the master user for the roles, then as the migration role.
 PERMISSIONS: dict[str, Permissions] = {
     "connect": Permissions(redis=True, postgres=True, jwt=True),
     "disconnect": Permissions(redis=True, posts=True),
@@ -57,7 +62,7 @@ PERMISSIONS: dict[str, Permissions] = {
     "message": Permissions(redis=True, postgres=True, posts=True),
     "sweeper": Permissions(redis=True, posts=True),
     "api": Permissions(redis=True, postgres=True, jwt=True, posts=True),
-    "migrate": Permissions(postgres=True),
+    "migrate": Permissions(postgres=True, migrates=True),
 }
 
 _KEY_PREFIX = "AKIALOCAL"  # placeholder access keys of the local functions: AKIALOCALDISCONNECT, ...

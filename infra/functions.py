@@ -168,6 +168,8 @@ class FunctionFactory(Construct):
             (spec.db, data.db_secret),
             (spec.jwt, data.jwt_secret),
             (spec.redis, data.redis_auth_secret),
+            (spec.permissions.migrates, data.admin_secret),
+            (spec.permissions.migrates, data.migrator_secret),
         ]
         for allowed, secret in readable:
             if allowed:
@@ -233,6 +235,10 @@ class FunctionFactory(Construct):
         }
         if spec.redis:
             env["REDIS_AUTH_SECRET_ARN"] = data.redis_auth_secret.secret_arn
+        if spec.permissions.migrates:  # the master user; the roles' passwords from their secrets
+            env["DB_SECRET_ARN"] = data.admin_secret.secret_arn
+            env["DB_RUNTIME_SECRET_ARN"] = data.db_secret.secret_arn
+            env["DB_MIGRATOR_SECRET_ARN"] = data.migrator_secret.secret_arn
         if config.jwt_jwks_url and spec.jwt:
             env["JWT_JWKS_URL"] = config.jwt_jwks_url
         return env

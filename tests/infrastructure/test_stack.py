@@ -372,7 +372,10 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
     assert all(s["Effect"] == "Allow" for s in statements)
     expected = set()
     if spec.db:
+        expected.add(synth.logical_id(data.db_secret))
+    if spec.permissions.migrates:
         expected.add(synth.logical_id(data.database.node.find_child("Secret").node.find_child("Attachment")))
+        expected.add(synth.logical_id(data.migrator_secret))
     if spec.jwt:
         expected.add(synth.logical_id(data.jwt_secret))
     if spec.redis:
@@ -498,7 +501,7 @@ def test_deletion_protection_and_sizes_follow_context(variant: Synth) -> None:
 
 def test_secrets_are_generated_never_written(synth: Synth) -> None:
     secrets = synth.of_type("AWS::SecretsManager::Secret")
-    assert len(secrets) == 3
+    assert len(secrets) == 5  # JWT key, Redis AUTH token, Postgres master, runtime and migration roles
     for secret in secrets.values():
         assert "GenerateSecretString" in secret["Properties"]
         assert "SecretString" not in secret["Properties"]

@@ -28,7 +28,7 @@ Cursor = psycopg.Cursor[dict[str, Any]]
 
 class Database:
     def __init__(
-        self, dsn: str | Callable[[], str], *, connect_timeout: int = 5, application_name: str = "collab"
+        self, dsn: str | Callable[[], str], *, connect_timeout: int = 2, application_name: str = "collab"
     ) -> None:
         # A callable is asked again at every (re)connect: a rotated password is picked up
         self._dsn = dsn
