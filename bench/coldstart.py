@@ -17,8 +17,9 @@ development virtualenv.
 
 ``--aws`` measures ``$connect`` as a cold container in AWS runs it: the settings hold ARNs, not
 secrets (``DB_SECRET_ARN``, ``JWT_SECRET_ARN``, ``REDIS_AUTH_SECRET_ARN``), read from a local HTTPS
-stand-in for Secrets Manager (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, a certificate of a local CA trusted
-through ``SSL_CERT_FILE``), and Redis and Postgres speak only TLS (``rediss://``, ``sslmode=
+stand-in for Secrets Manager (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, a certificate of a local CA
+trusted next to the system's roots, as a hashed directory through ``SSL_CERT_DIR`` and as one
+bundle), and Redis and Postgres speak only TLS (``rediss://``, ``sslmode=
 verify-full``; ``bench.tls_services``). The first invocation is a real ``$connect`` with a valid
 ticket: ticket check, rate limit and single use in Redis, membership in Postgres, registration. Next
 to it, the naive module: boto3, psycopg, redis, pydantic, PyJWT and Powertools imported at init with
@@ -161,6 +162,7 @@ def aws_connect(args: argparse.Namespace, python: str, path: str) -> None:
     import tempfile
 
     from bench.tls_endpoint import Endpoint, make_ca
+    from bench.tls_fanout import system_bundle, trust
     from bench.tls_services import tls_postgres, tls_redis
     from collab.adapters.postgres.migrate import migrate
     from collab.auth.tokens import issue_ticket
@@ -219,9 +221,16 @@ def aws_connect(args: argparse.Namespace, python: str, path: str) -> None:
             )
 
         secrets_manager = Endpoint(ca, respond=respond)
+        bundle = folder / "bundle.pem"
+        bundle.write_bytes(system_bundle() + ca.ca_file.read_bytes())
+        trust(folder, ca.ca_file, "dir")
         settings = load_settings({"REDIS_URL": "redis://x", "DATABASE_URL": dsn, "JWT_SECRET": jwt_secret})
         env = {
-            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JWT_SECRET")},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("DATABASE_URL", "JWT_SECRET", "SSL_CERT_FILE")
+            },
             "REDIS_URL": redis_url,
             "REDIS_AUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis",
             "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db",
@@ -229,8 +238,13 @@ def aws_connect(args: argparse.Namespace, python: str, path: str) -> None:
             "DB_NAME": "collab",
             "JWT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager.url,
-            "SSL_CERT_FILE": str(ca.ca_file),  # the standard trust store, extended with the local CA
-            "AWS_CA_BUNDLE": str(ca.ca_file),  # botocore's (it uses certifi's bundle otherwise)
+            # The system's roots plus the local one, as Lambda has them (~140): a hashed directory
+            # (SSL_CERT_DIR: Python's and redis-py's contexts), the same as one bundle for libpq
+            # (DB_SSLROOTCERT, what system_ca_bundle() names in AWS) and botocore (AWS_CA_BUNDLE:
+            # certifi's bundle otherwise).
+            "SSL_CERT_DIR": str(folder / "certs"),
+            "DB_SSLROOTCERT": str(bundle),
+            "AWS_CA_BUNDLE": str(bundle),
             "AWS_ACCESS_KEY_ID": "AKIDCOLD",
             "AWS_SECRET_ACCESS_KEY": "cold",
             "AWS_SESSION_TOKEN": "token",
