@@ -146,12 +146,22 @@ class Data(Construct):
             copy_tags_to_snapshot=True,
         )
         assert self.database.secret is not None
-        self.db_secret: secretsmanager.ISecret = self.database.secret
+        # Least privilege: the functions log in as collab_runtime (DML on the app's tables, with
+        # statement and lock timeouts), migrations as collab_migrator (owns the schema); both
+        # roles are created by migration 0002, run by the migrate function as the master user,
+        # which also sets their passwords from these secrets. The proxy logs each in with its own.
+        self.admin_secret: secretsmanager.ISecret = self.database.secret
+        self.db_secret: secretsmanager.ISecret = rds.DatabaseSecret(
+            self, "RuntimeSecret", username="collab_runtime", encryption_key=self._key
+        )
+        self.migrator_secret: secretsmanager.ISecret = rds.DatabaseSecret(
+            self, "MigratorSecret", username="collab_migrator", encryption_key=self._key
+        )
         self.proxy = rds.DatabaseProxy(
             self,
             "Proxy",
             proxy_target=rds.ProxyTarget.from_instance(self.database),
-            secrets=[self.db_secret],
+            secrets=[self.admin_secret, self.db_secret, self.migrator_secret],
             vpc=vpc,
             vpc_subnets=ISOLATED,
             security_groups=[self.proxy_security_group],

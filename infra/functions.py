@@ -1,10 +1,12 @@
 """Every Lambda function of the stack: one table of sizes and needs, one factory that builds them.
 
-The table is the place to tune memory and timeouts. Each row also says which secrets the function
-may read and whether it posts to WebSocket connections; the factory turns that into the function's
-own role, so least privilege is visible in one screen instead of scattered ``grant_*`` calls.
+The table is the place to tune memory and timeouts. What each function may do (post to WebSocket
+connections, reach Postgres and Redis, read which secrets) is the table of
+:mod:`collab_dev.permissions`, shared with the local gateway and the test harness, which enforce it;
+the factory turns each row into the function's own role and network reach, so least privilege is
+visible in one screen instead of scattered ``grant_*`` calls, and what is granted is what is tested.
 
-It also says how each function is invoked and how long it runs, which sizes its reserved
+Each row also says how the function is invoked and how long it runs, which sizes its reserved
 concurrency (:func:`reserved_concurrency`) and decides whether it needs a dead-letter queue (only
 asynchronous invocations can use one).
 """
@@ -24,6 +26,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from collab_dev.permissions import PERMISSIONS, Permissions
 from infra import layers
 from infra.config import ContextError, DeployConfig
 from infra.data import DB_NAME, Data
@@ -53,10 +56,23 @@ class FunctionSpec:
     # Expected duration of one invocation in AWS, warm: the average billed durations of docs/deploy.md
     # (the handlers' measured CPU in docs/performance.md plus AWS round trips). Sizes concurrency.
     duration_ms: int
-    redis: bool = False  # reads the Redis AUTH token secret
-    db: bool = False  # reads the database credentials secret
-    jwt: bool = False  # reads the JWT signing secret
-    posts: bool = False  # calls the Management API (post / get / delete @connections)
+    permissions: Permissions  # from collab_dev.permissions.PERMISSIONS
+
+    @property
+    def redis(self) -> bool:  # reaches Redis, reads the Redis AUTH token secret
+        return self.permissions.redis
+
+    @property
+    def db(self) -> bool:  # reaches the RDS Proxy, reads the database credentials secret
+        return self.permissions.postgres
+
+    @property
+    def jwt(self) -> bool:  # reads the JWT signing secret
+        return self.permissions.jwt
+
+    @property
+    def posts(self) -> bool:  # calls the Management API (post / get / delete @connections)
+        return self.permissions.posts
 
 
 # WebSocket routes get 10 s: API Gateway gives an integration 29 s, but a route that takes longer
@@ -76,19 +92,19 @@ class FunctionSpec:
 #   per connection), so their size matters most to the bill.
 FUNCTIONS: dict[str, FunctionSpec] = {
     "connect": FunctionSpec(512, 10, "WebSocket $connect: check the ticket, register the connection",
-                            "websocket", 50, redis=True, db=True, jwt=True),
+                            "websocket", 50, PERMISSIONS["connect"]),
     "disconnect": FunctionSpec(256, 10, "WebSocket $disconnect: drop the connection and presence",
-                               "websocket", 50, redis=True, db=True),
+                               "websocket", 50, PERMISSIONS["disconnect"]),
     "heartbeat": FunctionSpec(256, 10, "WebSocket heartbeat: refresh liveness, answer heartbeat.ack",
-                              "websocket", 10, redis=True, posts=True),
+                              "websocket", 10, PERMISSIONS["heartbeat"]),
     "message": FunctionSpec(1769, 10, "WebSocket $default: sync, task and presence actions, fan-out",
-                            "websocket", 60, redis=True, db=True, posts=True),
+                            "websocket", 60, PERMISSIONS["message"]),
     "sweeper": FunctionSpec(512, 55, "Every minute: close connections without a heartbeat for 60 s",
-                            "schedule", 1000, redis=True, db=True, posts=True),
+                            "schedule", 1000, PERMISSIONS["sweeper"]),
     "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
-                        "http", 50, redis=True, db=True, jwt=True, posts=True),
+                        "http", 50, PERMISSIONS["api"]),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
-                            "deploy", 5000, db=True),
+                            "deploy", 5000, PERMISSIONS["migrate"]),
 }  # fmt: skip
 
 # Lambda keeps this much of the account's quota unreserved, for the functions without a reservation.
@@ -235,6 +251,8 @@ class FunctionFactory(Construct):
             (spec.db, data.db_secret),
             (spec.jwt, data.jwt_secret),
             (spec.redis, data.redis_auth_secret),
+            (spec.permissions.migrates, data.admin_secret),
+            (spec.permissions.migrates, data.migrator_secret),
         ]
         for allowed, secret in readable:
             if allowed:
@@ -345,6 +363,10 @@ class FunctionFactory(Construct):
         }
         if spec.redis:
             env["REDIS_AUTH_SECRET_ARN"] = data.redis_auth_secret.secret_arn
+        if spec.permissions.migrates:  # the master user; the roles' passwords from their secrets
+            env["DB_SECRET_ARN"] = data.admin_secret.secret_arn
+            env["DB_RUNTIME_SECRET_ARN"] = data.db_secret.secret_arn
+            env["DB_MIGRATOR_SECRET_ARN"] = data.migrator_secret.secret_arn
         if config.jwt_jwks_url and spec.jwt:
             env["JWT_JWKS_URL"] = config.jwt_jwks_url
         return env

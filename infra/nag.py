@@ -88,10 +88,16 @@ def acknowledge_findings(stack: CollabStack) -> list[Acknowledged]:
     )  # fmt: skip
     ledger.ack(
         _resource(data.database.node.find_child("Secret")), "SMG4",
-        "Postgres credentials: the functions cache the DSN for the container's life, so a rotation "
-        "would fail their proxy logins until the containers recycle; the database is reachable only "
-        "from the RDS Proxy security group, with TLS required.",
+        "Postgres master credentials: used only by the migrate function at deploy time; the database "
+        "is reachable only from the RDS Proxy security group, with TLS required.",
     )  # fmt: skip
+    for secret, role in ((data.db_secret, "collab_runtime"), (data.migrator_secret, "collab_migrator")):
+        ledger.ack(
+            _resource(secret), "SMG4",
+            f"Postgres {role} credentials: the password is set on the role by the migrate function at "
+            "each deploy (a rotation is a redeploy); the functions re-read the secret every 5 minutes "
+            "and at each reconnect. Reachable only through the RDS Proxy, with TLS required.",
+        )  # fmt: skip
 
     # Ports ----------------------------------------------------------------------------------
     ledger.ack(

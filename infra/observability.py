@@ -110,6 +110,17 @@ class Observability(Construct):
             "http-latency-p99", http_latency, 2000, "HTTP API integration latency p99 above 2 s", periods=3
         )
 
+        # Posts that were not delivered and not found gone (403, 5xx after retries, resets, the
+        # invocation's deadline): peers miss events until their next sync. The functions emit the
+        # count (collab.adapters.apigw.management); a few a day are throttles, a burst is an outage
+        # of the Management API or a missing ManageConnections grant.
+        self._alarm(
+            "posts-not-delivered",
+            _metric("Collab", "PostsNotDelivered", {"service": "collab"}, "Sum"),
+            10,
+            "Management API posts not delivered (10+ in 5 minutes)",
+        )
+
         # ElastiCache reports per node: member clusters are named <replication group id>-00N.
         for index in range(1, data.redis_node_count + 1):
             node = Fn.join("", [data.redis.ref, f"-{index:03d}"])

@@ -12,7 +12,8 @@
  * - connects with a fresh single-use ticket (POST /api/ws-tickets) every time, sends `sync` first
  *   (nothing can reach a connection during $connect), loads tasks over HTTP on the first sync and
  *   replays missed events (by `seq`) on every later one; a reply whose `data.seq` is beyond what it
- *   applied (the server pages long replays) is followed by another `sync`;
+ *   applied (the server pages long replays), or with `more_notifications: true`, is followed by
+ *   another `sync`;
  * - heartbeats every 30 s and treats a missing `heartbeat.ack` (10 s) as a dead connection;
  * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
  * - applies a task event only when its `version` is higher than the one held (deletion is a
@@ -485,9 +486,9 @@ export class CollabClient extends EventTarget {
       this._sendSync();
       return;
     }
-    if (behind || this._syncAgain) {
+    if (behind || this._syncAgain || data.more_notifications) {
       this._syncAgain = false;
-      this._sendSync(); // the server paged a long replay, or a gap appeared meanwhile
+      this._sendSync(); // the server paged a long replay or the notifications, or a gap appeared
       return;
     }
     this._goLive();

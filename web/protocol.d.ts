@@ -145,6 +145,8 @@ export interface SyncData {
   resync: boolean;
   presence: PresenceEntry[];
   notifications: Notification[];
+  /** default false */
+  more_notifications?: boolean;
 }
 
 export interface SyncReply {

@@ -46,6 +46,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http import WebSocketError, WebSocketWriter
 
+from collab_dev import permissions
 from collab_dev.emulator import lambda_events
 from collab_dev.emulator.frame_limits import MAX_MESSAGE_BYTES, FrameMeter
 from collab_dev.emulator.lambda_events import LambdaContext, Peer
@@ -247,6 +248,8 @@ class LocalGateway:
         self._pool: ThreadPoolExecutor | None = None
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
+        self.denied: list[str] = []  # Management API calls refused for a missing permission
+        self.oversized: list[int] = []  # sizes of route responses not delivered (over 128 KB)
         self._lean: set[LeanHttpProtocol] = set()  # connections the Management API's server holds
         self._sweeper_task: asyncio.Task[None] | None = None
         self.port = 0
@@ -356,7 +359,12 @@ class LocalGateway:
         """Run a handler in the pool (never on the loop) with a fresh Lambda context."""
         assert self._pool is not None, "the gateway is not started"
         ctx = LambdaContext(function_name(handler))
-        return await asyncio.get_running_loop().run_in_executor(self._pool, handler, event, ctx)
+        # Each project function signs its Management API calls as itself (its role, locally), so
+        # that _manage can refuse what its role would not allow in AWS.
+        function = getattr(handler, "name", None)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, permissions.call_as, function, handler, event, ctx
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -479,7 +487,18 @@ class LocalGateway:
             # Every message route here is two-way: a returned body is the route response.
             reply = result.get("body") if isinstance(result, dict) else None
         if reply is not None:
-            await self._send(conn, str(reply))
+            text = str(reply)
+            if (
+                len(text) * 4 > MAX_MESSAGE_BYTES
+                and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES
+            ):
+                # Over the 128 KB message quota: API Gateway does not deliver such a route response.
+                log.error(
+                    "%s: route response of %d bytes not delivered (over 128 KB)", route, len(text.encode())
+                )
+                self.oversized.append(len(text.encode("utf-8", "surrogatepass")))
+                return
+            await self._send(conn, text)
 
     async def _send(self, conn: _Connection, text: str | bytes) -> bool:
         ws = conn.ws
@@ -536,6 +555,11 @@ class LocalGateway:
         ``body`` is None when it was over POST_MAX_BYTES and not read."""
         if not authorization.startswith("AWS4-HMAC-SHA256 "):
             return _MISSING_TOKEN
+        refusal = permissions.denied(authorization, method, connection_id)
+        if refusal is not None:  # the calling function's role has no execute-api:ManageConnections
+            log.warning("Management API %s refused: %s", method, refusal)
+            self.denied.append(refusal)
+            return _json(403, {"Message": refusal}, "AccessDeniedException")
         conn = self._conns.get(connection_id)
         if conn is None or not conn.open:
             return _GONE

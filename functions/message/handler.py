@@ -3,6 +3,7 @@ presence.update). The reply (ack, sync, error) is the route response."""
 
 from typing import Any
 
+from collab.deadline import bounded
 from collab.observability import logger, metrics
 from collab.runtime import runtime
 from collab.ws import message
@@ -12,5 +13,6 @@ rt = runtime()
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
+@bounded  # every wait ends before the invocation does (collab.deadline)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return message.handle(runtime(), event)

@@ -69,6 +69,9 @@ def default(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ctx = event["requestContext"]
     if event["body"] == "no-reply":
         return {"statusCode": 200}
+    if event["body"].startswith("reply-bytes:"):  # a route response of exactly this many UTF-8 bytes
+        n = int(event["body"].split(":", 1)[1])
+        return {"statusCode": 200, "body": "\U0001f600" * (n // 4) + "y" * (n % 4)}
     return {
         "statusCode": 200,
         "body": json.dumps(

@@ -342,3 +342,31 @@ def test_a_reorder_that_closes_within_the_grace_sends_no_sync(client: Harness) -
     client.page.wait_for_timeout(500)  # longer than the 300 ms grace
     assert client.js(syncs) == 1
     assert client.held()["title"] == "seven"  # type: ignore[index]
+
+
+def test_more_notifications_than_one_reply_holds_are_fetched_with_another_sync(client: Harness) -> None:
+    """Contract v1.2: a sync reply whose notifications were cut at 128 KB says so; the client syncs
+    again (from the last seq it applied) until none wait."""
+    client.start()
+    client.go_live(5)
+    client.deliver(event(6, task(3)))
+    note = {
+        "id": "n1",
+        "type": "task.assigned",
+        "workspace_id": WID,
+        "task_id": None,
+        "actor_id": "bob",
+        "payload": {},
+        "created_at": "2026-01-01T00:00:00Z",
+        "delivered_at": None,
+        "read_at": None,
+    }
+    client.deliver(event(8, task(5)))  # a gap: the client syncs from 6
+    client.wait_sent("f.action === 'sync' && f.since === 6")
+    client.deliver(sync_reply(8, [event(7, task(4))], notifications=[note], more_notifications=True))
+    client.wait_sent("f.action === 'sync' && f.since === 8")
+    client.deliver(sync_reply(8, [], notifications=[{**note, "id": "n2"}]))
+    client.wait_state("live")
+    assert client.js("window.client.unreadCount") == 2
+    syncs = [f for f in client.sent() if f["action"] == "sync"]
+    assert [f["since"] for f in syncs][-2:] == [6, 8]

@@ -229,6 +229,18 @@ def test_post_over_128kb_is_refused(gw: RunningGateway, open_ws: Callable[..., C
     assert ws.recv(timeout=10) == "y" * MAX_MESSAGE_BYTES
 
 
+def test_a_route_response_over_128kb_is_not_delivered(
+    gw: RunningGateway, open_ws: Callable[..., ClientConnection]
+) -> None:
+    """Counted in UTF-8 bytes, as API Gateway counts: 32,768 emoji are 128 KB, one more is over."""
+    ws = open_ws()
+    ws.send(f"reply-bytes:{MAX_MESSAGE_BYTES}")
+    assert len(ws.recv(timeout=10).encode()) == MAX_MESSAGE_BYTES
+    ws.send(f"reply-bytes:{MAX_MESSAGE_BYTES + 1}")
+    assert ask(ws, "whoami")["route"] == "$default"  # the next reply is the whoami's: nothing between
+    assert wait_for(lambda: gw.gateway.oversized) == [MAX_MESSAGE_BYTES + 1]
+
+
 # -- size rules ----------------------------------------------------------------------------------
 def test_frame_of_32kb_passes_and_one_byte_more_closes_with_1009(
     open_ws: Callable[..., ClientConnection],

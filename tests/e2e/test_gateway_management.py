@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from collab_dev import permissions
 from collab_dev.emulator.frame_limits import MAX_MESSAGE_BYTES
 from tests.e2e import stub_handlers
 from tests.e2e.harness import RunningGateway
@@ -389,3 +390,27 @@ def test_stop_closes_the_management_api_connections(start_gateway: Callable[...,
     assert undecided.closed_by_server()
     kept.close()
     undecided.close()
+
+
+def _signed_by(function: str) -> str:
+    key = permissions.access_key_for(function)
+    return f"AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def test_a_function_whose_role_may_not_post_gets_403_as_in_aws(gw: RunningGateway, peer: Any) -> None:
+    """collab_dev.permissions is enforced: connect's role has no execute-api:ManageConnections."""
+    ws = peer()
+    cid = whoami(ws)
+    raw = Raw(gw)
+    raw.send(request("POST", at(cid), b'{"n":1}', auth=_signed_by("connect")))
+    refused = raw.response()
+    assert refused.status == 403
+    assert refused.headers["x-amzn-errortype"] == "AccessDeniedException"
+    assert (
+        "collab-connect is not authorized to perform: execute-api:ManageConnections"
+        in refused.json()["Message"]
+    )
+    raw.send(request("POST", at(cid), b'{"n":2}', auth=_signed_by("disconnect")))
+    assert raw.response().status == 200  # $disconnect posts presence.left: its role may
+    assert json.loads(ws.recv(timeout=5)) == {"n": 2}
+    assert len(gw.gateway.denied) == 1

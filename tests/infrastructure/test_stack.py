@@ -375,7 +375,10 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
     assert all(s["Effect"] == "Allow" for s in statements)
     expected = set()
     if spec.db:
+        expected.add(synth.logical_id(data.db_secret))
+    if spec.permissions.migrates:
         expected.add(synth.logical_id(data.database.node.find_child("Secret").node.find_child("Attachment")))
+        expected.add(synth.logical_id(data.migrator_secret))
     if spec.jwt:
         expected.add(synth.logical_id(data.jwt_secret))
     if spec.redis:
@@ -386,10 +389,14 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
 
 def test_secret_access_matches_the_issue(synth: Synth) -> None:
     readers = {kind: {n for n, s in FUNCTIONS.items() if getattr(s, kind)} for kind in ("db", "jwt", "redis")}
-    assert readers["db"] == {"connect", "disconnect", "message", "sweeper", "api", "migrate"}
+    # disconnect and sweeper never query Postgres (tests/integration/test_permissions.py): no credentials
+    assert readers["db"] == {"connect", "message", "api", "migrate"}
     assert readers["jwt"] == {"connect", "api"}  # tickets are verified at $connect only
     assert readers["redis"] == set(FUNCTIONS) - {"migrate"}
-    assert {n for n, s in FUNCTIONS.items() if s.posts} == {"heartbeat", "message", "sweeper", "api"}
+    # $disconnect posts presence.left to the peers: without the grant every such post is a 403
+    assert {n for n, s in FUNCTIONS.items() if s.posts} == {
+        "disconnect", "heartbeat", "message", "sweeper", "api"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -503,7 +510,7 @@ def test_deletion_protection_and_sizes_follow_context(variant: Synth) -> None:
 
 def test_secrets_are_generated_never_written(synth: Synth) -> None:
     secrets = synth.of_type("AWS::SecretsManager::Secret")
-    assert len(secrets) == 3
+    assert len(secrets) == 5  # JWT key, Redis AUTH token, Postgres master, runtime and migration roles
     for secret in secrets.values():
         assert "GenerateSecretString" in secret["Properties"]
         assert "SecretString" not in secret["Properties"]
@@ -600,6 +607,12 @@ def test_api_redis_and_postgres_alarms(synth: Synth) -> None:
     assert by_namespace["AWS/RDS"] == {"CPUUtilization", "FreeStorageSpace", "DatabaseConnections"}
     redis_nodes = {json.dumps(a["Dimensions"]) for a in alarms(synth) if a["Namespace"] == "AWS/ElastiCache"}
     assert len(redis_nodes) == 2, "one set of Redis alarms per node"
+
+
+def test_posts_not_delivered_are_alarmed(synth: Synth) -> None:
+    [alarm] = [a for a in alarms(synth) if a.get("MetricName") == "PostsNotDelivered"]
+    assert alarm["Namespace"] == "Collab" and alarm["Statistic"] == "Sum"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "collab"}]
 
 
 def test_alarms_notify_the_encrypted_topic(synth: Synth) -> None:

@@ -2,7 +2,9 @@
 
 moto's Management API backend concatenates posted payloads and never answers 410, so its methods
 are patched: every post is captured separately, and a connection can be made gone (410) or the
-API made to throttle (429) for a number of calls.
+API made to throttle (429) for a number of calls. Each handler is invoked as its own function
+(``collab_dev.permissions.call_as``): it signs with its own access key, and the server answers 403,
+as API Gateway would, to a function whose role may not call the Management API.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from collab_dev.permissions import call_as, denied
+
 EVENTS = Path(__file__).parent.parent / "events"
 
 
@@ -36,6 +40,8 @@ class Sink:
         self.gone: set[str] = set()
         self.throttle = 0  # answer 429 to this many next posts
         self.attempts: list[str] = []
+        self.denied: list[str] = []  # calls refused: the calling function may not post
+        self.largest = 0  # bytes of the largest message posted
 
     def frames(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -79,6 +85,7 @@ def moto_management_api(sink: Sink) -> Iterator[str]:
             if cid in sink.gone:
                 raise Gone()
             sink.posts.append((cid, json.loads(data)))
+            sink.largest = max(sink.largest, len(data))
 
     def delete(self: Any, connection_id: str) -> None:
         cid = unquote(connection_id)
@@ -97,12 +104,40 @@ def moto_management_api(sink: Sink) -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(port=0, verbose=False)
     server.start()
+    assert server._server is not None
+    server._server.app = _enforcing(server._server.app, sink)
     host, port = server.get_host_and_port()
     try:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
         mp.undo()
+
+
+def _enforcing(app: Any, sink: Sink) -> Any:
+    """WSGI middleware: 403 AccessDeniedException for a function whose role may not post."""
+
+    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if "/@connections/" in path:
+            cid = unquote(path.rsplit("/", 1)[-1])
+            refusal = denied(environ.get("HTTP_AUTHORIZATION", ""), environ["REQUEST_METHOD"], cid)
+            if refusal is not None:
+                with sink.lock:
+                    sink.denied.append(refusal)
+                body = json.dumps({"Message": refusal}).encode()
+                start_response(
+                    "403 Forbidden",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("x-amzn-ErrorType", "AccessDeniedException"),
+                        ("Content-Length", str(len(body))),
+                    ],
+                )
+                return [body]
+        return app(environ, start_response)
+
+    return middleware
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +170,7 @@ class Conn:
     def send_raw(self, body: str) -> dict[str, Any] | None:
         from functions.message.handler import handler
 
-        out = handler(self.event("message", body), self.world.context)
+        out = call_as("message", handler, self.event("message", body), self.world.context)
         assert out["statusCode"] == 200
         return json.loads(out["body"]) if "body" in out else None
 
@@ -145,13 +180,13 @@ class Conn:
     def heartbeat(self) -> dict[str, Any]:
         from functions.heartbeat.handler import handler
 
-        out = handler(self.event("heartbeat"), self.world.context)
+        out = call_as("heartbeat", handler, self.event("heartbeat"), self.world.context)
         return json.loads(out["body"])
 
     def disconnect(self) -> None:
         from functions.disconnect.handler import handler
 
-        handler(self.event("disconnect"), self.world.context)
+        call_as("disconnect", handler, self.event("disconnect"), self.world.context)
 
     def received(self, type_: str | None = None) -> list[dict[str, Any]]:
         return self.world.sink.frames(self.cid, type_)
@@ -245,7 +280,7 @@ class World:
     def connect_raw(self, token: str | None, cid: str | None = None) -> dict[str, Any]:
         from functions.connect.handler import handler
 
-        return handler(self.connect_event(token, cid), self.context)
+        return call_as("connect", handler, self.connect_event(token, cid), self.context)
 
     def connect(self, uid: str, wid: str, *, sync: bool = True) -> Conn:
         cid = f"{uuid.uuid4().hex[:15]}="
@@ -260,7 +295,7 @@ class World:
     def sweep(self) -> dict[str, Any]:
         from functions.sweeper.handler import handler
 
-        return handler(copy.deepcopy(load_event("scheduled")), self.context)
+        return call_as("sweeper", handler, copy.deepcopy(load_event("scheduled")), self.context)
 
 
 @pytest.fixture
@@ -271,6 +306,8 @@ def world(settings: Any, clean: None, clock: Any, sink: Sink, moto_endpoint: str
     runtime.install(rt)
     yield World(rt, sink)
     runtime.install(None)
+    # Under enforcement: a path that posts from a function whose role may not fails its test.
+    assert not sink.denied, f"Management API calls a function's role does not allow: {sink.denied}"
     if "db" in rt.__dict__:
         rt.db.close()
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from collab.auth.tokens import issue_access_token
+from collab_dev.permissions import call_as
 
 ABSENT = object()
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ class Answer:
 
 
 def invoke(event: dict[str, Any]) -> Answer:
-    out = handler(event, LambdaContext())
+    out = call_as("api", handler, event, LambdaContext())
     raw = out.get("body")
     body = json.loads(raw) if raw else None
     return Answer(int(out["statusCode"]), body, {k.lower(): v for k, v in (out.get("headers") or {}).items()})

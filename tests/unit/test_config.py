@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_cluster_flag():
     assert load_settings({**BASE, "REDIS_CLUSTER": "0"}).redis_cluster is False
 
 
-def test_secrets_come_from_secrets_manager_once_per_container():
+def test_secrets_come_from_secrets_manager_on_first_use_and_are_cached():
     calls = []
     secret = {"username": "app", "password": "p@ss/word", "port": 5432, "dbname": "collab"}
 
@@ -55,29 +56,58 @@ def test_secrets_come_from_secrets_manager_once_per_container():
         "DB_SECRET_ARN": "arn:db",
         "DB_HOST": "proxy.local",
         "JWT_SECRET_ARN": "arn:jwt",
+        "DB_SSLROOTCERT": "/etc/ssl/ca.pem",
     }
     s = load_settings(env, secrets=fetch)
     assert calls == []  # nothing fetched until a route needs it
-    assert s.dsn == "postgresql://app:p%40ss%2Fword@proxy.local:5432/collab?sslmode=require"
+    assert s.dsn == (
+        "postgresql://app:p%40ss%2Fword@proxy.local:5432/collab?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem"
+    )
     assert s.dsn and s.jwt_key == "jwt-from-sm" and s.jwt_key
     assert calls == ["arn:db", "arn:jwt"]
 
 
-def test_secrets_manager_through_moto():
+def test_the_certificate_is_verified_against_the_system_trust_store_by_default():
+    env = {"REDIS_URL": "redis://h", "DB_SECRET_ARN": "arn:db", "DB_HOST": "proxy", "JWT_SECRET": "s" * 32}
+    s = load_settings(env, secrets=lambda arn: json.dumps({"username": "u", "password": "p"}))
+    assert "sslmode=verify-full&sslrootcert=" in s.dsn
+    root = s.dsn.rsplit("sslrootcert=", 1)[1]
+    assert root == "system" or root.endswith((".crt", ".pem"))
+
+
+def test_a_rotated_secret_is_seen_once_the_cache_expires():
+    from collab.adapters.secrets_manager import SecretCache
+
+    values = iter(["old", "new"])
+    cache = SecretCache(lambda arn: next(values), ttl=0.05)
+    assert cache.get("arn:jwt") == "old" and cache.get("arn:jwt") == "old"
+    time.sleep(0.06)
+    assert cache.get("arn:jwt") == "new" and cache.fetches == 2
+
+
+def test_get_secret_value_without_boto3_against_moto_server(monkeypatch):
+    """The signed JSON POST is what Secrets Manager (here moto's server) understands."""
     import boto3
-    from moto import mock_aws
+    from moto.server import ThreadedMotoServer
 
-    from collab import config
+    from collab.adapters import secrets_manager
 
-    with mock_aws():
-        sm = boto3.client("secretsmanager", region_name="us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url)
         arn = sm.create_secret(Name="jwt", SecretString="from-moto")["ARN"]
-        config._sm_client = None
         s = load_settings(
             {"REDIS_URL": "redis://h", "DATABASE_URL": "postgresql://h/d", "JWT_SECRET_ARN": arn}
         )
-        import os
-
-        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         assert s.jwt_key == "from-moto"
-        config._sm_client = None
+        with pytest.raises(Exception, match=r"400|ResourceNotFound"):
+            secrets_manager.get_secret_value(arn + "-missing")
+    finally:
+        server.stop()

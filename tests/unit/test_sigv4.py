@@ -65,3 +65,22 @@ def test_requests_built_for_a_fanout_carry_botocores_signature(token, cid, body)
         assert int(headers["Content-Length"]) == len(payload)
         assert headers["Authorization"] == theirs["Authorization"]
         assert headers.get("X-Amz-Security-Token") == token
+
+
+@pytest.mark.parametrize("token", [None, "session-token-xyz"])
+def test_a_secrets_manager_call_signs_as_botocore_signs_it(token):
+    """GetSecretValue without boto3: a JSON POST whose every header is signed, as botocore signs."""
+    creds = sigv4.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    host = "secretsmanager.eu-west-1.amazonaws.com"
+    body = b'{"SecretId": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}'
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.GetSecretValue"}
+    req = AWSRequest(method="POST", url=f"https://{host}/", data=body, headers=dict(headers))
+    SigV4Auth(BotoCreds(creds.access_key, creds.secret_key, token), "secretsmanager", "eu-west-1").add_auth(
+        req
+    )
+    theirs = dict(req.headers)
+    when = datetime.strptime(theirs["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    ours = sigv4.sign_request(
+        "POST", host, "/", headers, body, creds, "eu-west-1", "secretsmanager", now=when
+    )
+    assert ours["Authorization"] == theirs["Authorization"]

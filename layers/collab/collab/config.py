@@ -2,8 +2,9 @@
 
 Values come from the environment. In AWS the stack passes ARNs instead of secrets
 (``DB_SECRET_ARN`` + ``DB_HOST``, ``JWT_SECRET_ARN``, ``REDIS_AUTH_SECRET_ARN``); those are fetched from
-Secrets Manager the first time a route needs them and cached for the life of the container, so a
-route that never touches Postgres never pays for boto3 or the secret.
+Secrets Manager (one signed POST, no boto3: :mod:`collab.adapters.secrets_manager`) the first time a
+route needs them and cached for 5 minutes, so a route that never touches Postgres never pays for
+the secret, and a rotation is picked up by running containers.
 
 A missing or malformed variable raises :class:`ConfigError` at cold start with one message naming it.
 """
@@ -38,7 +39,28 @@ ENV = {
     "jwt_jwks_url": "JWT_JWKS_URL",
     "connections_endpoint": "CONNECTIONS_ENDPOINT",
     "websocket_url": "WEBSOCKET_URL",
+    "db_sslrootcert": "DB_SSLROOTCERT",
 }
+
+# Where libpq finds the CAs that RDS Proxy's certificate chains to (Amazon's root CAs, in every
+# standard trust store): the bundle Python's OpenSSL uses, found the way it finds it. libpq 16+ also
+# understands sslrootcert=system, but a wheel's bundled OpenSSL may look in its build-time
+# directory, not the system's, so the file is named explicitly when there is one.
+_CA_BUNDLES = (
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Amazon Linux 2023 (the Lambda Python runtimes)
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
+
+
+def system_ca_bundle() -> str:
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for candidate in (os.environ.get("SSL_CERT_FILE"), paths.cafile, paths.openssl_cafile, *_CA_BUNDLES):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return "system"
 
 
 class Settings(BaseModel):
@@ -59,6 +81,9 @@ class Settings(BaseModel):
     connections_endpoint: str | None = None
     # Public WebSocket URL handed out with tickets (POST /ws-tickets); the stack sets it.
     websocket_url: str | None = None
+    # CA bundle to verify the database's certificate with (sslmode=verify-full); default: the
+    # system's (RDS Proxy's certificates chain to Amazon's root CAs).
+    db_sslrootcert: str | None = None
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")
@@ -92,9 +117,12 @@ class Settings(BaseModel):
             raise ValueError("JWT_SECRET is required (or JWT_SECRET_ARN)")
         return self
 
-    # Resolved values: secrets are fetched on first use and cached for the container's life.
-    @cached_property
+    # Resolved values: secrets are fetched on first use and cached for 5 minutes (rotations).
+    @property
     def dsn(self) -> str:
+        """The libpq URL. From the secret: ``sslmode=verify-full`` against the system's CAs (RDS
+        Proxy's certificate is checked, not only encrypted), and the runtime role's timeouts come
+        with the role itself (``ALTER ROLE ... SET``, migration 0002)."""
         if self.database_url:
             return self.database_url
         secret = json.loads(self._secret(self.db_secret_arn))
@@ -102,15 +130,17 @@ class Settings(BaseModel):
         password = quote(secret["password"], safe="")
         port = secret.get("port", 5432)
         dbname = secret.get("dbname") or self.db_name
-        return f"postgresql://{user}:{password}@{self.db_host}:{port}/{dbname}?sslmode=require"
+        host = self.db_host
+        root = quote(self.db_sslrootcert or system_ca_bundle(), safe="/")
+        return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=verify-full&sslrootcert={root}"
 
-    @cached_property
+    @property
     def jwt_key(self) -> str:
         if self.jwt_secret:
             return self.jwt_secret.get_secret_value()
         return self._secret(self.jwt_secret_arn)
 
-    @cached_property
+    @property
     def redis_password(self) -> str | None:
         if not self.redis_auth_secret_arn:
             return None
@@ -120,25 +150,15 @@ class Settings(BaseModel):
         except (ValueError, KeyError, TypeError):
             return raw
 
+    @cached_property
+    def _secret_cache(self) -> Any:
+        from collab.adapters.secrets_manager import SecretCache
+
+        return SecretCache(self.secrets)
+
     def _secret(self, arn: str | None) -> str:
         assert arn
-        fetch = self.secrets or _secrets_manager_fetch
-        return str(fetch(arn))
-
-
-_sm_client: Any = None
-_sm_lock = threading.Lock()
-
-
-def _secrets_manager_fetch(arn: str) -> str:
-    """Read a secret string from Secrets Manager (boto3 is imported only here, on first need)."""
-    global _sm_client
-    with _sm_lock:
-        if _sm_client is None:
-            import boto3
-
-            _sm_client = boto3.client("secretsmanager")
-    return str(_sm_client.get_secret_value(SecretId=arn)["SecretString"])
+        return str(self._secret_cache.get(arn))
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

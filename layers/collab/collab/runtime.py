@@ -44,7 +44,8 @@ class Runtime:
             return self._given["db"]
         from collab.adapters.postgres.database import Database
 
-        return Database(self.settings.dsn)
+        settings = self.settings
+        return Database(lambda: settings.dsn)  # asked at each connect: rotations (5-minute cache)
 
     @cached_property
     def store(self) -> Store:

@@ -13,6 +13,7 @@ from typing import Any
 from collab.adapters.postgres.database import Cursor, Database
 from collab.errors import ValidationError
 from collab.models import Notification
+from collab.protocol.wire import size
 
 MAX_SYNC_NOTIFICATIONS = 200  # per sync reply; the rest come with the next sync
 
@@ -21,15 +22,34 @@ def _wire(row: dict[str, Any]) -> dict[str, Any]:
     return Notification.model_validate(row).wire()
 
 
-def claim_undelivered(cur: Cursor, user_id: str) -> list[dict[str, Any]]:
+def claim_undelivered(
+    cur: Cursor, user_id: str, budget: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Claim the oldest undelivered notifications that fit in ``budget`` bytes of the sync reply
+    (at most ``MAX_SYNC_NOTIFICATIONS``), marking only those delivered: a notification counts as
+    delivered once it is in a reply that API Gateway can send (128 KB), never when it was cut.
+    Returns them and whether more are waiting (the client syncs again for them). Rows are locked
+    with SKIP LOCKED, so two concurrent syncs can never both receive the same notification."""
     rows = cur.execute(
-        "UPDATE notifications SET delivered_at = now() WHERE id IN ("
-        " SELECT id FROM notifications WHERE user_id = %s AND delivered_at IS NULL"
-        " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
-        (user_id, MAX_SYNC_NOTIFICATIONS),
+        "SELECT *, now() AS claimed_at FROM notifications WHERE user_id = %s AND delivered_at IS NULL"
+        " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (user_id, MAX_SYNC_NOTIFICATIONS + 1),
     ).fetchall()
-    rows.sort(key=lambda r: (r["created_at"], str(r["id"])))
-    return [_wire(r) for r in rows]
+    out: list[dict[str, Any]] = []
+    used = 0
+    for row in rows[:MAX_SYNC_NOTIFICATIONS]:
+        row["delivered_at"] = row.pop("claimed_at")  # now(): what the UPDATE below writes
+        note = _wire(row)
+        cost = size(note) + 1  # and its comma
+        if budget is not None and used + cost > budget:
+            break
+        used += cost
+        out.append(note)
+    if out:
+        cur.execute(
+            "UPDATE notifications SET delivered_at = now() WHERE id = ANY(%s)", ([n["id"] for n in out],)
+        )
+    return out, len(out) < len(rows)
 
 
 def mark_read(db: Database, user_id: str, ids: list[str]) -> list[str]:

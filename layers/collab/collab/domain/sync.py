@@ -5,9 +5,15 @@ Events come from Redis for the latest 100 and from the Postgres activity log bey
 only trusted for the contiguous run of seqs that ends at the workspace's latest seq (a commit whose
 event has not reached Redis yet, or a Redis restart, leaves holes, which Postgres fills).
 ``resync: true`` only when the log cannot cover the range (the client claims a seq the workspace
-never reached). A reply carries at most ``MAX_EVENTS`` events and ``MAX_BYTES`` of them, oldest
-first, because a WebSocket message is at most 128 KB: when ``data.seq`` is beyond the last event in
-the reply, the client syncs again from there.
+never reached).
+
+A WebSocket message is at most 128 KB (``wire.MESSAGE_LIMIT``), so the reply is budgeted in UTF-8
+bytes: the presence list first (whole: at most 50 members of at most ~1 KB each), then events, oldest
+first, at most ``MAX_EVENTS`` and ``MAX_BYTES`` of them but always one when any is due (an event is
+at most ~45 KB: a 200-character title and a 10,000-character description of 4-byte characters), then
+notifications in what is left. Both are paged: when ``data.seq`` is beyond the last event in the
+reply, or ``data.more_notifications`` is true, the client syncs again (contract v1.2). Only the
+notifications in the reply are marked delivered.
 """
 
 from __future__ import annotations
@@ -21,14 +27,17 @@ from collab.domain import notifications, presence
 from collab.domain.access import require_member
 from collab.domain.events import activity_frame
 from collab.errors import Forbidden
-from collab.protocol.wire import dumps
+from collab.protocol.wire import MESSAGE_LIMIT, size
 
 if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
     from collab.runtime import Runtime
 
 MAX_EVENTS = 500  # and at most MAX_BYTES: a reply must fit in one 128 KB WebSocket message
-MAX_BYTES = 96 * 1024  # leaves room for presence and notifications under API Gateway's 128 KB
+MAX_BYTES = 96 * 1024  # events' share at most; presence and notifications share the rest
+# The frame around the data: type, workspace id, user id (at most 128 characters), timestamp, seq,
+# resync, the keys and brackets: under 600 bytes; 2 KB leaves a margin for the keys added later.
+ENVELOPE_BYTES = 2048
 
 
 def _contiguous_tail(hist: list[tuple[int, str]], last: int) -> dict[int, str]:
@@ -49,6 +58,9 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
     # then posted to this connection, and one committed before it is in this reply. No gap.
     came_online, raw = presence.join(rt, info)
     hist = rt.store.history(wid, since) if since is not None else []
+    # The snapshot is taken after joining, so a peer who comes online later is announced to us.
+    members = presence.snapshot(rt, wid)
+    budget = MESSAGE_LIMIT - ENVELOPE_BYTES - size(members)
 
     def tx(cur: Cursor) -> dict[str, Any]:
         require_member(cur, wid, info.user_id)
@@ -75,9 +87,11 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
                     events = [activity_frame(r) for r in rows]
             if not resync and len(events) < MAX_EVENTS and (need_db <= 0 or len(events) == need_db):
                 events += [json.loads(cached[s]) for s in sorted(cached) if s > since]
-            events = _cap(events)
-        notes = notifications.claim_undelivered(cur, info.user_id)
-        return {"seq": last, "events": [] if resync else events, "resync": resync, "notifications": notes}
+        if resync:
+            events = []
+        events, used = _cap(events, min(MAX_BYTES, budget))
+        notes, more = notifications.claim_undelivered(cur, info.user_id, budget - used)
+        return {"seq": last, "events": events, "resync": resync, "notifications": notes, "more": more}
 
     try:
         data = rt.db.run(tx)
@@ -86,16 +100,24 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
         raise
     if came_online == 1:
         presence.announce_joined(rt, gateway, info, raw)
-    data["presence"] = presence.snapshot(rt, wid)
-    return {k: data[k] for k in ("seq", "events", "resync", "presence", "notifications")}
+    return {
+        "seq": data["seq"],
+        "events": data["events"],
+        "resync": data["resync"],
+        "presence": members,
+        "notifications": data["notifications"],
+        "more_notifications": data["more"],
+    }
 
 
-def _cap(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _cap(events: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, Any]], int]:
+    """The oldest events within ``budget`` UTF-8 bytes (and ``MAX_EVENTS``), at least one; their size."""
     out: list[dict[str, Any]] = []
-    size = 0
+    used = 0
     for ev in events[:MAX_EVENTS]:
-        size += len(dumps(ev))
-        if out and size > MAX_BYTES:
+        cost = size(ev) + 1  # and its comma
+        if out and used + cost > budget:
             break
+        used += cost
         out.append(ev)
-    return out
+    return out, used

@@ -77,6 +77,8 @@ class SyncData(BaseModel):
     resync: bool
     presence: list[PresenceEntry]
     notifications: list[Notification]
+    # v1.2: more undelivered notifications wait than fitted in this 128 KB reply: sync again
+    more_notifications: bool = False
 
 
 class SyncReply(ServerFrameBase):

@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# API Gateway's WebSocket quota (not adjustable): a message, whether a route response or a
+# PostToConnection, is at most 128 KB. API Gateway does not deliver a larger route response, and
+# refuses a larger post with 413. Every frame the server sends is measured in UTF-8 bytes against it.
+MESSAGE_LIMIT = 128 * 1024
+
 
 def frame(
     type_: str,
@@ -31,3 +36,8 @@ def frame(
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def size(obj: Any) -> int:
+    """The UTF-8 size of ``obj``'s JSON text as sent (an emoji is 4 bytes, not 1 character)."""
+    return len(dumps(obj).encode("utf-8", "surrogatepass"))

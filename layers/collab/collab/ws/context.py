@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from collab.clock import iso
 from collab.errors import CollabError, Unauthorized
-from collab.protocol.wire import dumps, frame
+from collab.observability import logger
+from collab.protocol.wire import MESSAGE_LIMIT, dumps, frame
 
 if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
@@ -49,6 +50,11 @@ def reply(rt: Runtime, type_: str, data: dict[str, Any], info: ConnInfo | None =
             body.encode()
         except UnicodeEncodeError:  # a lone surrogate echoed from the frame ("\ud800" in a request_id)
             body = json.dumps(out, separators=(",", ":"))  # as \u escapes: a valid UTF-8 text frame
+    if len(body) * 4 > MESSAGE_LIMIT and len(body.encode()) > MESSAGE_LIMIT:
+        # API Gateway would not deliver it (128 KB); every reply is budgeted below that, so this
+        # is a bug, answered as one rather than left unanswered.
+        logger.error("reply over API Gateway's 128 KB", extra={"type": type_, "bytes": len(body.encode())})
+        return error(rt, CollabError("the reply would exceed 128 KB"), info)
     return {"statusCode": 200, "body": body}
 
 

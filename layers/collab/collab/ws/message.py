@@ -23,6 +23,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from collab.deadline import remaining
 from collab.domain import events, notifications, presence, tasks
 from collab.domain.sync import sync
 from collab.errors import CollabError, Forbidden, RateLimited, ValidationError
@@ -110,7 +111,8 @@ def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict
 def _await_answer(rt: Runtime, uid: str, rid: str | None, value: str) -> dict[str, Any]:
     """A repeated request_id: the first attempt's answer, waiting for it while it is still running."""
     assert rid is not None
-    deadline = time.monotonic() + PENDING_WAIT_S
+    left = remaining()  # never past the invocation's own end
+    deadline = time.monotonic() + (PENDING_WAIT_S if left is None else max(0.0, min(PENDING_WAIT_S, left)))
     while value == "pending" and time.monotonic() < deadline:
         time.sleep(0.02)
         try:

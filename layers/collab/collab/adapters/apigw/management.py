@@ -18,10 +18,15 @@ from datetime import datetime
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
+from collab import deadline
 from collab.adapters.apigw import sigv4
 from collab.adapters.apigw.http_pool import Broadcaster
+from collab.observability import MetricUnit, logger, metrics
+from collab.protocol.wire import MESSAGE_LIMIT
 
 CONCURRENCY = 32  # posts in flight per fan-out: a 50-member workspace goes out in about two waves
+# The hard cap of one fan-out (connects, handshakes, posts, retries), whatever time is left; the
+# invocation's own end (collab.deadline) usually comes first. Half of a WebSocket route's 10 s.
 TIMEOUT_S = 5.0
 
 DELIVERED, GONE, FAILED = "delivered", "gone", "failed"
@@ -97,6 +102,11 @@ class ManagementApi:
             creds = sigv4.Credentials(f.access_key, f.secret_key, f.token)
         return creds
 
+    def stats(self) -> dict[str, int]:
+        """This thread's connections: TCP connects, TLS handshakes, of which resumed."""
+        b = self._broadcaster()
+        return {"connects": b.connects, "handshakes": b.handshakes, "resumed": b.resumed}
+
     def _broadcaster(self) -> Broadcaster:
         b: Broadcaster | None = getattr(self._local, "b", None)
         if b is None:
@@ -131,10 +141,33 @@ class ManagementApi:
     def _send(self, method: str, items: list[tuple[str, bytes]]) -> list[str]:
         if not items:
             return []
+        if any(len(body) > MESSAGE_LIMIT for _, body in items):
+            # API Gateway answers 413 to a message over 128 KB: failed without a round trip. The
+            # domain keeps every frame under it; this is the last line, and it is logged.
+            logger.error(
+                "message over API Gateway's 128 KB not posted", extra={"bytes": max(len(b) for _, b in items)}
+            )
+            sendable = [i for i, (_, body) in enumerate(items) if len(body) <= MESSAGE_LIMIT]
+            outcomes = [FAILED] * len(items)
+            for i, outcome in zip(sendable, self._send(method, [items[i] for i in sendable]), strict=True):
+                outcomes[i] = outcome
+            return outcomes
         reqs = self._requests(method, items)
-        statuses = self._broadcaster().send(reqs, build=lambda i: self._requests(method, [items[i]])[0])
+        statuses = self._broadcaster().send(
+            reqs,
+            build=lambda i: self._requests(method, [items[i]])[0],
+            deadline=deadline.deadline(self._timeout),
+        )
         self.posts += len(items)
-        return [_outcome(s) for s in statuses]
+        outcomes = [_outcome(s) for s in statuses]
+        failed = outcomes.count(FAILED)
+        if failed:
+            # Not delivered and not known gone (403, 5xx after retries, reset, out of time): the
+            # PostsNotDelivered alarm watches this (infra/observability.py).
+            metrics.add_metric(name="PostsNotDelivered", unit=MetricUnit.Count, value=failed)
+            extra = {"method": method, "failed": failed, "of": len(items)}
+            logger.warning("posts not delivered", extra=extra)
+        return outcomes
 
     # -- the port -------------------------------------------------------------------------------
     def post(self, cid: str, data: bytes) -> str:

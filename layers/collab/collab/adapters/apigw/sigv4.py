@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -25,8 +26,18 @@ class Credentials:
     token: str | None = None
 
 
+# The running invocation's credentials, when its host sets them: the local gateway and the test
+# harness run every function in one process, where one environment cannot hold a role per function;
+# they set this around each invocation so that each function signs as itself (collab_dev.permissions).
+# Unset in Lambda, where each container's environment holds its own role's credentials.
+invocation_credentials: ContextVar[Credentials | None] = ContextVar("invocation_credentials", default=None)
+
+
 def env_credentials() -> Credentials | None:
     """Lambda puts the function role's credentials in the environment."""
+    given = invocation_credentials.get()
+    if given is not None:
+        return given
     ak, sk = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if ak and sk:
         return Credentials(ak, sk, os.environ.get("AWS_SESSION_TOKEN") or None)
@@ -40,13 +51,13 @@ def _hmac(key: bytes, msg: str) -> bytes:
 _key_cache: dict[tuple[str, str, str], bytes] = {}
 
 
-def signing_key(secret: str, day: str, region: str) -> bytes:
-    k = _key_cache.get((secret, day, region))
+def signing_key(secret: str, day: str, region: str, service: str = SERVICE) -> bytes:
+    k = _key_cache.get((secret, day, region + "/" + service))
     if k is None:
-        k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), day), region), SERVICE), "aws4_request")
+        k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), day), region), service), "aws4_request")
         if len(_key_cache) > 8:
             _key_cache.clear()
-        _key_cache[(secret, day, region)] = k
+        _key_cache[(secret, day, region + "/" + service)] = k
     return k
 
 
@@ -110,4 +121,38 @@ def sign(
     }
     if creds.token:
         out["X-Amz-Security-Token"] = creds.token
+    return out
+
+
+def sign_request(
+    method: str,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    creds: Credentials,
+    region: str,
+    service: str,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """``headers`` plus ``Host``, ``X-Amz-Date``, the token and ``Authorization``, every header
+    signed (as botocore signs them): for one-off calls to other services, e.g. Secrets Manager's
+    JSON API. No query string."""
+    amz_date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    out = {"Host": host, "X-Amz-Date": amz_date, **headers}
+    if creds.token:
+        out["X-Amz-Security-Token"] = creds.token
+    canonical_headers = sorted((k.lower(), " ".join(v.split())) for k, v in out.items())
+    signed = ";".join(k for k, _ in canonical_headers)
+    block = "".join(f"{k}:{v}\n" for k, v in canonical_headers)
+    payload = hashlib.sha256(body).hexdigest()
+    canonical = f"{method}\n{canonical_path(path)}\n\n{block}\n{signed}\n{payload}"
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = signing_key(creds.secret_key, amz_date[:8], region, service)
+    signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
+    out["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
     return out

@@ -27,7 +27,10 @@ Cursor = psycopg.Cursor[dict[str, Any]]
 
 
 class Database:
-    def __init__(self, dsn: str, *, connect_timeout: int = 5, application_name: str = "collab") -> None:
+    def __init__(
+        self, dsn: str | Callable[[], str], *, connect_timeout: int = 2, application_name: str = "collab"
+    ) -> None:
+        # A callable is asked again at every (re)connect: a rotated password is picked up
         self._dsn = dsn
         self._kwargs = {"connect_timeout": connect_timeout, "application_name": application_name}
         self._local = threading.local()
@@ -35,7 +38,8 @@ class Database:
 
     def _connect(self) -> psycopg.Connection[dict[str, Any]]:
         try:
-            return psycopg.connect(self._dsn, row_factory=dict_row, **self._kwargs)  # type: ignore[arg-type]
+            dsn = self._dsn() if callable(self._dsn) else self._dsn
+            return psycopg.connect(dsn, row_factory=dict_row, **self._kwargs)  # type: ignore[arg-type]
         except psycopg.OperationalError as exc:
             raise Unavailable("database unavailable") from exc
 

@@ -64,7 +64,8 @@ def _s(v: Any) -> str:
 
 def connect_redis(url: str, *, cluster: bool = False, password: str | None = None) -> Any:
     """A client for ``redis://``, ``rediss://`` (TLS) or ``unix://``; cluster mode when asked."""
-    opts: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
+    # 2 s per connect and per command: a WebSocket route has 10 s in all (docs/deploy.md, "Time budget")
+    opts: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2, "health_check_interval": 30}
     if password:
         opts["password"] = password
     if cluster:
