@@ -72,12 +72,12 @@ def default(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event["body"].startswith("reply-bytes:"):  # a route response of exactly this many UTF-8 bytes
         n = int(event["body"].split(":", 1)[1])
         return {"statusCode": 200, "body": "\U0001f600" * (n // 4) + "y" * (n % 4)}
-    return {
-        "statusCode": 200,
-        "body": json.dumps(
-            {"route": ctx["routeKey"], "connection_id": ctx["connectionId"], "echo": event["body"]}
-        ),
-    }
+    reply: dict[str, Any] = {"route": ctx["routeKey"], "connection_id": ctx["connectionId"]}
+    if len(event["body"]) > 64 * 1024:  # echoed whole, the reply would be over 128 KB: not delivered
+        reply["echo_length"] = len(event["body"])
+    else:
+        reply["echo"] = event["body"]
+    return {"statusCode": 200, "body": json.dumps(reply)}
 
 
 ROUTES = {"$connect": connect, "$disconnect": disconnect, "heartbeat": heartbeat, "$default": default}
