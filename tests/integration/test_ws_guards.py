@@ -66,12 +66,9 @@ def test_a_rate_limited_edit_claims_nothing_so_its_retry_goes_through(world):
     assert store.request_answer("ann", rid) is None, "a refused frame must not claim its request_id"
 
     clock.advance(WINDOW_MS / 1000)
-    started = time.monotonic()
-    retried = ann.send(frame)
+    retried = ann.send(frame)  # with the id claimed, this would wait 5 s and be told to retry later
     assert retried is not None and retried["data"]["ok"] is True, retried
     assert retried["data"]["task"]["title"] == "later"
-    # not a wall-clock threshold: the claimed-id path waits PENDING_WAIT_S (5 s) before refusing
-    assert time.monotonic() - started < 5
 
 
 def test_the_limit_is_counted_before_the_claim_in_the_store(world):
