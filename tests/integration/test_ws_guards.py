@@ -179,8 +179,13 @@ def sync_pages(conn: Any) -> tuple[list[int], list[dict[str, Any]]]:
     for _ in range(50):
         raw = conn.send_raw_reply({"action": "sync", "since": since})
         replies.append(raw)
-        data = json.loads(raw["text"])["data"]
+        reply = json.loads(raw["text"])
+        data = reply["data"]
         assert data["resync"] is False
+        # events replayed from Postgres and from Redis alike are the workspace's, as published
+        assert all(
+            e["workspace_id"] == reply["workspace_id"] and e["type"] == "task.updated" for e in data["events"]
+        )
         got = [e["seq"] for e in data["events"]]
         seqs += got
         if not got or got[-1] == data["seq"]:
