@@ -5,6 +5,7 @@ and whose name a presence frame carries."""
 from __future__ import annotations
 
 from collab.adapters.redis import keys
+from collab.clock import iso
 from collab.domain import presence
 
 
@@ -67,7 +68,14 @@ def test_closing_a_removed_members_connections_forgets_them_here_and_tells_the_o
 
     assert not {tab1.cid, tab2.cid} & set(world.rt.connections)
     assert {tab1.cid, tab2.cid} <= set(world.sink.deleted)
-    assert left(ann) == ["bob"]
+    [frame] = ann.received("presence.left")
+    assert frame["data"] == {
+        "user": {"id": "bob", "display_name": "Bob"},
+        "status": "away",
+        "viewing": None,
+        "last_seen": iso(world.rt.clock.utcnow()),
+    }
+    assert (frame["user_id"], frame["workspace_id"]) == ("bob", wid)
     assert tab1.heartbeat()["data"]["code"] == "unauthorized"
 
 
