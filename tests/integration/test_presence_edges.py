@@ -87,3 +87,13 @@ def test_a_presence_update_is_from_its_user(world):
     assert (update["user_id"], update["workspace_id"]) == ("ann", wid)
     assert (update["data"]["user"]["id"], update["data"]["status"]) == ("ann", "away")
     assert ann.received("presence.updated") == []
+
+
+def test_closing_connections_this_container_never_saw(world):
+    """Another container served them: nothing of them is cached here, and closing them is no error."""
+    wid = world.workspace("ann", "bob")
+    ann, bob = world.connect("ann", wid), world.connect("bob", wid)
+    world.rt.connections.clear()
+    world.remove_member(wid, "bob")
+    assert presence.close_user(world.rt, world.rt.gateway_for(None), wid, "bob") == 1
+    assert world.rt.store.connection(bob.cid) is None and left(ann) == ["bob"]
