@@ -37,14 +37,14 @@ def test_dead_is_sixty_seconds_without_a_heartbeat_by_a_peers_heartbeat(world):
 
 
 def test_the_sweeper_works_through_every_batch(world):
-    """Dead connections in three workspaces, two to a batch: every batch is swept, the count is the
-    whole run's, and the run does not stop at a batch holding several workspaces."""
+    """Dead connections in three workspaces, three to a batch (so a batch spans two workspaces):
+    every batch is swept, the count is the whole run's, and a full batch is never taken for the last."""
     dead = []
     for i in range(3):
         wid = world.workspace(f"o{i}", f"m{i}")
         dead += [world.connect(f"o{i}", wid), world.connect(f"m{i}", wid)]
     world.rt.clock.advance(61)
-    assert presence.sweep(world.rt, world.rt.gateway_for(None), batch=2) == 6
+    assert presence.sweep(world.rt, world.rt.gateway_for(None), batch=3) == 6
     assert all(world.rt.store.connection(c.cid) is None for c in dead)
     assert world.rt.store.r.zcard(keys.SWEEP) == 0
 

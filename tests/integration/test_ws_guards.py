@@ -16,6 +16,7 @@ import jwt
 
 from collab.adapters.redis import keys
 from collab.auth.tickets import LEEWAY_S
+from collab.clock import iso
 from collab.domain.events import activity_frame
 from collab.protocol.wire import dumps
 from collab.ws.routes import FRAME_LIMIT, WINDOW_MS
@@ -145,6 +146,16 @@ def test_a_connection_a_notification_post_finds_gone_is_pruned_and_leaves_presen
     again = world.connect("bob", w2, sync=False)
     notes = again.send({"action": "sync", "since": None})["data"]["notifications"]
     assert [n["type"] for n in notes] == ["task.assigned"]
+
+
+def test_a_pushed_notification_names_its_workspace_actor_and_time(world):
+    wid = world.workspace("ann", "bob")
+    ann, bob = world.connect("ann", wid), world.connect("bob", wid)
+    assert ann.create("for bob", assigned_to="bob")["data"]["ok"] is True
+    [pushed] = bob.received("notification.created")
+    assert (pushed["workspace_id"], pushed["user_id"]) == (wid, "ann")
+    assert pushed["timestamp"] == iso(world.rt.clock.utcnow())
+    assert pushed["data"]["notification"]["type"] == "task.assigned"
 
 
 # -- sync reply size -------------------------------------------------------------------------
