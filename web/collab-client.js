@@ -22,6 +22,7 @@
  *   `probeAfterMs` (10 min) of silence, and whenever the tab comes back, the heartbeat asks for an
  *   answer (`probe: true`), and no frame within `heartbeatTimeoutMs` (10 s) means a dead socket;
  *   an answer whose `seq` is beyond what it applied (it missed an event) is followed by a `sync`;
+ *   a probe's answer carries the presence list (away tabs are sent no `presence.updated`);
  * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
  * - applies a task event only when its `version` is higher than the one held (deletion is a
  *   tombstone), and syncs when a gap in `seq` is still open after a short grace (concurrent
@@ -558,9 +559,7 @@ export class CollabClient extends EventTarget {
     const ws = this._ws;
     const since = this._syncSince;
     const before = this.lastSeq;
-    this.presence = new Map((data.presence || []).map((p) => [p.user.id, p]));
-    this._presenceSeen = new Map((data.presence || []).map((p) => [p.user.id, { at: p.last_seen, left: false }]));
-    this._changed("presence");
+    this._setPresenceList(data.presence || []);
     this._addNotifications(data.notifications || []);
     const full = since === null || data.resync;
     if (full) {
@@ -696,6 +695,7 @@ export class CollabClient extends EventTarget {
    * a gap (the missing event may be in flight). @param {any} data
    */
   _onHeartbeatAck(data) {
+    if (Array.isArray(data.presence)) this._setPresenceList(data.presence); // a probe's answer
     const latest = data.seq;
     if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
     this._clear("behind");
@@ -703,6 +703,13 @@ export class CollabClient extends EventTarget {
       delete this._timers.behind;
       if (this.lastSeq !== null && this.lastSeq < latest) this._sendSync();
     }, this.gapGraceMs);
+  }
+
+  /** The whole list (sync, or a probe's answer: away tabs are sent no presence.updated). @param {PresenceEntry[]} list */
+  _setPresenceList(list) {
+    this.presence = new Map(list.map((p) => [p.user.id, p]));
+    this._presenceSeen = new Map(list.map((p) => [p.user.id, { at: p.last_seen, left: false }]));
+    this._changed("presence");
   }
 
   /** @param {string} type @param {any} data a presence entry */

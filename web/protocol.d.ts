@@ -60,9 +60,10 @@ export interface HeartbeatAck {
   data: HeartbeatAckData;
 }
 
-/** `{}` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty). */
+/** `{}` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty), and the presence list when the heartbeat probed. */
 export interface HeartbeatAckData {
   seq?: number | null;
+  presence?: PresenceEntry[] | null;
 }
 
 export interface MemberEvent {

@@ -408,7 +408,11 @@ def test_a_hidden_tab_says_away_slows_its_heartbeat_and_comes_back_active_with_a
     set_visibility(client, "visible")
     client.wait_sent("f.action === 'heartbeat' && f.mode === 'active' && f.probe === true")
     assert client.js("window.client.mode") == "active"
-    client.deliver(reply("heartbeat.ack", {"seq": 5}))
+    # And the answer brings the presence list (an away tab is sent no presence.updated)
+    cat = presence_event("presence.updated", "cat", "2026-01-01T00:00:09.000Z", status="away")["data"]
+    client.deliver(reply("heartbeat.ack", {"seq": 5, "presence": [cat]}))
+    users = "() => [...window.client.presence.values()].map((p) => p.user.id + ':' + p.status)"
+    assert client.js(users) == ["cat:away"]
     client.page.wait_for_function(f"({HEARTBEATS})(-1).length >= {away_at + 3}", arg=None, timeout=WAIT_MS)
     assert client.sockets() == 1  # answered: the socket stays
 

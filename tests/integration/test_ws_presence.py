@@ -207,9 +207,8 @@ def test_each_mode_has_its_own_deadline_active_60_s_away_570_s(world):
         b.beat(seq=0, mode="away")
         assert world.sweep()["removed"] in (0, 1)
     assert c.cid in world.sink.deleted and b.cid not in world.sink.deleted
-    assert presence_users(b.received()) == [
+    assert presence_users(b.received()) == [  # away: joins and leaves, not cat's status change
         ("presence.joined", "cat"),
-        ("presence.updated", "cat"),
         ("presence.left", "ann"),
         ("presence.left", "cat"),
     ]
@@ -269,7 +268,8 @@ def test_a_quiet_heartbeat_is_answered_only_when_probed_or_behind(world):
     assert b.beat(seq=0, mode="active") is None  # nothing to say: no message out
     assert b.beat(seq=None, mode="active") is None  # before its first sync's seq, the same
     probe = b.beat(seq=0, mode="active", probe=True)
-    assert probe is not None and probe["type"] == "heartbeat.ack" and probe["data"] == {"seq": 0}
+    assert probe is not None and probe["type"] == "heartbeat.ack" and probe["data"]["seq"] == 0
+    assert [p["user"]["id"] for p in probe["data"]["presence"]] == ["ann", "bob"]
     a.create("one")
     a.create("two")
     behind = b.beat(seq=1, mode="active")  # it missed seq 2: the answer says so, and it syncs
@@ -343,3 +343,19 @@ def test_a_held_leave_whose_flush_never_ran_is_sent_by_the_sweeper(world):
     world.sweep()
     assert presence_users(a.received()) == [("presence.joined", "bob"), ("presence.left", "bob")]
     assert info is not None and world.rt.store.workspaces_with_leaves(world.rt.clock.now_ms()) == []
+
+
+def test_an_away_tab_is_sent_no_status_changes_and_gets_the_list_when_it_comes_back(world):
+    wid = world.workspace("ann", "bob", "cat")
+    a, b, c = world.connect("ann", wid), world.connect("bob", wid), world.connect("cat", wid)
+    b.beat(seq=0, mode="away")  # bob's tab is hidden
+    c.beat(seq=0, mode="away")  # cat's too: ann sees it, bob's hidden tab is not sent it
+    assert [f["data"]["user"]["id"] for f in a.received("presence.updated")] == ["bob", "cat"]
+    assert b.received("presence.updated") == []
+    back = b.beat(seq=0, mode="active", probe=True)  # bob looks again: one answer with the list
+    assert back is not None
+    assert {p["user"]["id"]: p["status"] for p in back["data"]["presence"]} == {
+        "ann": "active",
+        "bob": "active",
+        "cat": "away",
+    }

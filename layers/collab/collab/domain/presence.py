@@ -5,6 +5,9 @@ connection is announced by its first ``sync``; clients send ``sync`` first, so i
 open). Several tabs are one entry: ``presence.joined`` when the first is announced, ``presence.left``
 when the last goes; the entry's status is ``active`` while any of them is active, ``away`` when all are.
 
+``presence.updated`` goes only to connections that are not away (a tab that comes back gets the
+list with its probe's answer); joins and leaves go to all.
+
 Each connection announces its mode (``heartbeat {mode}`` or ``presence.update {status}``): an active
 tab heartbeats every 30 s and is dead 60 s after its last sign of life; an away tab (hidden, or idle)
 heartbeats every 7 minutes (inside API Gateway's 10-minute idle timeout) and is dead 9.5 minutes
@@ -75,7 +78,12 @@ def broadcast(
     *,
     exclude: str | None = None,
 ) -> None:
-    targets = [c for c in rt.store.fanout_targets(workspace_id) if c != exclude]
+    """One presence change to the workspace. A ``presence.updated`` (status, viewing) reaches only
+    connections that are not away: nobody is looking at a hidden tab, and one that comes back gets
+    the whole list with the answer to its probe (``heartbeat.ack {presence}``). Joins and leaves
+    reach every connection."""
+    active_only = type_ == "presence.updated"
+    targets = [c for c in rt.store.fanout_targets(workspace_id, active_only=active_only) if c != exclude]
     receipt = gateway.broadcast(targets, _presence_frame(rt, type_, workspace_id, uid, data))
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))

@@ -102,9 +102,11 @@ class SyncReply(ServerFrameBase):
 
 
 class HeartbeatAckData(BaseModel):
-    """``{}`` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty)."""
+    """``{}`` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty),
+    and the presence list when the heartbeat probed."""
 
     seq: int | None = None
+    presence: list[PresenceEntry] | None = None
 
 
 class HeartbeatAck(ServerFrameBase):

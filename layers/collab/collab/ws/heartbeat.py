@@ -4,10 +4,11 @@ there is something to say.
 A v1 heartbeat (``{"action": "heartbeat"}``) is answered ``heartbeat.ack`` every time, as before. A
 v1.2 heartbeat carries the client's last applied ``seq`` (and its ``mode``, ``active`` or ``away``);
 it is answered only when the answer carries something: the client asked (``probe``, when it has
-heard nothing for a while and wants to know the socket is alive), or it is behind (the workspace's
-latest seq is past its ``seq``: the answer carries the latest, and the client syncs). Otherwise the
-route returns no body, and API Gateway sends nothing: no billed message out. Errors and a gone
-connection are answered in every case.
+heard nothing for a while and wants to know the socket is alive, or comes back from away: the answer
+then carries the presence list too, which away tabs are not sent changes of), or it is behind (the
+workspace's latest seq is past its ``seq``: the answer carries the latest, and the client syncs).
+Otherwise the route returns no body, and API Gateway sends nothing: no billed message out. Errors
+and a gone connection are answered in every case.
 """
 
 from __future__ import annotations
@@ -56,5 +57,10 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     behind = seq is not None and beat.latest_seq > seq
     if quiet and not probe and not behind:
         return {"statusCode": 200}  # no body: API Gateway sends nothing
-    data = {"seq": beat.latest_seq} if quiet else {}
+    data: dict[str, Any] = {"seq": beat.latest_seq} if quiet else {}
+    if quiet and probe:  # a tab coming back (or silent a long while): away tabs got no presence.updated
+        try:
+            data["presence"] = presence.snapshot(rt, info.workspace_id)
+        except CollabError:
+            pass  # the answer is what matters: the socket is alive
     return reply(rt, "heartbeat.ack", data, info)

@@ -233,9 +233,15 @@ class Store:
         raw = self._call(self.r.hgetall, keys.ws(wid, "conns"))
         return {_s(k): _s(v) for k, v in raw.items()}
 
-    def fanout_targets(self, wid: str) -> list[str]:
-        """The announced connections of a workspace: those that have completed ``$connect``."""
-        return [_s(c) for c in self._call(self.r.smembers, keys.ws(wid, "joined"))]
+    def fanout_targets(self, wid: str, *, active_only: bool = False) -> list[str]:
+        """The announced connections of a workspace: those that have completed ``$connect``; with
+        ``active_only``, those not away (one round trip either way)."""
+        if not active_only:
+            return [_s(c) for c in self._call(self.r.smembers, keys.ws(wid, "joined"))]
+        joined, away = self._batch(
+            lambda c: c.smembers(keys.ws(wid, "joined")), lambda c: c.hkeys(keys.ws(wid, "modes"))
+        )
+        return [_s(c) for c in set(joined) - set(away)]
 
     def user_connections(self, uid: str) -> dict[str, str]:
         """connection id -> workspace id, for every announced connection of a user."""
