@@ -20,7 +20,8 @@
  * - heartbeats are quiet (v1.2: they carry `seq`, the last seq applied, and the server answers only
  *   when there is something to say): any frame from the server is a sign of life; after
  *   `probeAfterMs` (10 min) of silence, and whenever the tab comes back, the heartbeat asks for an
- *   answer (`probe: true`), and no frame within `heartbeatTimeoutMs` (10 s) means a dead socket;
+ *   answer (`probe: true`), and no frame within `heartbeatTimeoutMs` (10 s) means a dead socket
+ *   (the same after sending a change, whose `ack` is due);
  *   an answer whose `seq` is beyond what it applied (it missed an event) is followed by a `sync`;
  *   a probe's answer carries the presence list (away tabs are sent no `presence.updated`);
  * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
@@ -465,11 +466,19 @@ export class CollabClient extends EventTarget {
     const frame = { action: "heartbeat", seq: this.lastSeq, mode: this._announcedMode() };
     if (probe) frame.probe = true;
     this._send(frame);
-    if (!probe || this._timers.heartbeatDeadline) return;
+    if (probe) this._expectAnswer(ws);
+  }
+
+  /**
+   * A frame was sent that the server answers (a probe, a change): no frame at all within
+   * `heartbeatTimeoutMs` means the socket is dead, however open it looks. @param {WebSocket} ws
+   */
+  _expectAnswer(ws) {
+    if (this._timers.heartbeatDeadline) return;
     this._timers.heartbeatDeadline = setTimeout(() => {
       delete this._timers.heartbeatDeadline;
       if (this._ws === ws) {
-        ws.close(4001, "no answer to a heartbeat probe");
+        ws.close(4001, "no answer");
         this._onSocketClosed(ws, "heartbeat timeout");
       }
     }, this.heartbeatTimeoutMs);
@@ -857,6 +866,7 @@ export class CollabClient extends EventTarget {
   /** @param {PendingOp} op */
   _sendOp(op) {
     op.sent = this._send(op.frame);
+    if (op.sent && this._ws) this._expectAnswer(this._ws); // its ack: a dead socket shows at once
   }
 
   /** @returns {Map<string, TaskView>} */

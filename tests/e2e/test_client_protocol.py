@@ -454,3 +454,15 @@ def test_a_presence_batch_applies_each_change_in_order(client: Harness) -> None:
     )
     client.deliver(batch)
     assert client.js(users) == ["cat:away"]
+
+
+def test_a_change_nobody_answers_means_a_dead_socket_without_waiting_for_a_probe(client: Harness) -> None:
+    client.start(heartbeatMs=60_000, heartbeatTimeoutMs=300, probeAfterMs=600_000, backoffBaseMs=100)
+    client.go_live(seq=5)
+    client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
+    client.wait_sent("f.action === 'task.update'", index=0)
+    client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    client.wait_sent("f.action === 'sync'", index=1)
+    client.deliver(sync_reply(5), index=1)
+    client.wait_sent("f.action === 'task.update'", index=1)  # re-sent on the new socket

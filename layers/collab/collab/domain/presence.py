@@ -42,6 +42,7 @@ MODES: dict[str, tuple[int, int]] = {
 DEAD_AFTER_S = MODES["active"][1]
 SWEEP_BATCH = 500  # the sweeper's bounded work per workspace batch
 LEAVE_GRACE_S = 1.0  # a user's leave waits this long for a reconnect that cancels it
+LEAVE_GRACE_STEPS = 10  # $disconnect looks every 100 ms whether it was cancelled
 
 
 def deadline_ms(rt: Runtime, mode: str) -> int:
@@ -207,8 +208,11 @@ def settle(
 def flush_leaves(rt: Runtime, gateway: ManagementApi, workspace_id: str, *, wait: bool = False) -> int:
     """Tell peers of the leaves held in a workspace for the grace (after waiting it out, with
     ``wait``); a reconnect meanwhile has taken its user's out. Returns how many went out."""
-    if wait:
-        rt.clock.sleep(LEAVE_GRACE_S)
+    if wait:  # in steps, to stop as soon as the reconnect has taken the leave out (billed time)
+        for _ in range(LEAVE_GRACE_STEPS):
+            rt.clock.sleep(LEAVE_GRACE_S / LEAVE_GRACE_STEPS)
+            if not rt.store.leaves_held(workspace_id):
+                return 0
     now = rt.clock.utcnow()
     due = rt.clock.now_ms() - int(LEAVE_GRACE_S * 1000)
     taken = rt.store.take_leaves(workspace_id, due)

@@ -52,7 +52,7 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         beat = presence.heartbeat(rt, gateway, info, mode) if info is not None else None
     except CollabError as exc:  # Redis down: answered (internal), the connection stays
         return error(rt, exc, rt.connections.get(cid))
-    if beat is None or not beat.alive:
+    if info is None or beat is None or not beat.alive:
         return gone(rt, gateway, cid)
     behind = seq is not None and beat.latest_seq > seq
     if quiet and not probe and not behind:

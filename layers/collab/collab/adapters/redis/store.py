@@ -363,6 +363,10 @@ class Store:
             self._call(self.r.zrem, keys.LEAVING, wid)
         return [(_s(flat[i]), json.loads(_s(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
+    def leaves_held(self, wid: str) -> bool:
+        """Whether any leave is held in the workspace."""
+        return bool(self._call(self.r.exists, keys.ws(wid, "leaving")))
+
     def workspaces_with_leaves(self, due_ms: int, limit: int = 500) -> list[str]:
         """Workspaces holding a leave since ``due_ms`` or earlier (the sweeper's backstop)."""
         return [
