@@ -109,7 +109,8 @@ def presence_month(mix: Mix, *, v12: bool) -> dict[str, float]:
     probe (after 10 minutes without any frame from the server; edits and presence changes are frames)
     or a tab that is behind; a switch is one heartbeat, posted to the user's peers that are not away,
     and a tab coming back probes (one answer, with the presence list); a reconnect within the 1 s
-    grace posts nothing, at the price of the ``$disconnect`` waiting out the grace.
+    grace posts nothing, at the price of the ``$disconnect`` waiting for it and one heartbeat (the
+    client names its mode at once after its sync).
     """
     minutes = mix.connections * HOURS_PER_MONTH * 60
     hours = mix.connections * HOURS_PER_MONTH
@@ -139,7 +140,8 @@ def presence_month(mix: Mix, *, v12: bool) -> dict[str, float]:
         )
         # the $disconnect waits until the reconnect has cancelled the leave (checks every 100 ms)
         grace_gb_s = reconnects * min(LEAVE_GRACE_S, REJOIN_S + 0.1) * DISCONNECT_MEMORY_MB / 1024
-        out["reconnect_leave_join_usd"] = grace_gb_s * LAMBDA_GB_SECOND_ARM_USD
+        # and the client's first heartbeat after its sync names its mode (one more beat)
+        out["reconnect_leave_join_usd"] = grace_gb_s * LAMBDA_GB_SECOND_ARM_USD + _beats_usd(reconnects)
     out["total_usd"] = sum(out.values())
     return out
 

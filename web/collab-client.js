@@ -616,8 +616,8 @@ export class CollabClient extends EventTarget {
     const { status, viewing } = this._presenceWanted;
     if (status !== "active" || viewing !== null) {
       this._send({ action: "presence.update", status: this._announcedMode(), viewing });
-    } else if (this.mode === "away" && this._ws) {
-      this._beat(this._ws); // opened while hidden: the server takes a new connection for active
+    } else if (this._ws) {
+      this._beat(this._ws); // the mode, at once: a new connection is active, or as its user was
     }
     for (const op of this._pending) if (!op.sent) this._sendOp(op);
   }

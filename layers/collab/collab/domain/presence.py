@@ -127,21 +127,11 @@ def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
 
 
 def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: dict[str, Any]) -> None:
-    """Tell the workspace that a user came online; after a reconnect within the grace (peers never
-    saw them leave), only what changed, if anything."""
-    held = raw.get("held")
-    if held is not None:
-        raw = {k: v for k, v in raw.items() if k != "held"}
-        if (held.get("status"), held.get("viewing")) != (raw["status"], raw["viewing"]):
-            broadcast(
-                rt,
-                gateway,
-                info.workspace_id,
-                info.user_id,
-                "presence.updated",
-                entry(info.user_id, raw),
-                exclude=info.connection_id,
-            )
+    """Tell the workspace that a user came online. Not after a reconnect within the grace: peers
+    never saw them leave, their entry is as peers last saw it, and the client's first frames after
+    its sync (a heartbeat naming its mode, ``presence.update`` for what it views) announce what
+    differs, if anything."""
+    if raw.get("held") is not None:
         return
     broadcast(
         rt,

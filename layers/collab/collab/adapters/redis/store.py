@@ -334,6 +334,7 @@ class Store:
             keys.ws(wid, "presence"),
             keys.ws(wid, "conns"),
             keys.ws(wid, "leaving"),
+            keys.ws(wid, "modes"),
         ]
         out = self._batch(
             lambda c: self._evalsha(c, self._announce, ws_keys, [cid, uid, json.dumps(entry)]),
