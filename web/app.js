@@ -150,9 +150,7 @@ class Board {
     });
     c.addEventListener("servererror", (/** @type {any} */ e) => toast(`Server: ${e.detail.message}`, "error"));
     this.bindForms();
-    document.addEventListener("visibilitychange", () => {
-      c.setPresence({ status: document.visibilityState === "hidden" ? "away" : "active" });
-    });
+    // away when hidden or idle, active again at once: the client does it (its heartbeats carry the mode)
     this.loadWorkspace();
     this.loadMembers();
     this.renderState();

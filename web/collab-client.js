@@ -14,7 +14,17 @@
  *   replays missed events (by `seq`) on every later one; a reply whose `data.seq` is beyond what it
  *   applied (the server pages long replays), or with `more_notifications: true`, is followed by
  *   another `sync`;
- * - heartbeats every 30 s and treats a missing `heartbeat.ack` (10 s) as a dead connection;
+ * - presence by mode (v1.2): a visible tab in use is `active` and heartbeats every 30 s; a tab hidden
+ *   for `hiddenAwayMs` (10 s) or without input for `idleMs` (5 min) is `away` and heartbeats every
+ *   `awayHeartbeatMs` (7 min). A switch is sent at once, as a heartbeat naming the mode (peers see
+ *   the user away when all their tabs are); coming back is at once, on visibility or input;
+ * - heartbeats are quiet (v1.2: they carry `seq`, the last seq applied, and the server answers only
+ *   when there is something to say): any frame from the server is a sign of life; after
+ *   `probeAfterMs` (10 min) of silence, and whenever the tab comes back, the heartbeat asks for an
+ *   answer (`probe: true`), and no frame within `heartbeatTimeoutMs` (10 s) means a dead socket
+ *   (the same after sending a change, whose `ack` is due);
+ *   an answer whose `seq` is beyond what it applied (it missed an event) is followed by a `sync`;
+ *   a probe's answer carries the presence list (away tabs are sent no `presence.updated`);
  * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
  * - applies a task event only when its `version` is higher than the one held (deletion is a
  *   tombstone), and syncs when a gap in `seq` is still open after a short grace (concurrent
@@ -53,12 +63,22 @@
 export const MAX_FRAME_BYTES = 32 * 1024;
 /** Clients heartbeat every 30 s (contract 3.2); the server drops connections silent for 60 s. */
 export const HEARTBEAT_MS = 30_000;
-/** No heartbeat.ack within this time: the connection is dead even if the socket looks open. */
+/** An away tab (hidden or idle) heartbeats every 7 minutes (v1.2); the server waits 9.5 for it. */
+export const AWAY_HEARTBEAT_MS = 7 * 60_000;
+/** A tab hidden this long is away (a quick look at another tab changes nothing). */
+export const HIDDEN_AWAY_MS = 10_000;
+/** A visible tab without input (pointer, keys, wheel, touch) this long is away. */
+export const IDLE_MS = 5 * 60_000;
+/** Nothing heard from the server this long: the next heartbeat asks for an answer. */
+export const PROBE_AFTER_MS = 10 * 60_000;
+/** No answer to a probe within this time: the connection is dead even if the socket looks open. */
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
 /** A WebSocket handshake that takes longer than this is abandoned and retried. */
 export const OPEN_TIMEOUT_MS = 10_000;
 /** Transient refusals (rate_limited, internal) are retried this many times before rolling back. */
 const MAX_RETRIES = 3;
+/** What counts as input for idle detection (listened to on window, passive). */
+const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
 
 export class HttpError extends Error {
   /** @param {number} status @param {string} code @param {string} message */
@@ -103,7 +123,11 @@ export class CollabClient extends EventTarget {
    * @param {string} options.workspaceId
    * @param {string} [options.apiBase] the HTTP API's base URL ("/api" under the local gateway)
    * @param {number} [options.heartbeatMs]
-   * @param {number} [options.heartbeatTimeoutMs]
+   * @param {number} [options.heartbeatTimeoutMs] how long a probe may wait for any frame
+   * @param {number} [options.awayHeartbeatMs] the heartbeat period of an away tab
+   * @param {number} [options.hiddenAwayMs] hidden this long: away
+   * @param {number} [options.idleMs] visible without input this long: away
+   * @param {number} [options.probeAfterMs] silence from the server this long: the heartbeat probes
    * @param {number} [options.backoffBaseMs]
    * @param {number} [options.backoffCapMs]
    * @param {number} [options.firstRetryMs] the first reconnect waits a random [0, firstRetryMs)
@@ -115,6 +139,10 @@ export class CollabClient extends EventTarget {
     apiBase = "/api",
     heartbeatMs = HEARTBEAT_MS,
     heartbeatTimeoutMs = HEARTBEAT_TIMEOUT_MS,
+    awayHeartbeatMs = AWAY_HEARTBEAT_MS,
+    hiddenAwayMs = HIDDEN_AWAY_MS,
+    idleMs = IDLE_MS,
+    probeAfterMs = PROBE_AFTER_MS,
     backoffBaseMs = 250,
     backoffCapMs = 10_000,
     firstRetryMs = 100,
@@ -126,6 +154,16 @@ export class CollabClient extends EventTarget {
     this.apiBase = apiBase.replace(/\/$/, "");
     this.heartbeatMs = heartbeatMs;
     this.heartbeatTimeoutMs = heartbeatTimeoutMs;
+    this.awayHeartbeatMs = awayHeartbeatMs;
+    this.hiddenAwayMs = hiddenAwayMs;
+    this.idleMs = idleMs;
+    this.probeAfterMs = probeAfterMs;
+    /** @type {"active" | "away"} this tab's mode: what its heartbeats announce */
+    this.mode = "active";
+    this._lastHeardAt = 0;
+    this._lastInputAt = Date.now();
+    this._onVisibility = () => this._visibilityChanged();
+    this._onInput = () => this._input();
     this.backoffBaseMs = backoffBaseMs;
     this.backoffCapMs = backoffCapMs;
     this.firstRetryMs = firstRetryMs;
@@ -185,12 +223,18 @@ export class CollabClient extends EventTarget {
     if (!this._stopped) return;
     this._stopped = false;
     globalThis.addEventListener?.("online", this._onOnline);
+    globalThis.document?.addEventListener("visibilitychange", this._onVisibility);
+    for (const type of INPUT_EVENTS) globalThis.addEventListener?.(type, this._onInput, { passive: true, capture: true });
+    this._lastInputAt = Date.now();
+    this.mode = globalThis.document?.visibilityState === "hidden" ? "away" : "active";
     this._connect();
   }
 
   stop() {
     this._stopped = true;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.document?.removeEventListener("visibilitychange", this._onVisibility);
+    for (const type of INPUT_EVENTS) globalThis.removeEventListener?.(type, this._onInput, { capture: true });
     for (const name of Object.keys(this._timers)) this._clear(name);
     const ws = this._ws;
     this._ws = null;
@@ -285,7 +329,7 @@ export class CollabClient extends EventTarget {
       this.presence.set(this.me.id, /** @type {PresenceEntry} */ ({ ...mine, status, viewing }));
       this._changed("presence");
     }
-    if (this.state === "live") this._send({ action: "presence.update", status, viewing });
+    if (this.state === "live") this._send({ action: "presence.update", status: this._announcedMode(), viewing });
   }
 
   /**
@@ -348,8 +392,9 @@ export class CollabClient extends EventTarget {
       this._clear("open");
       this._setState("syncing");
       this._syncInFlight = false;
+      this._lastHeardAt = Date.now();
       this._sendSync();
-      this._timers.heartbeat = setInterval(() => this._beat(ws), this.heartbeatMs);
+      this._scheduleBeat(ws);
     };
     ws.onmessage = (event) => {
       if (this._ws !== ws) return;
@@ -359,7 +404,10 @@ export class CollabClient extends EventTarget {
       } catch {
         return;
       }
-      if (frame && typeof frame === "object") this._onFrame(frame);
+      if (!frame || typeof frame !== "object") return;
+      this._lastHeardAt = Date.now(); // any frame is a sign of life: a probe's deadline is met
+      this._clear("heartbeatDeadline");
+      this._onFrame(frame);
     };
     ws.onclose = (event) => this._onSocketClosed(ws, `closed (${event.code})`);
   }
@@ -368,7 +416,7 @@ export class CollabClient extends EventTarget {
   _onSocketClosed(ws, reason) {
     if (this._ws !== ws) return;
     this._ws = null;
-    for (const name of ["open", "heartbeat", "heartbeatDeadline"]) this._clear(name);
+    for (const name of ["open", "heartbeat", "heartbeatDeadline", "behind"]) this._clear(name);
     this._syncInFlight = false;
     this._syncAgain = false;
     for (const op of this._pending) op.sent = false; // unanswered: re-sent after the next sync
@@ -394,18 +442,89 @@ export class CollabClient extends EventTarget {
     this._timers.reconnect = setTimeout(() => this._connect(), delay);
   }
 
-  /** @param {WebSocket} ws */
-  _beat(ws) {
+  /** The next heartbeat, one period of the current mode from now. @param {WebSocket} ws */
+  _scheduleBeat(ws) {
+    this._clear("heartbeat");
+    const period = this.mode === "away" ? this.awayHeartbeatMs : this.heartbeatMs;
+    this._timers.heartbeat = setTimeout(() => this._beat(ws), period);
+  }
+
+  /**
+   * A heartbeat (v1.2): the last seq applied and this tab's mode. It asks for an answer (`probe`)
+   * when asked to, or when nothing was heard for `probeAfterMs`; then any frame within
+   * `heartbeatTimeoutMs` will do, and none means the socket is dead.
+   * @param {WebSocket} ws @param {boolean} [probe]
+   */
+  _beat(ws, probe = false) {
     if (this._ws !== ws || ws.readyState !== WebSocket.OPEN) return;
-    this._send({ action: "heartbeat" });
+    if (this.mode === "active" && Date.now() - this._lastInputAt >= this.idleMs) {
+      this._setMode("away"); // idle: the switch sends this beat
+      return;
+    }
+    this._scheduleBeat(ws);
+    probe = probe || Date.now() - this._lastHeardAt >= this.probeAfterMs;
+    /** @type {any} */
+    const frame = { action: "heartbeat", seq: this.lastSeq, mode: this._announcedMode() };
+    if (probe) frame.probe = true;
+    this._send(frame);
+    if (probe) this._expectAnswer(ws);
+  }
+
+  /**
+   * A frame was sent that the server answers (a probe, a change): no frame at all within
+   * `heartbeatTimeoutMs` means the socket is dead, however open it looks. @param {WebSocket} ws
+   */
+  _expectAnswer(ws) {
     if (this._timers.heartbeatDeadline) return;
     this._timers.heartbeatDeadline = setTimeout(() => {
       delete this._timers.heartbeatDeadline;
       if (this._ws === ws) {
-        ws.close(4001, "no heartbeat.ack");
+        ws.close(4001, "no answer");
         this._onSocketClosed(ws, "heartbeat timeout");
       }
     }, this.heartbeatTimeoutMs);
+  }
+
+  /**
+   * Switch this tab's mode: at once, as a heartbeat naming it (the server moves the connection's
+   * deadline; peers see the user away once all their tabs are). Back to active, it probes: after
+   * a while hidden, the socket may have died unnoticed.
+   * @param {"active" | "away"} mode
+   */
+  _setMode(mode) {
+    if (this.mode === mode) return;
+    this.mode = mode;
+    const mine = this.presence.get(this.me.id);
+    if (mine && mode === "away" && mine.status !== "away") {
+      this.presence.set(this.me.id, /** @type {PresenceEntry} */ ({ ...mine, status: "away" }));
+      this._changed("presence");
+    }
+    if (this._ws) this._beat(this._ws, mode === "active");
+  }
+
+  /** @returns {"active" | "away"} the mode announced: away when the page said so (setPresence) */
+  _announcedMode() {
+    return this._presenceWanted.status === "away" ? "away" : this.mode;
+  }
+
+  _visibilityChanged() {
+    if (globalThis.document?.visibilityState === "hidden") {
+      if (!this._timers.hidden) {
+        this._timers.hidden = setTimeout(() => {
+          delete this._timers.hidden;
+          this._setMode("away");
+        }, this.hiddenAwayMs);
+      }
+      return;
+    }
+    this._clear("hidden");
+    this._lastInputAt = Date.now();
+    this._setMode("active");
+  }
+
+  _input() {
+    this._lastInputAt = Date.now();
+    if (this.mode === "away" && globalThis.document?.visibilityState !== "hidden") this._setMode("active");
   }
 
   /** @param {string} name */
@@ -450,9 +569,7 @@ export class CollabClient extends EventTarget {
     const ws = this._ws;
     const since = this._syncSince;
     const before = this.lastSeq;
-    this.presence = new Map((data.presence || []).map((p) => [p.user.id, p]));
-    this._presenceSeen = new Map((data.presence || []).map((p) => [p.user.id, { at: p.last_seen, left: false }]));
-    this._changed("presence");
+    this._setPresenceList(data.presence || []);
     this._addNotifications(data.notifications || []);
     const full = since === null || data.resync;
     if (full) {
@@ -498,7 +615,11 @@ export class CollabClient extends EventTarget {
     this._attempt = 0; // a connection that got this far resets the backoff
     this._setState("live");
     const { status, viewing } = this._presenceWanted;
-    if (status !== "active" || viewing !== null) this._send({ action: "presence.update", status, viewing });
+    if (status !== "active" || viewing !== null) {
+      this._send({ action: "presence.update", status: this._announcedMode(), viewing });
+    } else if (this._ws) {
+      this._beat(this._ws); // the mode, at once: a new connection is active, or as its user was
+    }
     for (const op of this._pending) if (!op.sent) this._sendOp(op);
   }
 
@@ -543,7 +664,7 @@ export class CollabClient extends EventTarget {
     const data = frame.data || {};
     switch (frame.type) {
       case "heartbeat.ack":
-        this._clear("heartbeatDeadline");
+        this._onHeartbeatAck(data);
         break;
       case "sync":
         this._onSync(data);
@@ -560,22 +681,13 @@ export class CollabClient extends EventTarget {
         this._applyEvent(frame, false);
         break;
       case "presence.joined":
-      case "presence.updated": {
-        const seen = this._presenceSeen.get(data.user.id);
-        if (seen && (data.last_seen < seen.at || (seen.left && data.last_seen <= seen.at))) break;
-        this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
-        this.presence.set(data.user.id, data);
-        this._changed("presence");
+      case "presence.updated":
+      case "presence.left":
+        this._onPresence(frame.type, data);
         break;
-      }
-      case "presence.left": {
-        const seen = this._presenceSeen.get(data.user.id);
-        if (seen && data.last_seen < seen.at) break; // a newer session of theirs is already here
-        this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
-        this.presence.delete(data.user.id);
-        this._changed("presence");
+      case "presence.batch": // v1.2: several changes in one frame, in order
+        for (const ev of data.events || []) this._onPresence(ev.type, ev.data);
         break;
-      }
       case "notification.created":
         this._addNotifications([data.notification]);
         break;
@@ -585,6 +697,44 @@ export class CollabClient extends EventTarget {
       default:
         break;
     }
+  }
+
+  /**
+   * A quiet heartbeat is answered when it probed or when the client is behind: `seq` is the
+   * workspace's latest. Behind (an event missed), it syncs once the gap's grace has passed, as for
+   * a gap (the missing event may be in flight). @param {any} data
+   */
+  _onHeartbeatAck(data) {
+    if (Array.isArray(data.presence)) this._setPresenceList(data.presence); // a probe's answer
+    const latest = data.seq;
+    if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
+    this._clear("behind");
+    this._timers.behind = setTimeout(() => {
+      delete this._timers.behind;
+      if (this.lastSeq !== null && this.lastSeq < latest) this._sendSync();
+    }, this.gapGraceMs);
+  }
+
+  /** The whole list (sync, or a probe's answer: away tabs are sent no presence.updated). @param {PresenceEntry[]} list */
+  _setPresenceList(list) {
+    this.presence = new Map(list.map((p) => [p.user.id, p]));
+    this._presenceSeen = new Map(list.map((p) => [p.user.id, { at: p.last_seen, left: false }]));
+    this._changed("presence");
+  }
+
+  /** @param {string} type @param {any} data a presence entry */
+  _onPresence(type, data) {
+    const seen = this._presenceSeen.get(data.user.id);
+    if (type === "presence.left") {
+      if (seen && data.last_seen < seen.at) return; // a newer session of theirs is already here
+      this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
+      this.presence.delete(data.user.id);
+    } else {
+      if (seen && (data.last_seen < seen.at || (seen.left && data.last_seen <= seen.at))) return;
+      this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
+      this.presence.set(data.user.id, data);
+    }
+    this._changed("presence");
   }
 
   /**
@@ -717,6 +867,7 @@ export class CollabClient extends EventTarget {
   /** @param {PendingOp} op */
   _sendOp(op) {
     op.sent = this._send(op.frame);
+    if (op.sent && this._ws) this._expectAnswer(this._ws); // its ack: a dead socket shows at once
   }
 
   /** @returns {Map<string, TaskView>} */

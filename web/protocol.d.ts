@@ -40,8 +40,14 @@ export interface ErrorFrame {
   data: ErrorBody;
 }
 
+/** v1: `{"action": "heartbeat"}`, answered every time. v1.2 adds `seq` (the last seq the client applied; its presence makes the heartbeat quiet: answered only when `probe` or when the client is behind), `mode` (the connection's: its deadline and its user's status) and `probe`. */
 export interface Heartbeat {
   action: "heartbeat";
+  /** >= 0 */
+  seq?: number | null;
+  mode?: "active" | "away" | null;
+  /** default false */
+  probe?: boolean;
 }
 
 export interface HeartbeatAck {
@@ -51,7 +57,13 @@ export interface HeartbeatAck {
   /** date-time */
   timestamp: string;
   type: "heartbeat.ack";
-  data: Record<string, unknown>;
+  data: HeartbeatAckData;
+}
+
+/** `{}` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty), and the presence list when the heartbeat probed. */
+export interface HeartbeatAckData {
+  seq?: number | null;
+  presence?: PresenceEntry[] | null;
 }
 
 export interface MemberEvent {
@@ -105,6 +117,27 @@ export interface NotificationRead {
   notification_ids: string[];
 }
 
+/** v1.2: several presence changes of a workspace in one frame, applied in order. */
+export interface PresenceBatch {
+  /** uuid */
+  workspace_id: string | null;
+  user_id: string | null;
+  /** date-time */
+  timestamp: string;
+  type: "presence.batch";
+  data: PresenceBatchData;
+}
+
+export interface PresenceBatchData {
+  events: PresenceBatchEvent[];
+}
+
+export interface PresenceBatchEvent {
+  type: "presence.joined" | "presence.left" | "presence.updated";
+  user_id: string;
+  data: PresenceEntry;
+}
+
 export interface PresenceEntry {
   user: UserRef;
   status: "active" | "away";
@@ -131,7 +164,7 @@ export interface PresenceUpdate {
   viewing?: string | null;
 }
 
-export type ServerFrame = TaskEvent | MemberEvent | PresenceEvent | NotificationCreated | Ack | SyncReply | HeartbeatAck | ErrorFrame;
+export type ServerFrame = TaskEvent | MemberEvent | PresenceEvent | PresenceBatch | NotificationCreated | Ack | SyncReply | HeartbeatAck | ErrorFrame;
 
 export interface Sync {
   action: "sync";

@@ -220,6 +220,29 @@ def test_presence_appears_when_a_user_opens_the_board_and_leaves_when_they_close
     bob_in_a.wait_for(state="detached", timeout=WAIT_MS)
 
 
+def test_a_hidden_board_is_shown_away_to_peers_and_active_again_when_it_is_back(board: Board) -> None:
+    a, b = board.open(board.alice), board.open(board.bob)
+    bob_in_a = f"[data-testid=presence-item][data-user-id='{board.bob.user_id}']"
+    a.wait_for_selector(f"{bob_in_a}[data-status=active]", timeout=WAIT_MS)
+
+    def visibility(state: str) -> None:  # Playwright's page is always visible: override, then fire
+        b.evaluate(
+            """(state) => {
+              Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+              document.dispatchEvent(new Event('visibilitychange'));
+            }""",
+            state,
+        )
+
+    # When Bob's tab is hidden (for longer than a glance: 10 s), Alice sees him away
+    visibility("hidden")
+    a.wait_for_selector(f"{bob_in_a}[data-status=away]", timeout=WAIT_MS + 15_000)
+    # When it is visible again, he is active at once (the switch is a heartbeat naming the mode)
+    visibility("visible")
+    a.wait_for_selector(f"{bob_in_a}[data-status=active]", timeout=WAIT_MS)
+    b.locator("[data-testid=conn-state][data-state=live]").wait_for(timeout=WAIT_MS)
+
+
 def test_an_edit_the_server_refuses_is_rolled_back(board: Board) -> None:
     board.seed_task("Original title")
     a, b = board.open(board.alice), board.open(board.bob)

@@ -274,12 +274,12 @@ def test_optimistic_change_stays_on_top_of_remote_versions_and_rolls_back_on_err
 def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_are_resent(
     client: Harness,
 ) -> None:
-    client.start(heartbeatMs=200, heartbeatTimeoutMs=300, backoffBaseMs=100)
+    client.start(heartbeatMs=200, heartbeatTimeoutMs=300, probeAfterMs=400, backoffBaseMs=100)
     client.go_live(seq=5)
     assert client.tickets == 1
 
-    # Given a heartbeat that is never answered, Then the client gives up on the socket
-    client.wait_sent("f.action === 'heartbeat'")
+    # Given a probe that is never answered, Then the client gives up on the socket
+    client.wait_sent("f.action === 'heartbeat' && f.probe === true")
     client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
 
     # And a change made while offline is queued
@@ -383,3 +383,129 @@ def test_more_notifications_than_one_reply_holds_are_fetched_with_another_sync(c
     assert client.js("window.client.unreadCount") == 2
     syncs = [f for f in client.sent() if f["action"] == "sync"]
     assert [f["since"] for f in syncs][-2:] == [6, 8]
+
+
+# -- v1.2: modes and quiet heartbeats -------------------------------------------------------------
+HEARTBEATS = "(i) => window.__sockets.at(i).sent.filter((f) => f.action === 'heartbeat')"
+
+
+def set_visibility(client: Harness, state: str) -> None:
+    """Chromium's page is always visible under Playwright: override the property, fire the event."""
+    client.js(
+        """(state) => {
+          Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+          Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }""",
+        state,
+    )
+
+
+def test_quiet_heartbeats_need_no_answer_and_a_dead_socket_is_found_by_a_probe(client: Harness) -> None:
+    client.start(heartbeatMs=100, heartbeatTimeoutMs=300, probeAfterMs=1500, backoffBaseMs=100)
+    client.go_live(seq=5)
+    # Given heartbeats nobody answers, Then they carry the last seq and the mode, and ask nothing
+    # (one may have gone before the sync reply, with seq null)
+    live = f"({HEARTBEATS})(-1).filter((f) => f.seq === 5)"
+    client.page.wait_for_function(f"{live}.length >= 4", arg=None, timeout=WAIT_MS)
+    assert client.js(f"() => {live}")[:4] == [{"action": "heartbeat", "seq": 5, "mode": "active"}] * 4
+    assert client.js("window.__sockets[0].readyState") == 1  # the socket is not given up for that
+    # And any frame from the server is a sign of life: it puts the probe off
+    client.deliver(presence_event("presence.joined", "bob", "2026-01-01T00:00:01.000Z"))
+    # When the server stays silent for probeAfterMs, Then a heartbeat probes
+    client.wait_sent("f.action === 'heartbeat' && f.probe === true", index=0)
+    # And with no frame within heartbeatTimeoutMs the socket is dead: a new one, with a fresh ticket
+    client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    client.wait_sent("f.action === 'sync'", index=1)
+    assert client.sent(1)[0] == {"action": "sync", "since": 5}
+
+
+def test_an_answered_probe_keeps_the_socket_and_an_answer_beyond_its_seq_syncs(client: Harness) -> None:
+    client.start(heartbeatMs=100, heartbeatTimeoutMs=300, probeAfterMs=300, gapGraceMs=50)
+    client.go_live(seq=5)
+    client.wait_sent("f.action === 'heartbeat' && f.probe === true")
+    client.deliver(reply("heartbeat.ack", {"seq": 7}))  # alive, and it missed 6 and 7
+    client.page.wait_for_function(
+        "window.__sockets[0].sent.filter((f) => f.action === 'sync').length === 2", timeout=WAIT_MS
+    )
+    assert [f for f in client.sent(0) if f["action"] == "sync"][-1] == {"action": "sync", "since": 5}
+    assert client.js("window.__sockets[0].readyState") == 1 and client.sockets() == 1
+
+
+def test_a_hidden_tab_says_away_slows_its_heartbeat_and_comes_back_active_with_a_probe(
+    client: Harness,
+) -> None:
+    client.start(heartbeatMs=100, awayHeartbeatMs=60_000, hiddenAwayMs=200, heartbeatTimeoutMs=2000)
+    client.go_live(seq=5)
+    client.wait_sent("f.action === 'heartbeat'")
+    # When the tab is hidden, Then after hiddenAwayMs one heartbeat says away...
+    set_visibility(client, "hidden")
+    client.wait_sent("f.action === 'heartbeat' && f.mode === 'away'")
+    assert client.js("window.client.mode") == "away"
+    away_at = len(client.js(HEARTBEATS, -1))
+    # ...and the next waits for the away period (60 s here): none in the time of ten active ones
+    client.page.wait_for_timeout(1000)
+    assert len(client.js(HEARTBEATS, -1)) == away_at
+    # When it is visible again, Then at once a heartbeat says active and probes the socket
+    set_visibility(client, "visible")
+    client.wait_sent("f.action === 'heartbeat' && f.mode === 'active' && f.probe === true")
+    assert client.js("window.client.mode") == "active"
+    # And the answer brings the presence list (an away tab is sent no presence.updated)
+    cat = presence_event("presence.updated", "cat", "2026-01-01T00:00:09.000Z", status="away")["data"]
+    client.deliver(reply("heartbeat.ack", {"seq": 5, "presence": [cat]}))
+    users = "() => [...window.client.presence.values()].map((p) => p.user.id + ':' + p.status)"
+    assert client.js(users) == ["cat:away"]
+    client.page.wait_for_function(f"({HEARTBEATS})(-1).length >= {away_at + 3}", arg=None, timeout=WAIT_MS)
+    assert client.sockets() == 1  # answered: the socket stays
+
+
+def test_a_glance_at_another_tab_changes_nothing(client: Harness) -> None:
+    client.start(heartbeatMs=100, hiddenAwayMs=5000)
+    client.go_live(seq=5)
+    set_visibility(client, "hidden")
+    set_visibility(client, "visible")
+    client.page.wait_for_function(f"({HEARTBEATS})(-1).length >= 3", arg=None, timeout=WAIT_MS)
+    assert all(f["mode"] == "active" for f in client.js(HEARTBEATS, -1))
+
+
+def test_an_idle_tab_goes_away_and_input_brings_it_back(client: Harness) -> None:
+    client.start(heartbeatMs=100, idleMs=400, awayHeartbeatMs=60_000, heartbeatTimeoutMs=2000)
+    client.go_live(seq=5)
+    client.wait_sent("f.action === 'heartbeat' && f.mode === 'away'")
+    client.js("() => window.dispatchEvent(new Event('keydown'))")
+    client.wait_sent("f.action === 'heartbeat' && f.mode === 'active' && f.probe === true")
+
+
+def test_a_presence_batch_applies_each_change_in_order(client: Harness) -> None:
+    client.start()
+    client.go_live()
+    users = "() => [...window.client.presence.values()].map((p) => p.user.id + ':' + p.status).sort()"
+    client.deliver(presence_event("presence.joined", "bob", "2026-01-01T00:00:01.000Z"))
+    client.deliver(presence_event("presence.joined", "cat", "2026-01-01T00:00:01.000Z"))
+    batch = reply(
+        "presence.batch",
+        {
+            "events": [
+                {"type": e["type"], "user_id": e["user_id"], "data": e["data"]}
+                for e in (
+                    presence_event("presence.left", "bob", "2026-01-01T00:00:02.000Z"),
+                    presence_event("presence.updated", "cat", "2026-01-01T00:00:02.000Z", status="away"),
+                )
+            ]
+        },
+    )
+    client.deliver(batch)
+    assert client.js(users) == ["cat:away"]
+
+
+def test_a_change_nobody_answers_means_a_dead_socket_without_waiting_for_a_probe(client: Harness) -> None:
+    client.start(heartbeatMs=60_000, heartbeatTimeoutMs=300, probeAfterMs=600_000, backoffBaseMs=100)
+    client.go_live(seq=5)
+    client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
+    client.wait_sent("f.action === 'task.update'", index=0)
+    client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    client.wait_sent("f.action === 'sync'", index=1)
+    client.deliver(sync_reply(5), index=1)
+    client.wait_sent("f.action === 'task.update'", index=1)  # re-sent on the new socket

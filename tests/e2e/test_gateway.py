@@ -113,6 +113,11 @@ def test_route_selection_on_action(open_ws: Callable[..., ClientConnection]) -> 
     assert len(stub_handlers.recorded("$default")) == 6
     ws.send("no-reply")  # a handler without a body sends nothing back
     assert ask(ws, "after")["echo"] == "after"
+    # As API Gateway with a route response: a returned body is sent, no body sends nothing. A quiet
+    # heartbeat (v1.2) relies on it: it costs no message out.
+    ws.send(json.dumps({"action": "heartbeat", "seq": 3, "mode": "away"}))
+    assert ask(ws, "after the quiet heartbeat")["echo"] == "after the quiet heartbeat"
+    assert len(stub_handlers.recorded("heartbeat")) == 2
 
 
 def test_events_are_shaped_as_api_gateway_sends_them(

@@ -98,17 +98,16 @@ def exercise(store: Store) -> None:
     assert store.workspace_connections(wid) == {"conn-a=": "ann", "conn-b=": "bob"}
     # registered, but not a fan-out target until announced (its first sync)
     assert store.fanout_targets(wid) == [] and store.user_connections("bob") == {}
-    assert (
-        store.announce(a, {"display_name": "Ann", "status": "active", "viewing": None, "last_seen_ms": now})
-        == 1
-    )
-    assert (
-        store.announce(b, {"display_name": "Bob", "status": "active", "viewing": None, "last_seen_ms": now})
-        == 1
-    )
+    assert store.announce(
+        a, {"display_name": "Ann", "status": "active", "viewing": None, "last_seen_ms": now}
+    ) == (1, None)
+    assert store.announce(
+        b, {"display_name": "Bob", "status": "active", "viewing": None, "last_seen_ms": now}
+    ) == (1, None)
     assert sorted(store.fanout_targets(wid)) == ["conn-a=", "conn-b="]
     assert store.user_connections("bob") == {"conn-b=": wid}
-    assert store.set_presence(wid, "bob", "away", None, now)["status"] == "away"
+    entry, changed = store.set_presence(b, "away", None, now, now + 60_000)
+    assert entry is not None and entry["status"] == "away" and changed
     assert set(store.presence(wid)) == {"ann", "bob"}
     assert store.begin(uid, bucket="rl", limit=2, window_ms=60_000, now_ms=now, request_id="r1") == (
         "new",
@@ -124,8 +123,13 @@ def exercise(store: Store) -> None:
     assert sorted(targets) == ["conn-a=", "conn-b="]
     assert store.request_answer(uid, "r1") == '{"ok": true}'
     assert store.history(wid, 0) == [(1, '{"seq": 1}')]
-    alive, removed = store.heartbeat(a, now + 61_000, now + 1_000)  # bob is stale
-    assert alive and [(r.connection_id, r.left) for r in removed] == [("conn-b=", True)]
+    beat = store.heartbeat(a, now + 61_000, (now + 121_000, now + 631_000), "active")  # bob is stale
+    assert beat.alive and beat.latest_seq == 1
+    assert [(r.connection_id, r.left) for r in beat.removed] == [("conn-b=", True)]
+    store.hold_leave(wid, "bob", {"display_name": "Bob"}, now + 61_000)
+    assert store.workspaces_with_leaves(now + 62_000) == [wid]
+    assert store.take_leaves(wid, now + 62_000) == [("bob", {"display_name": "Bob", "held_ms": now + 61_000})]
+    assert store.workspaces_with_leaves(now + 62_000) == []
     assert store.due_for_sweep(now + 200_000, 10) == {wid: ["conn-a="]}
     assert [r.connection_id for r in store.sweep_workspace(wid, ["conn-a="], now + 200_000)] == ["conn-a="]
     assert store.workspace_connections(wid) == {}

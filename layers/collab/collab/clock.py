@@ -18,6 +18,9 @@ class Clock:
     def utcnow(self) -> datetime:
         return datetime.fromtimestamp(self.now(), tz=UTC)
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 class ManualClock(Clock):
     def __init__(self, start: float | None = None) -> None:
@@ -28,6 +31,10 @@ class ManualClock(Clock):
 
     def advance(self, seconds: float) -> None:
         self._t += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """A wait in domain code (the leave grace) moves the clock instead of blocking the test."""
+        self.advance(seconds)
 
 
 def iso(dt: datetime) -> str:

@@ -1,12 +1,24 @@
-"""Presence (contract 3.5): hybrid of connection state and heartbeats.
+"""Presence (contract 3.5, v1.2): connection state, heartbeats and each connection's mode.
 
 A user is online in a workspace while at least one of their connections there is announced (a
 connection is announced by its first ``sync``; clients send ``sync`` first, so in practice: from the
 open). Several tabs are one entry: ``presence.joined`` when the first is announced, ``presence.left``
-when the last goes. A connection without a heartbeat for 60 s (two missed 30 s heartbeats) is dead:
-it is removed, its user leaves if it was their last, and it is closed at API Gateway. Dead
-connections are found by the minute sweeper and, sooner, whenever any peer in the workspace
-heartbeats, so one is noticed within 90 s of its last heartbeat.
+when the last goes; the entry's status is ``active`` while any of them is active, ``away`` when all are.
+
+``presence.updated`` goes only to connections that are not away (a tab that comes back gets the
+list with its probe's answer); joins and leaves go to all.
+
+Each connection announces its mode (``heartbeat {mode}`` or ``presence.update {status}``): an active
+tab heartbeats every 30 s and is dead 60 s after its last sign of life; an away tab (hidden, or idle)
+heartbeats every 7 minutes (inside API Gateway's 10-minute idle timeout) and is dead 9.5 minutes
+after. The deadline is stored per connection (Redis, scored by it), so the minute sweeper and every
+peer's heartbeat find exactly the connections past theirs: a dead active tab is noticed within
+90 s of its last heartbeat, a dead away tab within 10.5 minutes.
+
+A user's last connection closing (``$disconnect``) is held for ``LEAVE_GRACE_S`` before peers are
+told: a reconnect in that time (a tab reconnecting at API Gateway's 2-hour limit, a network blip)
+cancels it, and peers see nothing at all. Leaves found together (a sweep, a fan-out's 410s, the
+leaves held in a workspace) go out as one ``presence.batch`` frame rather than one frame each.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from collab.adapters.redis.store import ConnInfo, Removed
+from collab.adapters.redis.store import Beat, ConnInfo, Removed
 from collab.clock import iso
 from collab.protocol.wire import dumps, frame
 
@@ -22,8 +34,19 @@ if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
     from collab.runtime import Runtime
 
-DEAD_AFTER_S = 60  # no heartbeat for 60 s: two missed 30 s heartbeats
+# mode -> (heartbeat interval the client keeps, dead after this long without a sign of life), in s
+MODES: dict[str, tuple[int, int]] = {
+    "active": (30, 60),  # two missed heartbeats
+    "away": (420, 570),  # one interval plus 2.5 minutes for throttled timers in background tabs
+}
+DEAD_AFTER_S = MODES["active"][1]
 SWEEP_BATCH = 500  # the sweeper's bounded work per workspace batch
+LEAVE_GRACE_S = 1.0  # a user's leave waits this long for a reconnect that cancels it
+LEAVE_GRACE_STEPS = 10  # $disconnect looks every 100 ms whether it was cancelled
+
+
+def deadline_ms(rt: Runtime, mode: str) -> int:
+    return rt.clock.now_ms() + MODES.get(mode, MODES["active"])[1] * 1000
 
 
 def entry(uid: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -56,26 +79,60 @@ def broadcast(
     *,
     exclude: str | None = None,
 ) -> None:
-    targets = [c for c in rt.store.fanout_targets(workspace_id) if c != exclude]
+    """One presence change to the workspace. A ``presence.updated`` (status, viewing) reaches only
+    connections that are not away: nobody is looking at a hidden tab, and one that comes back gets
+    the whole list with the answer to its probe (``heartbeat.ack {presence}``). Joins and leaves
+    reach every connection."""
+    active_only = type_ == "presence.updated"
+    targets = [c for c in rt.store.fanout_targets(workspace_id, active_only=active_only) if c != exclude]
     receipt = gateway.broadcast(targets, _presence_frame(rt, type_, workspace_id, uid, data))
+    if receipt.gone:
+        settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
+
+
+def broadcast_many(
+    rt: Runtime, gateway: ManagementApi, workspace_id: str, changes: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Several presence changes of one workspace (type, user id, entry) to every announced
+    connection: one ``presence.batch`` frame for all of them (one post per peer, not one per change);
+    a single change goes as its own frame, as in v1."""
+    if not changes:
+        return
+    if len(changes) == 1:
+        type_, uid, data = changes[0]
+        broadcast(rt, gateway, workspace_id, uid, type_, data)
+        return
+    events = [{"type": t, "user_id": uid, "data": data} for t, uid, data in changes]
+    payload = dumps(frame("presence.batch", workspace_id, None, iso(rt.clock.utcnow()), {"events": events}))
+    receipt = gateway.broadcast(rt.store.fanout_targets(workspace_id), payload.encode())
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
 
 
 def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
     """A connection's first sync makes it a fan-out target and part of its user's presence.
-    Returns (1 if its user just came online, 0 if already, -1 if the connection is gone; the entry)."""
-    raw = {
+    Returns (1 if its user just came online, 2 if they did within the grace of their leave (the
+    entry then holds the one peers still show under ``held``), 0 if already online, -1 if the
+    connection is gone; the entry)."""
+    raw: dict[str, Any] = {
         "display_name": info.display_name,
         "status": "active",
         "viewing": None,
         "last_seen_ms": rt.clock.now_ms(),
     }
-    return rt.store.announce(info, raw), raw
+    result, held = rt.store.announce(info, raw)
+    if result == 2:
+        return 2, {**raw, "held": held}
+    return result, raw
 
 
 def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: dict[str, Any]) -> None:
-    """Tell the workspace that a user came online."""
+    """Tell the workspace that a user came online. Not after a reconnect within the grace: peers
+    never saw them leave, their entry is as peers last saw it, and the client's first frames after
+    its sync (a heartbeat naming its mode, ``presence.update`` for what it views) announce what
+    differs, if anything."""
+    if raw.get("held") is not None:
+        return
     broadcast(
         rt,
         gateway,
@@ -88,8 +145,10 @@ def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: di
 
 
 def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, viewing: str | None) -> None:
-    raw = rt.store.set_presence(info.workspace_id, info.user_id, status, viewing, rt.clock.now_ms())
-    if raw is not None:
+    """``presence.update``: the connection's status is its mode; peers hear of it when the user's
+    entry changed."""
+    raw, changed = rt.store.set_presence(info, status, viewing, rt.clock.now_ms(), deadline_ms(rt, status))
+    if raw is not None and changed:
         broadcast(
             rt,
             gateway,
@@ -101,56 +160,108 @@ def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, vie
         )
 
 
+def _left(uid: str, raw: dict[str, Any] | None, name: str, now: datetime) -> dict[str, Any]:
+    return {
+        "user": {"id": uid, "display_name": name or (raw or {}).get("display_name") or uid},
+        "status": "away",
+        "viewing": None,
+        "last_seen": iso(now),
+    }
+
+
 def settle(
-    rt: Runtime, gateway: ManagementApi, workspace_id: str, removed: list[Removed], *, close: bool = False
+    rt: Runtime,
+    gateway: ManagementApi,
+    workspace_id: str,
+    removed: list[Removed],
+    *,
+    close: bool = False,
+    hold: bool = False,
 ) -> None:
-    """After connections were removed: close them at API Gateway (when asked) and announce leavers."""
+    """After connections were removed: close them at API Gateway (when asked) and tell peers who left
+    or changed status, in one frame. With ``hold`` (``$disconnect``), leaves are held for the grace
+    instead (:func:`flush_leaves` sends them)."""
     if close and removed:
         gateway.delete_many([r.connection_id for r in removed])  # all at once, not one by one
     now = rt.clock.utcnow()
+    changes: list[tuple[str, str, dict[str, Any]]] = []
     for r in removed:
-        if r.left:
-            data = {
-                "user": {"id": r.user_id, "display_name": r.display_name or r.user_id},
-                "status": "away",
-                "viewing": None,
-                "last_seen": iso(now),
-            }
-            broadcast(rt, gateway, workspace_id, r.user_id, "presence.left", data)
+        if r.left and hold:
+            rt.store.hold_leave(workspace_id, r.user_id, r.entry or {}, rt.clock.now_ms())
+        elif r.left:
+            changes.append(("presence.left", r.user_id, _left(r.user_id, r.entry, r.display_name, now)))
+        elif r.updated is not None:
+            changes.append(("presence.updated", r.user_id, entry(r.user_id, r.updated)))
+    broadcast_many(rt, gateway, workspace_id, changes)
 
 
-def heartbeat(rt: Runtime, gateway: ManagementApi, info: ConnInfo) -> bool:
-    """Refresh a connection; sweep the workspace's dead peers on the way. False if it is gone."""
-    now = rt.clock.now_ms()
-    alive, removed = rt.store.heartbeat(info, now, now - DEAD_AFTER_S * 1000)
-    if removed:
-        settle(rt, gateway, info.workspace_id, removed, close=True)
-    return alive
+def flush_leaves(rt: Runtime, gateway: ManagementApi, workspace_id: str, *, wait: bool = False) -> int:
+    """Tell peers of the leaves held in a workspace for the grace (after waiting it out, with
+    ``wait``); a reconnect meanwhile has taken its user's out. Returns how many went out."""
+    if wait:  # in steps, to stop as soon as the reconnect has taken the leave out (billed time)
+        for _ in range(LEAVE_GRACE_STEPS):
+            rt.clock.sleep(LEAVE_GRACE_S / LEAVE_GRACE_STEPS)
+            if not rt.store.leaves_held(workspace_id):
+                return 0
+    now = rt.clock.utcnow()
+    due = rt.clock.now_ms() - int(LEAVE_GRACE_S * 1000)
+    taken = rt.store.take_leaves(workspace_id, due)
+    broadcast_many(
+        rt, gateway, workspace_id, [("presence.left", uid, _left(uid, raw, "", now)) for uid, raw in taken]
+    )
+    return len(taken)
+
+
+def heartbeat(rt: Runtime, gateway: ManagementApi, info: ConnInfo, mode: str | None = None) -> Beat:
+    """Move a connection's deadline (by the mode it names, or the one it had: a v1 heartbeat names none);
+    sweep the workspace's dead peers on the way; tell peers when the mode changed its user's status."""
+    deadlines = (deadline_ms(rt, "active"), deadline_ms(rt, "away"))
+    beat = rt.store.heartbeat(info, rt.clock.now_ms(), deadlines, mode)
+    if beat.removed:
+        settle(rt, gateway, info.workspace_id, beat.removed, close=True)
+    if beat.updated is not None:
+        broadcast(
+            rt,
+            gateway,
+            info.workspace_id,
+            info.user_id,
+            "presence.updated",
+            entry(info.user_id, beat.updated),
+            exclude=info.connection_id,
+        )
+    return beat
 
 
 def sweep(rt: Runtime, gateway: ManagementApi, *, batch: int = SWEEP_BATCH) -> int:
-    """The scheduled sweeper: only connections due (an index ordered by last heartbeat), in batches."""
-    cutoff = rt.clock.now_ms() - DEAD_AFTER_S * 1000
+    """The scheduled sweeper: only connections past their deadline (an index ordered by it), in
+    batches; and the leaves held longer than the grace, should whoever held them have died."""
+    now = rt.clock.now_ms()
     total = 0
     for _ in range(100):  # bounded: at most 100 batches per run
-        due = rt.store.due_for_sweep(cutoff, batch)
+        due = rt.store.due_for_sweep(now, batch)
         if not due:
             break
         found = 0
         for wid, cids in due.items():
             found += len(cids)
-            removed = rt.store.sweep_workspace(wid, cids, cutoff)
+            removed = rt.store.sweep_workspace(wid, cids, now)
             total += len(removed)
             settle(rt, gateway, wid, removed, close=True)
         if found < batch:
             break
+    for wid in rt.store.workspaces_with_leaves(now - int(LEAVE_GRACE_S * 1000)):
+        flush_leaves(rt, gateway, wid)
     return total
 
 
 def disconnect(rt: Runtime, gateway: ManagementApi, info: ConnInfo) -> None:
-    settle(
-        rt, gateway, info.workspace_id, rt.store.remove_connections(info.workspace_id, [info.connection_id])
-    )
+    """``$disconnect``: the connection goes at once; its user's leave (if it was their last) is
+    held for the grace, then sent unless they reconnected meanwhile."""
+    wid = info.workspace_id
+    removed = rt.store.remove_connections(wid, [info.connection_id])
+    settle(rt, gateway, wid, removed, hold=True)
+    if any(r.left for r in removed):
+        flush_leaves(rt, gateway, wid, wait=True)
 
 
 def close_user(rt: Runtime, gateway: ManagementApi, workspace_id: str, user_id: str) -> int:

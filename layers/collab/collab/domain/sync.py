@@ -98,7 +98,7 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
     except Forbidden:  # no longer a member: this connection must not stay a target
         presence.settle(rt, gateway, wid, rt.store.remove_connections(wid, [info.connection_id]))
         raise
-    if came_online == 1:
+    if came_online > 0:  # 2: back within the grace of their leave (presence.announce_joined)
         presence.announce_joined(rt, gateway, info, raw)
     return {
         "seq": data["seq"],

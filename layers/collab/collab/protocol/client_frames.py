@@ -63,7 +63,14 @@ class TaskChanges(_Strict):
 
 
 class Heartbeat(_Frame):
+    """v1: ``{"action": "heartbeat"}``, answered every time. v1.2 adds ``seq`` (the last seq the client
+    applied; its presence makes the heartbeat quiet: answered only when ``probe`` or when the client is
+    behind), ``mode`` (the connection's: its deadline and its user's status) and ``probe``."""
+
     action: Literal["heartbeat"]
+    seq: Annotated[int, Field(ge=0)] | None = None
+    mode: PresenceStatus | None = None
+    probe: bool = False
 
 
 class Sync(_Frame):
@@ -180,6 +187,9 @@ _FRAME_MODELS = (
     "TaskEventData",
     "MemberEvent",
     "PresenceEvent",
+    "PresenceBatchEvent",
+    "PresenceBatchData",
+    "PresenceBatch",
     "NotificationCreatedData",
     "NotificationCreated",
     "ErrorBody",
@@ -187,6 +197,7 @@ _FRAME_MODELS = (
     "Ack",
     "SyncData",
     "SyncReply",
+    "HeartbeatAckData",
     "HeartbeatAck",
     "ErrorFrame",
     "ServerFrame",

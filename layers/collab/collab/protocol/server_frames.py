@@ -41,6 +41,23 @@ class PresenceEvent(ServerFrameBase):
     data: PresenceEntry
 
 
+class PresenceBatchEvent(BaseModel):
+    type: Literal["presence.joined", "presence.left", "presence.updated"]
+    user_id: str
+    data: PresenceEntry
+
+
+class PresenceBatchData(BaseModel):
+    events: list[PresenceBatchEvent]
+
+
+class PresenceBatch(ServerFrameBase):
+    """v1.2: several presence changes of a workspace in one frame, applied in order."""
+
+    type: Literal["presence.batch"]
+    data: PresenceBatchData
+
+
 class NotificationCreatedData(BaseModel):
     notification: Notification
 
@@ -86,9 +103,17 @@ class SyncReply(ServerFrameBase):
     data: SyncData
 
 
+class HeartbeatAckData(BaseModel):
+    """``{}`` for a v1 heartbeat; v1.2: the workspace's latest seq (0: unknown, the history is empty),
+    and the presence list when the heartbeat probed."""
+
+    seq: int | None = None
+    presence: list[PresenceEntry] | None = None
+
+
 class HeartbeatAck(ServerFrameBase):
     type: Literal["heartbeat.ack"]
-    data: dict[str, Any]
+    data: HeartbeatAckData
 
 
 class ErrorFrame(ServerFrameBase):
@@ -100,6 +125,7 @@ ServerFrame = Annotated[
     TaskEvent
     | MemberEvent
     | PresenceEvent
+    | PresenceBatch
     | NotificationCreated
     | Ack
     | SyncReply

@@ -1,7 +1,19 @@
-"""``heartbeat``: refresh the connection's presence, sweep dead peers, answer ``heartbeat.ack``."""
+"""``heartbeat``: move the connection's deadline by its mode, sweep dead peers, and answer only when
+there is something to say.
+
+A v1 heartbeat (``{"action": "heartbeat"}``) is answered ``heartbeat.ack`` every time, as before. A
+v1.2 heartbeat carries the client's last applied ``seq`` (and its ``mode``, ``active`` or ``away``);
+it is answered only when the answer carries something: the client asked (``probe``, when it has
+heard nothing for a while and wants to know the socket is alive, or comes back from away: the answer
+then carries the presence list too, which away tabs are not sent changes of), or it is behind (the
+workspace's latest seq is past its ``seq``: the answer carries the latest, and the client syncs).
+Otherwise the route returns no body, and API Gateway sends nothing: no billed message out. Errors
+and a gone connection are answered in every case.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from collab.domain import presence
@@ -11,15 +23,44 @@ from collab.ws.context import connection_id, connection_info, endpoint, error, g
 if TYPE_CHECKING:
     from collab.runtime import Runtime
 
+MODES = ("active", "away")
+
+
+def beat_fields(body: Any) -> tuple[bool, int | None, str | None, bool]:
+    """(v1.2: carries ``seq``; the seq; the mode; probe) from a heartbeat's body. Fields of the
+    wrong type count as absent: a heartbeat is never refused (without the pydantic models, which
+    this route does not load)."""
+    try:
+        obj = json.loads(body) if body else {}
+    except (ValueError, TypeError, RecursionError):
+        obj = {}
+    if not isinstance(obj, dict):
+        obj = {}
+    quiet = "seq" in obj
+    seq = obj.get("seq")
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
+    mode = obj.get("mode") if obj.get("mode") in MODES else None
+    return quiet, seq, mode, obj.get("probe") is True
+
 
 def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = connection_id(event)
     gateway = rt.gateway_for(endpoint(event))
+    quiet, seq, mode, probe = beat_fields(event.get("body"))
     try:
         info = connection_info(rt, cid)
-        alive = info is not None and presence.heartbeat(rt, gateway, info)
+        beat = presence.heartbeat(rt, gateway, info, mode) if info is not None else None
     except CollabError as exc:  # Redis down: answered (internal), the connection stays
         return error(rt, exc, rt.connections.get(cid))
-    if not alive:
+    if info is None or beat is None or not beat.alive:
         return gone(rt, gateway, cid)
-    return reply(rt, "heartbeat.ack", {}, info)
+    behind = seq is not None and beat.latest_seq > seq
+    if quiet and not probe and not behind:
+        return {"statusCode": 200}  # no body: API Gateway sends nothing
+    data: dict[str, Any] = {"seq": beat.latest_seq} if quiet else {}
+    if quiet and probe:  # a tab coming back (or silent a long while): away tabs got no presence.updated
+        try:
+            data["presence"] = presence.snapshot(rt, info.workspace_id)
+        except CollabError:
+            pass  # the answer is what matters: the socket is alive
+    return reply(rt, "heartbeat.ack", data, info)

@@ -10,8 +10,9 @@ P = "collab:"
 
 
 def ws(wid: str, name: str) -> str:
-    """conns (hash cid->uid) | hb (zset cid->last heartbeat ms) | online (hash uid->announced conns)
-    | joined (set of announced cids) | presence (hash uid->json) | history (zset seq->event json)
+    """conns (hash cid->uid) | hb (zset cid->deadline ms) | modes (hash cid->'away', absent: active)
+    | online (hash uid->announced conns) | joined (set of announced cids) | presence (hash uid->json)
+    | leaving (hash uid->json: leaves held for the grace) | history (zset seq->event json)
     | members (hash uid->role, a cache of Postgres)."""
     return f"{P}{{w:{wid}}}:{name}"
 
@@ -31,4 +32,5 @@ def ticket(jti: str) -> str:
     return f"{P}ticket:{jti}"
 
 
-SWEEP = f"{P}sweep"  # zset "<wid>|<cid>" -> last heartbeat ms, for the scheduled sweeper
+SWEEP = f"{P}sweep"  # zset "<wid>|<cid>" -> deadline ms, for the scheduled sweeper
+LEAVING = f"{P}leaving"  # zset wid -> earliest held leave (ms), the sweeper's backstop for them

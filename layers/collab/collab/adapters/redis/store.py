@@ -24,6 +24,8 @@ CONN_TTL_S = 3 * 3600  # a connection lives at most 2 h at API Gateway; records 
 REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contract 3.2)
 # A claim whose attempt died (container killed mid-request) frees itself after this; > Lambda timeout.
 PENDING_TTL_S = 30
+# A connection's first deadline: it is active until it says otherwise (collab.domain.presence.MODES).
+FIRST_DEADLINE_MS = 60_000
 
 _SCRIPTS = Path(__file__).parent / "scripts"  # the Lua scripts, one file each (their headers say what)
 
@@ -47,14 +49,39 @@ class Removed:
     user_id: str
     left: bool  # the user's last announced connection: they leave the workspace's presence
     display_name: str = ""
+    # the user stays, but their status changed (their last active connection went): the new entry
+    updated: dict[str, Any] | None = None
+    entry: dict[str, Any] | None = None  # when they left: their presence entry as it was
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What a heartbeat found: whether the connection is still registered, the workspace's latest
+    seq in the history (0 if empty), the user's entry when the beat's mode changed their status,
+    and the peers whose deadline had passed (removed)."""
+
+    alive: bool
+    latest_seq: int
+    updated: dict[str, Any] | None
+    removed: list[Removed]
 
 
 def _removed(flat: list[Any], start: int = 0) -> list[Removed]:
     out = []
-    for i in range(start, len(flat), 3):
-        entry = _s(flat[i + 2])
-        name = str(json.loads(entry).get("display_name") or "") if entry else ""
-        out.append(Removed(_s(flat[i]), _s(flat[i + 1]), bool(entry), name))
+    for i in range(start, len(flat), 4):
+        left, updated = _s(flat[i + 2]), _s(flat[i + 3])
+        entry = json.loads(left) if left else None
+        name = str(entry.get("display_name") or "") if entry else ""
+        out.append(
+            Removed(
+                _s(flat[i]),
+                _s(flat[i + 1]),
+                bool(left),
+                name,
+                json.loads(updated) if updated else None,
+                entry,
+            )
+        )
     return out
 
 
@@ -86,8 +113,9 @@ class Store:
         self._announce = r.register_script(_lua("announce"))
         self._remove = r.register_script(_lua("remove_connection", "remove_connections"))
         self._heartbeat = r.register_script(_lua("remove_connection", "heartbeat"))
-        self._presence = r.register_script(_lua("presence"))
+        self._presence = r.register_script(_lua("remove_connection", "presence"))
         self._append = r.register_script(_lua("append"))
+        self._leaves = r.register_script(_lua("leaves"))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -134,6 +162,7 @@ class Store:
             self._heartbeat,
             self._presence,
             self._append,
+            self._leaves,
         ):
             self._call(self.r.script_load, script.script)
 
@@ -175,8 +204,9 @@ class Store:
         return None if v is None else _s(v)
 
     # -- connections -------------------------------------------------------------------------
-    def register(self, info: ConnInfo, now_ms: int) -> None:
-        """Record a new connection: its identity, its workspace, the sweeper's index.
+    def register(self, info: ConnInfo, now_ms: int, deadline_ms: int | None = None) -> None:
+        """Record a new connection: its identity, its workspace, the sweeper's index (scored by its
+        deadline: ``now_ms`` + 60 s unless given, a new connection being active).
 
         It is not a fan-out target yet: API Gateway answers 410 to posts until ``$connect`` has
         returned, and a fan-out would take that for a dead peer and prune it. :meth:`announce`, at
@@ -184,11 +214,12 @@ class Store:
         wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
         record = {"wid": wid, "uid": uid, "name": info.display_name, "connected_at": info.connected_at_ms}
         ws_keys = [keys.ws(wid, "conns"), keys.ws(wid, "hb")]
+        deadline = now_ms + FIRST_DEADLINE_MS if deadline_ms is None else deadline_ms
         self._batch(
             lambda c: c.hset(keys.conn(cid), mapping=record),
             lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
-            lambda c: self._evalsha(c, self._register, ws_keys, [cid, uid, now_ms]),
-            lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": now_ms}),
+            lambda c: self._evalsha(c, self._register, ws_keys, [cid, uid, deadline]),
+            lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": deadline}),
         )
 
     def connection(self, cid: str) -> ConnInfo | None:
@@ -203,9 +234,15 @@ class Store:
         raw = self._call(self.r.hgetall, keys.ws(wid, "conns"))
         return {_s(k): _s(v) for k, v in raw.items()}
 
-    def fanout_targets(self, wid: str) -> list[str]:
-        """The announced connections of a workspace: those that have completed ``$connect``."""
-        return [_s(c) for c in self._call(self.r.smembers, keys.ws(wid, "joined"))]
+    def fanout_targets(self, wid: str, *, active_only: bool = False) -> list[str]:
+        """The announced connections of a workspace: those that have completed ``$connect``; with
+        ``active_only``, those not away (one round trip either way)."""
+        if not active_only:
+            return [_s(c) for c in self._call(self.r.smembers, keys.ws(wid, "joined"))]
+        joined, away = self._batch(
+            lambda c: c.smembers(keys.ws(wid, "joined")), lambda c: c.hkeys(keys.ws(wid, "modes"))
+        )
+        return [_s(c) for c in set(joined) - set(away)]
 
     def user_connections(self, uid: str) -> dict[str, str]:
         """connection id -> workspace id, for every announced connection of a user."""
@@ -213,7 +250,7 @@ class Store:
         return {_s(k): _s(v) for k, v in raw.items()}
 
     def _ws_keys(self, wid: str) -> list[str]:
-        return [keys.ws(wid, n) for n in ("conns", "hb", "joined", "online", "presence")]
+        return [keys.ws(wid, n) for n in ("conns", "hb", "joined", "online", "presence", "modes")]
 
     def remove_connections(self, wid: str, cids: list[str]) -> list[Removed]:
         """Remove connections from every structure; returns those that were still registered."""
@@ -235,67 +272,123 @@ class Store:
         self._batch(*ops)
 
     def heartbeat(
-        self, info: ConnInfo, now_ms: int, cutoff_ms: int, limit: int = 100
-    ) -> tuple[bool, list[Removed]]:
-        """Refresh a connection and sweep the workspace's stale peers in the same script."""
-        ws_keys, cid = self._ws_keys(info.workspace_id), info.connection_id
-        flat = self._batch(
-            lambda c: self._evalsha(c, self._heartbeat, ws_keys, [cid, now_ms, cutoff_ms, limit]),
-            lambda c: c.zadd(keys.SWEEP, {f"{info.workspace_id}|{cid}": now_ms}, xx=True),
-            lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
-        )[0]
-        removed = _removed(flat, 1)
+        self,
+        info: ConnInfo,
+        now_ms: int,
+        deadlines: tuple[int, int],
+        mode: str | None = None,
+        limit: int = 100,
+    ) -> Beat:
+        """Move a connection's deadline (``deadlines``: if active, if away; by the mode given, or
+        the connection's own) and sweep the workspace's peers whose deadline has passed, in the same
+        script. The sweeper's index follows, in the same round trip when the mode is given."""
+        wid, cid = info.workspace_id, info.connection_id
+        ws_keys = [*self._ws_keys(wid), keys.ws(wid, "history")]
+        args = [cid, now_ms, mode or "", deadlines[0], deadlines[1], limit]
+        script = lambda c: self._evalsha(c, self._heartbeat, ws_keys, args)  # noqa: E731
+        refresh = lambda c: c.expire(keys.conn(cid), CONN_TTL_S)  # noqa: E731
+        if mode:  # the deadline is known: one round trip
+            deadline = deadlines[1] if mode == "away" else deadlines[0]
+            index = lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": deadline}, xx=True)  # noqa: E731
+            flat = self._batch(script, index, refresh)[0]
+        else:  # a v1 heartbeat keeps the connection's mode: the script says which deadline it set
+            flat = self._batch(script)[0]
+            if int(flat[0]) == 1:
+                set_at = int(flat[1])
+                self._batch(lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": set_at}, xx=True), refresh)
+        alive = int(flat[0]) == 1
+        removed = _removed(flat, 4)
         if removed:
-            self._forget(info.workspace_id, [(r.connection_id, r.user_id) for r in removed])
-        return int(flat[0]) == 1, removed
+            self._forget(wid, [(r.connection_id, r.user_id) for r in removed])
+        updated = _s(flat[3])
+        return Beat(alive, int(flat[2]), json.loads(updated) if updated else None, removed)
 
-    def due_for_sweep(self, cutoff_ms: int, limit: int) -> dict[str, list[str]]:
-        """Connections whose last heartbeat is older than the cutoff, grouped by workspace."""
-        members = self._call(self.r.zrangebyscore, keys.SWEEP, "-inf", cutoff_ms, start=0, num=limit)
+    def due_for_sweep(self, now_ms: int, limit: int) -> dict[str, list[str]]:
+        """Connections whose deadline has passed, grouped by workspace."""
+        members = self._call(self.r.zrangebyscore, keys.SWEEP, "-inf", now_ms, start=0, num=limit)
         out: dict[str, list[str]] = {}
         for m in members:
             wid, _, cid = _s(m).partition("|")
             out.setdefault(wid, []).append(cid)
         return out
 
-    def sweep_workspace(self, wid: str, cids: list[str], cutoff_ms: int) -> list[Removed]:
-        """Remove those of ``cids`` whose heartbeat in the workspace is still older than the cutoff."""
+    def sweep_workspace(self, wid: str, cids: list[str], now_ms: int) -> list[Removed]:
+        """Remove those of ``cids`` whose deadline in the workspace has still passed."""
         scores = self._call(self.r.zmscore, keys.ws(wid, "hb"), cids)
-        stale = [c for c, s in zip(cids, scores, strict=True) if s is None or s <= cutoff_ms]
+        stale = [c for c, s in zip(cids, scores, strict=True) if s is None or s <= now_ms]
+        later = {f"{wid}|{c}": s for c, s in zip(cids, scores, strict=True) if s is not None and s > now_ms}
+        if later:  # the index fell behind the connection's own deadline: put it right
+            self._call(self.r.zadd, keys.SWEEP, later, xx=True)
         return self.remove_connections(wid, stale) if stale else []
 
     # -- presence ----------------------------------------------------------------------------
-    def announce(self, info: ConnInfo, entry: dict[str, Any]) -> int:
+    def announce(self, info: ConnInfo, entry: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         """Make a connection a fan-out target and part of its user's presence (its first sync).
 
-        Returns 1 when its user just came online, 0 if they already were, -1 if the connection is
-        no longer registered."""
+        Returns 1 when its user just came online, 2 when they did but their leave was still held
+        (with the held entry: peers still show it), 0 if they already were online, -1 if the
+        connection is no longer registered."""
         wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
         ws_keys = [
             keys.ws(wid, "joined"),
             keys.ws(wid, "online"),
             keys.ws(wid, "presence"),
             keys.ws(wid, "conns"),
+            keys.ws(wid, "leaving"),
+            keys.ws(wid, "modes"),
         ]
         out = self._batch(
             lambda c: self._evalsha(c, self._announce, ws_keys, [cid, uid, json.dumps(entry)]),
             lambda c: c.hset(keys.user(uid, "conns"), cid, wid),
             lambda c: c.expire(keys.user(uid, "conns"), CONN_TTL_S),
         )
-        result = int(out[0])
+        result, held = int(out[0][0]), _s(out[0][1])
         if result == -1:  # removed meanwhile: do not leave it in the user's index
             self._call(self.r.hdel, keys.user(uid, "conns"), cid)
-        return result
+        return result, json.loads(held) if held else None
+
+    def hold_leave(self, wid: str, uid: str, entry: dict[str, Any], now_ms: int) -> None:
+        """Hold a user's leave for the grace; the sweeper's index (``collab:leaving``) backs up
+        whoever was to flush it."""
+        held = json.dumps({**entry, "held_ms": now_ms})
+        self._batch(
+            lambda c: self._evalsha(c, self._leaves, [keys.ws(wid, "leaving")], ["hold", uid, held]),
+            lambda c: c.zadd(keys.LEAVING, {wid: now_ms}, nx=True),
+        )
+
+    def take_leaves(self, wid: str, due_ms: int) -> list[tuple[str, dict[str, Any]]]:
+        """Remove and return the leaves held since ``due_ms`` or earlier: (user id, entry)."""
+        earliest, flat = self._call(self._leaves, keys=[keys.ws(wid, "leaving")], args=["take", due_ms])
+        if int(earliest):
+            self._call(self.r.zadd, keys.LEAVING, {wid: int(earliest)})
+        else:
+            self._call(self.r.zrem, keys.LEAVING, wid)
+        return [(_s(flat[i]), json.loads(_s(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    def leaves_held(self, wid: str) -> bool:
+        """Whether any leave is held in the workspace."""
+        return bool(self._call(self.r.exists, keys.ws(wid, "leaving")))
+
+    def workspaces_with_leaves(self, due_ms: int, limit: int = 500) -> list[str]:
+        """Workspaces holding a leave since ``due_ms`` or earlier (the sweeper's backstop)."""
+        return [
+            _s(w) for w in self._call(self.r.zrangebyscore, keys.LEAVING, "-inf", due_ms, start=0, num=limit)
+        ]
 
     def set_presence(
-        self, wid: str, uid: str, status: str, viewing: str | None, now_ms: int
-    ) -> dict[str, Any] | None:
-        out = self._call(
-            self._presence,
-            keys=[keys.ws(wid, "presence"), keys.ws(wid, "online")],
-            args=[uid, status, json.dumps(viewing), now_ms],
-        )
-        return None if not out else json.loads(_s(out))
+        self, info: ConnInfo, status: str, viewing: str | None, now_ms: int, deadline_ms: int
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """A connection's presence update: its status is its mode (and moves its deadline); the
+        user's status follows all their connections. Returns (the entry, or None when the user is
+        not online; whether it changed)."""
+        wid, cid = info.workspace_id, info.connection_id
+        out, changed = self._batch(
+            lambda c: self._evalsha(
+                c, self._presence, self._ws_keys(wid), [cid, status, json.dumps(viewing), now_ms, deadline_ms]
+            ),
+            lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": deadline_ms}, xx=True),
+        )[0]
+        return (None if not out else json.loads(_s(out))), bool(int(changed))
 
     def presence(self, wid: str) -> dict[str, dict[str, Any]]:
         raw = self._call(self.r.hgetall, keys.ws(wid, "presence"))
@@ -329,7 +422,8 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
     def drop_workspace(self, wid: str) -> None:
-        self._call(self.r.delete, *[keys.ws(wid, n) for n in ("history", "presence", "online", "joined")])
+        names = ("history", "presence", "online", "joined", "modes", "leaving")
+        self._call(self.r.delete, *[keys.ws(wid, n) for n in names])
 
     def ping(self) -> bool:
         return bool(self._call(self.r.ping))

@@ -1,23 +1,38 @@
--- Heartbeat (after remove_connection.lua): refresh this connection, update the user's last_seen,
--- and remove peers whose last heartbeat is older than the cutoff (at most ARGV[4] of them).
--- KEYS as remove_connections.lua. ARGV: cid, now_ms, cutoff_ms, limit.
--- Returns {alive(0/1), cid, uid, left, ...}.
-local alive = 0
+-- Heartbeat (after remove_connection.lua): move this connection's deadline, record its mode (when
+-- the frame names one), update the user's last_seen (and status, when the mode changed it), and
+-- remove peers whose deadline has passed (at most ARGV[5] of them).
+-- KEYS as remove_connections.lua, then history. ARGV: cid, now_ms, mode ('active', 'away' or '' to
+-- keep the connection's), deadline if active, deadline if away (ms), limit.
+-- Returns {alive (0/1), the deadline set, latest seq (0 when the history is empty), updated entry
+-- json or '', cid, uid, left, updated, ...}.
+local alive, updated, deadline = 0, '', ARGV[4]
+local now = tonumber(ARGV[2])
 local uid = redis.call('HGET', KEYS[1], ARGV[1])
 if uid then
   alive = 1
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  local changed = false
+  if ARGV[3] == 'away' then
+    changed = redis.call('HSET', KEYS[6], ARGV[1], 'away') == 1
+  elseif ARGV[3] == 'active' then
+    changed = redis.call('HDEL', KEYS[6], ARGV[1]) == 1
+  end
+  if redis.call('HEXISTS', KEYS[6], ARGV[1]) == 1 then deadline = ARGV[5] end
+  redis.call('ZADD', KEYS[2], deadline, ARGV[1])
   local raw = redis.call('HGET', KEYS[5], uid)
   if raw then
     local entry = cjson.decode(raw)
-    entry['last_seen_ms'] = tonumber(ARGV[2])
+    entry['last_seen_ms'] = now
     redis.call('HSET', KEYS[5], uid, cjson.encode(entry))
+    if changed then updated = restatus(uid, now) end
   end
 end
-local out = {alive}
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local latest = 0
+local top = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
+if top[2] then latest = tonumber(top[2]) end
+local out = {alive, tonumber(deadline), latest, updated}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 for _, cid in ipairs(stale) do
   local r = remove(cid)
-  if r then out[#out+1] = r[1]; out[#out+1] = r[2]; out[#out+1] = r[3] end
+  if r then for j = 1, 4 do out[#out + 1] = r[j] end end
 end
 return out
