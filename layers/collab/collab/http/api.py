@@ -23,11 +23,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from collab.auth import tokens
 from collab.domain import users
-from collab.errors import PayloadTooLarge, Unauthorized
+from collab.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized
 from collab.http import member_routes, notification_routes, task_routes, ticket_routes, workspace_routes
 from collab.http.responses import MAX_BODY_BYTES, BadRequest, UnsupportedMediaType, error_response
 from collab.http.routing import Request, current
@@ -48,8 +49,21 @@ for _module in (ticket_routes, workspace_routes, member_routes, task_routes, not
 app.include_router(workspace_routes.presence_router)
 
 
+def allowed_methods(path: str) -> list[str]:
+    """The methods declared for a path, as the resolver matches it (none: the path is unknown)."""
+    stripped = app._remove_prefix(path)
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({r.method for r in routes if r.rule.match(stripped)})
+
+
 @app.exception_handler(Exception)
 def _on_error(exc: Exception) -> Response:
+    if isinstance(exc, NotFoundError):
+        # No route for this method and path: 405 with Allow when the path has other methods,
+        # 404 only when the path itself is unknown.
+        allow = allowed_methods(app.current_event.path)
+        if allow:
+            return error_response(MethodNotAllowed(allow))
     return error_response(exc)
 
 
