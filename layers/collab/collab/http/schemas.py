@@ -45,6 +45,8 @@ class TicketOut(BaseModel):
 
 
 class WorkspaceIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Launch plan"}]})
+
     name: Name
 
 
@@ -65,6 +67,10 @@ class MemberById(_In):
 class MemberByEmail(_In):
     """Add the user with this email (compared case-insensitively)."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "bob@example.com", "role": "member"}]}
+    )
+
     email: Email
     role: Role = "member"
 
@@ -74,6 +80,8 @@ MemberIn = MemberById | MemberByEmail
 
 
 class RoleIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "admin"}]})
+
     role: Role
 
 

@@ -35,6 +35,12 @@ class _Strict(BaseModel):
 
 
 class TaskDraft(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"title": "Write the release notes", "priority": "high"}]},
+    )
+
     id: UUID | None = None
     title: Title
     description: Description = ""
@@ -56,7 +62,9 @@ class TaskChanges(_Strict):
     ``title``, ``description``, ``status`` and ``priority`` cannot be null (the document says so:
     their schemas are not nullable); ``due_date`` and ``assigned_to`` are cleared with null."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"minProperties": 1, "examples": [{"status": "done"}]}
+    )
 
     title: Title = Field(default=_UNSET, json_schema_extra=_absent)
     description: Description = Field(default=_UNSET, json_schema_extra=_absent)
