@@ -7,6 +7,7 @@ A request goes through three steps:
    row is created or refreshed from the token (once per container per identity).
 2. The resolver matches the route and validates path, query and body against the route's pydantic
    types (``enable_validation=True``), which is also what the OpenAPI document is generated from.
+   No route: 405 with ``Allow`` when the path has routes for other methods, else 404.
 3. The route (``*_routes.py``, one module per resource) calls one domain function and publishes
    what it committed (:mod:`collab.http.routing`).
 
