@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema mutate
+.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema mutate fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,12 @@ infra: $(STAMP) runtime-site
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
+
+# Schemathesis against the HTTP API, longer than in `make test` and with a new seed each run
+# (docs/http-api.md, "Checked by an outside fuzzer").
+fuzz: $(STAMP)
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} SCHEMATHESIS_TIMEOUT_S=3000 HYPOTHESIS_PROFILE=default \
+		$(BIN)/python -m pytest -rA tests/integration/test_http_schemathesis.py
 
 synth: $(STAMP)
 	CDK_VALIDATION=true $(BIN)/python infra/app.py

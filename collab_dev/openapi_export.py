@@ -28,7 +28,9 @@ def openapi_document() -> dict[str, Any]:
         version=API_VERSION,
         description="Request/response side of Collab (contract section 4). Every route takes a bearer "
         'access token; errors are `{"error": {"code", "message"}}`; lists are '
-        '`{"items": [...], "next_cursor": ...}`.',
+        '`{"items": [...], "next_cursor": ...}`. A known path asked with a method it does not declare '
+        "answers 405 (`method_not_allowed`) with an `Allow` header listing its methods; an unknown "
+        "path answers 404.",
         security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
         security=[{"bearerAuth": []}],
     )

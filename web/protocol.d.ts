@@ -23,7 +23,7 @@ export interface AckData {
 export type ClientFrame = Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | NotificationRead | PresenceUpdate;
 
 export interface ErrorBody {
-  code: "validation_error" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "internal";
+  code: "validation_error" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "method_not_allowed" | "rate_limited" | "payload_too_large" | "internal";
   message: string;
   retry_after_ms?: number | null;
   field?: string | null;
@@ -214,14 +214,14 @@ export interface Task {
   deleted: boolean;
 }
 
-/** Any subset of the writable fields; only the fields sent are written (`model_fields_set`). */
+/** Any subset of the writable fields; only the fields sent are written (`model_fields_set`). `title`, `description`, `status` and `priority` cannot be null (the document says so: their schemas are not nullable); `due_date` and `assigned_to` are cleared with null. */
 export interface TaskChanges {
   /** 1..200 characters */
-  title?: string | null;
+  title?: string;
   /** 0..10000 characters */
-  description?: string | null;
-  status?: "todo" | "in_progress" | "done" | null;
-  priority?: "low" | "medium" | "high" | "urgent" | null;
+  description?: string;
+  status?: "todo" | "in_progress" | "done";
+  priority?: "low" | "medium" | "high" | "urgent";
   /** date */
   due_date?: string | null;
   /** 1..128 characters */

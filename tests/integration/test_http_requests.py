@@ -221,7 +221,7 @@ def test_malformed_bodies_are_400_415_413_and_never_500(api):
         ("JSON null", http_event("POST", "/workspaces", token=token, raw_body="null"), 422),
         ("no body", http_event("POST", "/workspaces", token=token), 422),
         ("unknown route", http_event("GET", "/nowhere", token=token), 404),
-        ("unknown method", http_event("PUT", "/workspaces", token=token, body={"name": "x"}), 404),
+        ("unknown method", http_event("PUT", "/workspaces", token=token, body={"name": "x"}), 405),
         ("bad uuid in the path", http_event("GET", "/workspaces/42", token=token), 422),
         (
             "NUL in a user id",
@@ -249,10 +249,32 @@ def test_malformed_bodies_are_400_415_413_and_never_500(api):
         expected_code = {
             400: "validation_error",
             404: "not_found",
+            405: "method_not_allowed",
             413: "payload_too_large",
             415: "validation_error",
         }
         assert answer.error["code"] == expected_code.get(status, "validation_error"), case
+
+
+def test_a_known_path_with_another_method_is_405_with_allow_and_an_unknown_path_404(api):
+    token = api.token("alice")
+    wid = str(uuid.uuid4())
+    for method, path, allow in [
+        ("TRACE", "/workspaces", "GET, POST"),
+        ("PUT", f"/workspaces/{wid}", "DELETE, GET, PATCH"),
+        ("GET", "/ws-tickets", "POST"),
+        ("DELETE", "/notifications/read", "POST"),
+        ("POST", f"/workspaces/{wid}/members/someone", "DELETE, PATCH"),
+        ("TRACE", "/api/tasks", "GET, POST"),  # the local gateway's prefix
+    ]:
+        answer = invoke(http_event(method, path, token=token))
+        assert answer.status == 405, (method, path, answer.body)
+        assert answer.headers["allow"] == allow, (method, path)
+        assert answer.error["code"] == "method_not_allowed"
+    for method, path in [("GET", "/nowhere"), ("TRACE", "/workspaces/x/y/z"), ("GET", "/")]:
+        answer = invoke(http_event(method, path, token=token))
+        assert answer.status == 404 and "allow" not in answer.headers, (method, path)
+        assert answer.error["code"] == "not_found"
 
 
 def test_a_failed_publish_does_not_undo_or_fail_a_committed_change(api, wid, monkeypatch):

@@ -98,7 +98,9 @@ def test_create_refusals(api, wid):
     again = api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"id": tid, "title": "one"})
     assert again.status == 409
     outsider = api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "x", "assigned_to": "dave"})
-    assert outsider.status == 422 and outsider.error["field"] == "assigned_to"
+    # schema-valid, refused by the workspace's state (v1.2: 409, no longer 422)
+    assert outsider.status == 409 and outsider.error["code"] == "conflict"
+    assert outsider.error["field"] == "assigned_to"
     for body in (
         {"title": "x" * 201},
         {"title": "ok", "description": "y" * 10_001},
@@ -127,7 +129,7 @@ def test_personal_tasks_are_their_owners_only(api, rt):
         answer = api.call(method, f"/tasks/{tid}", "bob", **args)
         assert answer.status == 404 and answer.error["code"] == "not_found", method
     assert api.ok("PATCH", f"/tasks/{tid}", "alice", {"status": "done"})["version"] == 2
-    assert api.call("POST", "/tasks", "alice", {"title": "x", "assigned_to": "bob"}).status == 422
+    assert api.call("POST", "/tasks", "alice", {"title": "x", "assigned_to": "bob"}).status == 409
     rows = rt.db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM activity").fetchone())
     assert rows["n"] == 0  # personal tasks are no workspace's events
 
@@ -148,6 +150,10 @@ def test_task_lists_page_in_a_stable_order(api, wid, where):
         if cursor is None:
             break
     assert seen[:5] == made and len(seen) == 6
-    for query in ({"limit": 0}, {"limit": 201}, {"limit": "many"}, {"cursor": "not-a-cursor"}):
+    bad = ({"limit": 0}, {"limit": 201}, {"limit": "many"}, {"cursor": "not a cursor"}, {"cursor": "x" * 129})
+    for query in bad:
         answer = api.call("GET", base, "alice", query=query)
         assert answer.status == 422 and answer.error["code"] == "validation_error", query
+    # A cursor of the documented alphabet and length that names no position is past the end.
+    for cursor in ("not-a-cursor", "A", "x" * 128):
+        assert api.ok("GET", base, "alice", query={"cursor": cursor}) == {"items": [], "next_cursor": None}

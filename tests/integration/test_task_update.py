@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from collab.domain import tasks
-from collab.errors import Conflict, Forbidden, NotFound, ValidationError
+from collab.errors import Conflict, Forbidden, NotFound
 from collab.protocol.client_frames import TaskDraft
 
 
@@ -56,7 +56,7 @@ def test_reassignment_in_one_statement_notifies_both_assignees(rt, wid, api, sta
         ("dave", {"title": "x"}, {}, Forbidden),  # not a member of the task's workspace
         ("alice", {"title": "x"}, {"scope": "00000000-0000-0000-0000-000000000000"}, NotFound),
         ("alice", {"title": "x"}, {"base_version": 7}, Conflict),
-        ("alice", {"assigned_to": "dave"}, {}, ValidationError),  # not a member
+        ("alice", {"assigned_to": "dave"}, {}, Conflict),  # not a member
     ],
 )
 def test_refusals_name_their_rule_and_change_nothing(rt, wid, statements, who, changes, options, error):
@@ -81,7 +81,7 @@ def test_personal_tasks_are_their_owners_and_assignable_to_them_only(rt, api):
     task = tasks.create(rt.db, "alice", TaskDraft(title="mine"), workspace_id=None).task
     m = tasks.update(rt.db, "alice", task["id"], {"assigned_to": "alice"})
     assert (m.task["assigned_to"], m.seq) == ("alice", None)
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         tasks.update(rt.db, "alice", task["id"], {"assigned_to": "bob"})
     with pytest.raises(NotFound):
         tasks.update(rt.db, "bob", task["id"], {"title": "theirs"})

@@ -276,7 +276,7 @@ def test_assignee_must_be_a_member(world):
     world.user("stranger")
     a = world.connect("ann", wid)
     reply = a.create("x", assigned_to="stranger")["data"]
-    assert reply["error"]["code"] == "validation_error" and reply["error"]["field"] == "assigned_to"
+    assert reply["error"]["code"] == "conflict" and reply["error"]["field"] == "assigned_to"
 
 
 def test_a_connection_still_in_connect_is_not_pruned_by_a_peers_fanout(world):

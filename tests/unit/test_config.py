@@ -111,3 +111,19 @@ def test_get_secret_value_without_boto3_against_moto_server(monkeypatch):
             secrets_manager.get_secret_value(arn + "-missing")
     finally:
         server.stop()
+
+
+def test_the_contracts_configuration_table_lists_exactly_what_the_settings_model_reads():
+    import re
+    from pathlib import Path
+
+    from collab.config import ENV, Settings
+
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text(encoding="utf-8")
+    section = contract.split("## 2. Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = [name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])]
+    assert len(listed) == len(set(listed)), "a variable is listed twice"
+    assert set(listed) == set(ENV.values())
+    # ... and every setting comes from a variable (``secrets`` is the tests' fetcher, not configuration).
+    assert set(Settings.model_fields) - {"secrets"} == set(ENV)

@@ -9,6 +9,7 @@
      +-- Unauthorized           unauthorized      401
      +-- Forbidden              forbidden         403
      +-- NotFound               not_found         404
+     +-- MethodNotAllowed       method_not_allowed 405  (HTTP: a known path, another method; v1.2)
      +-- Conflict               conflict          409
      +-- RateLimited            rate_limited      429
      +-- Unavailable            internal          503   (a backing service did not answer)
@@ -22,13 +23,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-# Every protocol error code (contract 3.3, plus ``conflict`` from v1.1), for the models that carry one.
+# Every protocol error code (contract 3.3, plus ``conflict`` from v1.1 and the HTTP API's
+# ``method_not_allowed`` from v1.2), for the models that carry one.
 ErrorCode = Literal[
     "validation_error",
     "unauthorized",
     "forbidden",
     "not_found",
     "conflict",
+    "method_not_allowed",
     "rate_limited",
     "payload_too_large",
     "internal",
@@ -86,6 +89,18 @@ class NotFound(CollabError):
     code = "not_found"
     status = 404
     default_message = "not found"
+
+
+class MethodNotAllowed(CollabError):
+    """A known path asked with a method it does not declare; ``allow`` lists the ones it does."""
+
+    code = "method_not_allowed"
+    status = 405
+    default_message = "method not allowed on this path"
+
+    def __init__(self, allow: list[str]) -> None:
+        super().__init__(f"method not allowed on this path; allowed: {', '.join(allow)}")
+        self.allow = allow
 
 
 class Conflict(CollabError):

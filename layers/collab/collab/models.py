@@ -3,39 +3,46 @@ form and the JSON Schema the browser client's types are generated from)."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 TaskStatus = Literal["todo", "in_progress", "done"]
 Priority = Literal["low", "medium", "high", "urgent"]
 Role = Literal["owner", "admin", "member"]
 PresenceStatus = Literal["active", "away"]
 
-# No NUL or control characters other than newline and tab (contract 3.6): C0, DEL and C1.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The text rule of contract 3.6, decided once here as patterns: no control characters other than
+# newline and tab (C0 but tab and newline, DEL, C1), and for titles and names at least one character
+# that is neither a control nor white space. Validation and every JSON Schema generated from these
+# types (docs/openapi.json, web/protocol.*) carry the same pattern, so a client sees the real rule.
+# The classes are spelled out (no \s): regex dialects disagree on what white space is.
+CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+SPACES = r"\t\n \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+PLAIN_TEXT = rf"^[^{CONTROLS}]*$"
+NOT_BLANK_TEXT = rf"^[^{CONTROLS}]*[^{CONTROLS}{SPACES}][^{CONTROLS}]*$"
+
+Title = Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK_TEXT)]
+Description = Annotated[str, Field(max_length=10_000, pattern=PLAIN_TEXT)]
+UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=PLAIN_TEXT)]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NOT_BLANK_TEXT)]
+
+_PATTERN_MESSAGES = {
+    PLAIN_TEXT: "must not contain control characters other than newline and tab",
+    NOT_BLANK_TEXT: "must not be blank or contain control characters other than newline and tab",
+}
 
 
-def _plain_text(v: str) -> str:
-    if _CONTROL.search(v):
-        raise ValueError("must not contain control characters other than newline and tab")
-    return v
-
-
-def _title(v: str) -> str:
-    _plain_text(v)
-    if not v.strip():
-        raise ValueError("must not be blank")
-    return v
-
-
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_title)]
-Description = Annotated[str, Field(max_length=10_000), AfterValidator(_plain_text)]
-UserId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_title)]
+def error_message(error: Mapping[str, Any]) -> str:
+    """The message of one pydantic error, with the text rule's patterns said in words."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern in _PATTERN_MESSAGES:
+            return _PATTERN_MESSAGES[pattern]
+    return str(error.get("msg") or "invalid").removeprefix("Value error, ")
 
 
 class Wire(BaseModel):

@@ -50,7 +50,7 @@ def _check_assignee(cur: Cursor, workspace_id: str | None, owner: str, assignee:
         return
     if workspace_id is None:
         if assignee != owner:
-            raise ValidationError(
+            raise Conflict(
                 "assigned_to: a personal task can only be assigned to its owner", field="assigned_to"
             )
         return
@@ -58,7 +58,7 @@ def _check_assignee(cur: Cursor, workspace_id: str | None, owner: str, assignee:
         "SELECT 1 FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (workspace_id, assignee)
     ).fetchone()
     if row is None:
-        raise ValidationError("assigned_to: not a member of this workspace", field="assigned_to")
+        raise Conflict("assigned_to: not a member of this workspace", field="assigned_to")
 
 
 def _load_for_write(cur: Cursor, actor_id: str, task_id: str, scope: str | None) -> dict[str, Any]:
@@ -326,13 +326,16 @@ def encode_cursor(created_at: datetime, task_id: Any) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{task_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+    """The position a cursor names, or None when it names none (not one the server wrote): such a
+    cursor is past the end of every list, so its page is empty (the document's cursor is any
+    base64url string; a cursor is never refused)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, _, tid = raw.partition("|")
         return datetime.fromisoformat(ts), str(uuid.UUID(tid))
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("cursor: invalid", field="cursor") from None
+        return None
 
 
 def _page(cur: Cursor, where: str, args: tuple[Any, ...], cursor: str | None, limit: int) -> dict[str, Any]:
@@ -340,9 +343,11 @@ def _page(cur: Cursor, where: str, args: tuple[Any, ...], cursor: str | None, li
         raise ValidationError("limit: must be between 1 and 200", field="limit")
     params: list[Any] = list(args)
     if cursor:
-        ts, tid = decode_cursor(cursor)
+        position = decode_cursor(cursor)
+        if position is None:
+            return {"items": [], "next_cursor": None}
         where += " AND (created_at, id) > (%s, %s)"
-        params += [ts, tid]
+        params += list(position)
     rows = cur.execute(
         f"SELECT {COLUMNS} FROM tasks WHERE {where} AND NOT deleted ORDER BY created_at, id LIMIT %s",
         (*params, limit + 1),

@@ -97,9 +97,11 @@ def list_for(db: Database, user_id: str, *, cursor: str | None = None, limit: in
         where: str = ""
         params: list[Any] = [user_id]
         if cursor:
-            ts, wid = decode_cursor(cursor)
+            position = decode_cursor(cursor)
+            if position is None:  # names no position: past the end
+                return {"items": [], "next_cursor": None}
             where = " WHERE (w.created_at, w.id) > (%s, %s)"
-            params += [ts, wid]
+            params += list(position)
         rows = cur.execute(
             f"{_WORKSPACE}{where} ORDER BY w.created_at, w.id LIMIT %s", (*params, limit + 1)
         ).fetchall()

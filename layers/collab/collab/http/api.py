@@ -7,6 +7,7 @@ A request goes through three steps:
    row is created or refreshed from the token (once per container per identity).
 2. The resolver matches the route and validates path, query and body against the route's pydantic
    types (``enable_validation=True``), which is also what the OpenAPI document is generated from.
+   No route: 405 with ``Allow`` when the path has routes for other methods, else 404.
 3. The route (``*_routes.py``, one module per resource) calls one domain function and publishes
    what it committed (:mod:`collab.http.routing`).
 
@@ -23,11 +24,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from collab.auth import tokens
 from collab.domain import users
-from collab.errors import PayloadTooLarge, Unauthorized
+from collab.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized
 from collab.http import member_routes, notification_routes, task_routes, ticket_routes, workspace_routes
 from collab.http.responses import MAX_BODY_BYTES, BadRequest, UnsupportedMediaType, error_response
 from collab.http.routing import Request, current
@@ -48,8 +50,21 @@ for _module in (ticket_routes, workspace_routes, member_routes, task_routes, not
 app.include_router(workspace_routes.presence_router)
 
 
+def allowed_methods(path: str) -> list[str]:
+    """The methods declared for a path, as the resolver matches it (none: the path is unknown)."""
+    stripped = app._remove_prefix(path)
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({r.method for r in routes if r.rule.match(stripped)})
+
+
 @app.exception_handler(Exception)
 def _on_error(exc: Exception) -> Response:
+    if isinstance(exc, NotFoundError):
+        # No route for this method and path: 405 with Allow when the path has other methods,
+        # 404 only when the path itself is unknown.
+        allow = allowed_methods(app.current_event.path)
+        if allow:
+            return error_response(MethodNotAllowed(allow))
     return error_response(exc)
 
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from collab.domain import members
 from collab.http.routing import TaggedRouter, checked, me, route, rt, settle
-from collab.http.schemas import MemberId, MemberIn, MemberPage, RoleIn, WorkspaceId, member_id
+from collab.http.schemas import MemberByEmail, MemberById, MemberId, MemberIn, MemberPage, RoleIn, WorkspaceId
 from collab.models import Member
 
 router = TaggedRouter("members")
@@ -23,10 +23,17 @@ def list_members(workspace_id: WorkspaceId) -> MemberPage:
 
 
 @route(router, "POST", MEMBERS, "add_member", "Add a user who has signed in before, by id or email (admin+)",
-       ok="The new member", status=201, errors=(403, 404, 409))  # fmt: skip
+       ok="The new member", status=201, errors=(403, 404, 409),
+       links={op: {"workspace_id": "$request.path.workspace_id", "user_id": "$response.body#/user_id"}
+              for op in ("update_member", "remove_member")})  # fmt: skip
 def add_member(workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()]) -> Member:
     change = members.add_member(
-        rt().db, me(), str(workspace_id), user_id=body.user_id, email=body.email, role=body.role
+        rt().db,
+        me(),
+        str(workspace_id),
+        user_id=body.user_id if isinstance(body, MemberById) else None,
+        email=body.email if isinstance(body, MemberByEmail) else None,
+        role=body.role,
     )
     settle(change)
     return checked(change.result)
@@ -36,7 +43,7 @@ def add_member(workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()]) -> 
        "Change a member's role (admin+; only an owner touches admins and owners)",
        ok="The member", errors=(403, 404, 409))  # fmt: skip
 def update_member(workspace_id: WorkspaceId, user_id: MemberId, body: Annotated[RoleIn, Body()]) -> Member:
-    change = members.change_role(rt().db, me(), str(workspace_id), member_id(user_id), body.role)
+    change = members.change_role(rt().db, me(), str(workspace_id), user_id, body.role)
     settle(change)
     return checked(change.result)
 
@@ -45,5 +52,5 @@ def update_member(workspace_id: WorkspaceId, user_id: MemberId, body: Annotated[
        "Remove a member (admin+), or leave (yourself); their connections are closed",
        ok="Removed", status=204, errors=(403, 404, 409))  # fmt: skip
 def remove_member(workspace_id: WorkspaceId, user_id: MemberId):  # a 204: no return model
-    settle(members.remove_member(rt().db, me(), str(workspace_id), member_id(user_id)))
+    settle(members.remove_member(rt().db, me(), str(workspace_id), user_id))
     return Response(204)

@@ -17,8 +17,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 
-from collab.errors import CollabError, NotFound, ValidationError
+from collab.errors import CollabError, MethodNotAllowed, NotFound, ValidationError
 from collab.http.schemas import ErrorResponse
+from collab.models import error_message
 from collab.observability import logger
 
 # 64 KB: the largest legitimate body (a task with a 10,000-character description, JSON-escaped) is
@@ -46,8 +47,7 @@ def _validation(exc: RequestValidationError) -> CollabError:
         return ValidationError()
     first = errs[0]
     field = ".".join(str(p) for p in first.get("loc", ())) or "request"
-    msg = str(first.get("msg") or "invalid").removeprefix("Value error, ")
-    return ValidationError(f"{field}: {msg}", field=field)
+    return ValidationError(f"{field}: {error_message(first)}", field=field)
 
 
 def error_response(exc: BaseException) -> Response:
@@ -67,6 +67,8 @@ def error_response(exc: BaseException) -> Response:
     elif err.status >= 500:
         logger.exception("request failed", exc_info=exc)
     headers: dict[str, str] = {"Cache-Control": "no-store"}
+    if isinstance(err, MethodNotAllowed):
+        headers["Allow"] = ", ".join(err.allow)
     if err.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="collab"'
     retry = err.extra.get("retry_after_ms")
@@ -80,6 +82,7 @@ DESCRIPTIONS = {
     401: "Missing, malformed or expired bearer token",
     403: "Not a member of the workspace, or the role is not enough",
     404: "Unknown or invisible resource",
+    405: "The path is known but not with this method: the Allow header lists its methods",
     409: "Conflict with the current state",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes",
     415: "The body is not application/json",

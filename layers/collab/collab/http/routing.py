@@ -60,10 +60,18 @@ def route(
     status: int = 200,
     errors: tuple[int, ...] = (),
     description: str | None = None,
+    links: dict[str, dict[str, str]] | None = None,
 ) -> Callable[[F], F]:
     """Declare a route: ``errors`` are the answers it adds to what every route (or, with a body,
-    every writing route) can answer."""
+    every writing route) can answer. ``links`` (operation id -> {parameter: runtime expression})
+    become OpenAPI links of the success response: what a client, or a stateful fuzzer, can do next
+    with what was just created."""
     base = WRITE if method in ("POST", "PATCH", "PUT") else READ
+    responses = documented(status, ok, base + errors)
+    if links:
+        responses[status]["links"] = {
+            op: {"operationId": op, "parameters": params} for op, params in sorted(links.items())
+        }
     return router.route(
         path,
         method,
@@ -72,8 +80,13 @@ def route(
         description=description,
         tags=[router.tag],
         status_code=status,
-        responses=documented(status, ok, base + errors),
+        responses=responses,
     )
+
+
+def follow(param: str, ops: tuple[str, ...], value: str = "$response.body#/id") -> dict[str, dict[str, str]]:
+    """Links to ``ops``, each taking ``param`` from the response (by default its ``id``)."""
+    return {op: {param: value} for op in ops}
 
 
 def checked(value: Any) -> Any:

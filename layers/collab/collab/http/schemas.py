@@ -11,11 +11,22 @@ from urllib.parse import unquote
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from collab.errors import ErrorCode, ValidationError
-from collab.models import Member, Name, Notification, PresenceEntry, Role, Task, UserId, Workspace
+from collab.errors import ErrorCode
+from collab.models import (
+    CONTROLS,
+    PLAIN_TEXT,
+    SPACES,
+    Member,
+    Name,
+    Notification,
+    PresenceEntry,
+    Role,
+    Task,
+    UserId,
+    Workspace,
+)
 from collab.protocol.server_frames import MemberEvent, TaskEvent
 
 
@@ -34,24 +45,43 @@ class TicketOut(BaseModel):
 
 
 class WorkspaceIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Launch plan"}]})
+
     name: Name
 
 
-# No control characters (Postgres text cannot even hold NUL): refused here as 422, never a 500 there.
+# The text rule (models.CONTROLS) and no white space, one "@": refused here as 422, never a 500 in
+# Postgres (its text cannot even hold NUL).
 Email = Annotated[
-    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
+    str, Field(min_length=3, max_length=254, pattern=rf"^[^@{CONTROLS}{SPACES}]+@[^@{CONTROLS}{SPACES}]+$")
 ]
 
 
-class MemberIn(_In):
-    """Exactly one of ``user_id`` and ``email``; the user must have signed in once before."""
+class MemberById(_In):
+    """Add the user with this id."""
 
-    user_id: UserId | None = None
-    email: Email | None = None
+    user_id: UserId
     role: Role = "member"
 
 
+class MemberByEmail(_In):
+    """Add the user with this email (compared case-insensitively)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "bob@example.com", "role": "member"}]}
+    )
+
+    email: Email
+    role: Role = "member"
+
+
+# Exactly one of ``user_id`` and ``email``: two shapes, each refusing the other's field.
+MemberIn = MemberById | MemberByEmail
+
+
 class RoleIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"role": "admin"}]})
+
     role: Role
 
 
@@ -108,17 +138,33 @@ class ErrorResponse(BaseModel):
 # -- path and query parameters ---------------------------------------------------------------------
 WorkspaceId = Annotated[UUID, Path(description="workspace id")]
 TaskId = Annotated[UUID, Path(description="task id")]
-MemberId = Annotated[str, Path(min_length=1, max_length=400, description="user id (URL-encoded)")]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+# A user id in a path arrives percent-encoded (API Gateway hands ``rawPath`` over as sent): it is
+# decoded first, then held to the rule of every user id (models.UserId), which is what is documented.
+MemberId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=PLAIN_TEXT,
+        description="user id (URL-encoded in the path)",
+        # the before-validator hides the pattern from the generated schema: said again, same constant
+        json_schema_extra={"pattern": PLAIN_TEXT},
+    ),
+    BeforeValidator(lambda raw: unquote(raw) if isinstance(raw, str) else raw),  # runs first
+]
+# A page cursor is opaque: the server writes unpadded base64url (the last item's position, at most
+# CURSOR_MAX_LENGTH characters). Any string of that alphabet and length is accepted; one that names no
+# position is past the end of the list and gets an empty page, never a 422.
+CURSOR_MAX_LENGTH = 128
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=CURSOR_MAX_LENGTH,
+        pattern=CURSOR_PATTERN,
+        description="next_cursor of the previous page (opaque)",
+    ),
+]
 NotificationCursor = Annotated[UUID | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-
-_user_ids: TypeAdapter[str] = TypeAdapter(UserId)
-
-
-def member_id(raw: str) -> str:
-    """A user id from the path: API Gateway hands ``rawPath`` over still percent-encoded."""
-    try:
-        return _user_ids.validate_python(unquote(raw))
-    except PydanticValidationError:
-        raise ValidationError("path.user_id: not a valid user id", field="path.user_id") from None

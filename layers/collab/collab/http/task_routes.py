@@ -11,7 +11,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from collab.domain import tasks
-from collab.http.routing import TaggedRouter, checked, me, publish, route, rt
+from collab.http.routing import TaggedRouter, checked, follow, me, publish, route, rt
 from collab.http.schemas import Cursor, Limit, TaskId, TaskPage, WorkspaceId
 from collab.models import Task
 from collab.protocol.client_frames import TaskChanges, TaskDraft
@@ -19,6 +19,7 @@ from collab.protocol.client_frames import TaskChanges, TaskDraft
 router = TaggedRouter("tasks")
 TASK = "/tasks/<task_id>"
 WS_TASKS = "/workspaces/<workspace_id>/tasks"
+ONE_TASK = follow("task_id", ("get_task", "update_task", "delete_task"))
 
 
 @route(router, "GET", WS_TASKS, "list_workspace_tasks", "A workspace's tasks, in creation order (members)",
@@ -28,7 +29,7 @@ def list_workspace_tasks(workspace_id: WorkspaceId, cursor: Cursor = None, limit
 
 
 @route(router, "POST", WS_TASKS, "create_workspace_task", "Create a task in a workspace (members)",
-       ok="The new task", status=201, errors=(403, 404, 409))  # fmt: skip
+       ok="The new task", status=201, errors=(403, 404, 409), links=ONE_TASK)  # fmt: skip
 def create_workspace_task(workspace_id: WorkspaceId, body: Annotated[TaskDraft, Body()]) -> Task:
     m = tasks.create(rt().db, me(), body, workspace_id=str(workspace_id))
     publish(m.committed)
@@ -43,7 +44,7 @@ def list_personal_tasks(cursor: Cursor = None, limit: Limit = 100) -> TaskPage:
 
 @route(router, "POST", "/tasks", "create_personal_task",
        "Create a personal task (seen and changed by its owner only)", ok="The new task", status=201,
-       errors=(409,))  # fmt: skip
+       errors=(409,), links=ONE_TASK)  # fmt: skip
 def create_personal_task(body: Annotated[TaskDraft, Body()]) -> Task:
     return checked(tasks.create(rt().db, me(), body, workspace_id=None).task)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from collab.errors import PayloadTooLarge, ValidationError
-from collab.models import Description, PresenceStatus, Priority, TaskStatus, Title, UserId
+from collab.models import Description, PresenceStatus, Priority, TaskStatus, Title, UserId, error_message
 from collab.protocol.wire import dumps, frame
 
 __all__ = ["dumps", "frame"]
@@ -35,6 +35,12 @@ class _Strict(BaseModel):
 
 
 class TaskDraft(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"title": "Write the release notes", "priority": "high"}]},
+    )
+
     id: UUID | None = None
     title: Title
     description: Description = ""
@@ -44,22 +50,31 @@ class TaskDraft(_Strict):
     assigned_to: UserId | None = None
 
 
-class TaskChanges(_Strict):
-    """Any subset of the writable fields; only the fields sent are written (``model_fields_set``)."""
+_UNSET: Any = None  # the value of a field not sent; never validated, never written (patch())
 
-    title: Title | None = None
-    description: Description | None = None
-    status: TaskStatus | None = None
-    priority: Priority | None = None
+
+def _absent(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # not sent means unchanged; null is not a value of these fields
+
+
+class TaskChanges(_Strict):
+    """Any subset of the writable fields; only the fields sent are written (``model_fields_set``).
+    ``title``, ``description``, ``status`` and ``priority`` cannot be null (the document says so:
+    their schemas are not nullable); ``due_date`` and ``assigned_to`` are cleared with null."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"minProperties": 1, "examples": [{"status": "done"}]}
+    )
+
+    title: Title = Field(default=_UNSET, json_schema_extra=_absent)
+    description: Description = Field(default=_UNSET, json_schema_extra=_absent)
+    status: TaskStatus = Field(default=_UNSET, json_schema_extra=_absent)
+    priority: Priority = Field(default=_UNSET, json_schema_extra=_absent)
     due_date: date | None = None
     assigned_to: UserId | None = None
 
     def patch(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.model_fields_set}
-        for required in ("title", "description", "status", "priority"):
-            if required in out and out[required] is None:
-                raise ValidationError(f"changes.{required}: may not be null", field=f"changes.{required}")
-        return out
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class Heartbeat(_Frame):
@@ -164,8 +179,7 @@ def parse(obj: dict[str, Any]) -> Any:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"][1:]]  # drop the union tag
         field = ".".join(loc) or "frame"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ValidationError(f"{field}: {msg}", field=field) from None
+        raise ValidationError(f"{field}: {error_message(err)}", field=field) from None
     # An update changes at least one field and never sets a required one to null: checked here, with
     # the fields, so such a frame is refused before it counts against the rate limit or claims its id.
     if parsed.action == "task.update" and not parsed.changes.patch():
