@@ -47,6 +47,8 @@ def test_command_line_strings_are_parsed() -> None:
         ({"natGateways": "0"}, "natGateways"),
         ({"jwtJwksUrl": "https://idp.example/jwks.json"}, "jwtIssuer"),
         ({"logLevel": "LOUD"}, "logLevel"),
+        ({"corsOrigins": "*"}, "corsOrigins"),  # no wildcard in production (issue 13)
+        ({"corsOrigins": ["https://a.example", "*"]}, "corsOrigins"),
     ],
 )
 def test_bad_values_name_the_option(context: dict, message: str) -> None:
@@ -68,3 +70,8 @@ def test_cdk_json_pins_the_zones_of_the_default_environment() -> None:
 def test_cdk_validation_switch(value: str | None, expected: bool) -> None:
     env = {} if value is None else {"CDK_VALIDATION": value}
     assert validation_enabled(env) is expected
+
+
+def test_a_wildcard_origin_is_allowed_for_other_stages_only() -> None:
+    assert config_from({"stageName": "dev", "corsOrigins": "*"}).cors_origins == ("*",)
+    assert "*" not in json.loads((ROOT / "cdk.json").read_text())["context"]["corsOrigins"]
