@@ -10,9 +10,12 @@ A missing or malformed variable raises :class:`ConfigError` at cold start with o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -38,7 +41,39 @@ ENV = {
     "jwt_jwks_url": "JWT_JWKS_URL",
     "connections_endpoint": "CONNECTIONS_ENDPOINT",
     "websocket_url": "WEBSOCKET_URL",
+    "cors_origins": "CORS_ORIGINS",
 }
+
+
+class Limits(BaseModel):
+    """Every limit that holds under abuse, in one place (docs/hardening.md has the table and the
+    reasons). Each can be set by ``LIMIT_<NAME>`` (``LIMIT_FRAMES_PER_MINUTE=200``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Every frame that reaches $default, valid or not, counts: each is a Lambda invocation (contract 3.2).
+    frames_per_minute: int = Field(default=100, ge=1)
+    # Per connection; a client sends one every 30 s, so 10 leaves room for reconnects and retries.
+    heartbeats_per_minute: int = Field(default=10, ge=1)
+    # Frames refused over budget in one window before the connection is closed.
+    refusals_before_close: int = Field(default=20, ge=1)
+    connect_attempts_per_minute: int = Field(default=30, ge=1)
+    # Live connections: each is a fan-out target of every edit of its workspace.
+    connections_per_user_workspace: int = Field(default=10, ge=1)
+    connections_per_workspace: int = Field(default=500, ge=1)
+    # HTTP writes (POST, PATCH, PUT, DELETE) per user, besides the stage-wide throttle.
+    http_writes_per_minute: int = Field(default=120, ge=1)
+    workspaces_per_user: int = Field(default=100, ge=1)
+    # Activity and notifications older than this are pruned (the sweeper's schedule).
+    retention_days: int = Field(default=90, ge=1)
+    # Request ledger rows (exactly-once answers) are kept this long; the contract promises 1 h.
+    ledger_retention_hours: int = Field(default=24, ge=1)
+
+
+LIMIT_ENV_PREFIX = "LIMIT_"
+# Secrets read from Secrets Manager are read again after this long: a rotation reaches every warm
+# container within 5 minutes (issue 22 replaces this with its TTL cache of every secret).
+SECRET_TTL_S = 300
 
 
 class Settings(BaseModel):
@@ -59,6 +94,10 @@ class Settings(BaseModel):
     connections_endpoint: str | None = None
     # Public WebSocket URL handed out with tickets (POST /ws-tickets); the stack sets it.
     websocket_url: str | None = None
+    # Comma-separated origins a browser may connect from ($connect checks Origin when it is set);
+    # unset or `*`: any. The stack passes its corsOrigins context.
+    cors_origins: str | None = None
+    limits: Limits = Limits()
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")
@@ -84,6 +123,13 @@ class Settings(BaseModel):
                 raise ValueError("must be an absolute URL")
         return v
 
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a browser's ``Origin`` may connect (no Origin: not a browser, nothing to check)."""
+        if not origin or not self.cors_origins:
+            return True
+        allowed = {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
+        return "*" in allowed or origin.strip().rstrip("/") in allowed
+
     @model_validator(mode="after")
     def _sources(self) -> Settings:
         if not self.database_url and not (self.db_secret_arn and self.db_host):
@@ -104,11 +150,28 @@ class Settings(BaseModel):
         dbname = secret.get("dbname") or self.db_name
         return f"postgresql://{user}:{password}@{self.db_host}:{port}/{dbname}?sslmode=require"
 
-    @cached_property
+    @property
     def jwt_key(self) -> str:
+        """The HS256 secret of access tokens. From Secrets Manager it is read again after
+        :data:`SECRET_TTL_S`, so a rotated secret is picked up by warm containers (docs/deploy.md)."""
         if self.jwt_secret:
             return self.jwt_secret.get_secret_value()
-        return self._secret(self.jwt_secret_arn)
+        return self._cached_secret(self.jwt_secret_arn)
+
+    @property
+    def ticket_key(self) -> str:
+        """The key that signs WebSocket tickets: derived from the secret with its own label (HMAC),
+        so a ticket is never a valid access token's signature and the two can be told apart."""
+        return hmac.new(self.jwt_key.encode(), b"collab websocket tickets v1", hashlib.sha256).hexdigest()
+
+    def _cached_secret(self, arn: str | None) -> str:
+        cache: dict[str, tuple[float, str]] = self.__dict__.setdefault("_secret_cache", {})
+        now = time.monotonic()
+        hit = cache.get(arn or "")
+        if hit is None or now - hit[0] > SECRET_TTL_S:
+            hit = (now, self._secret(arn))
+            cache[arn or ""] = hit
+        return hit[1]
 
     @cached_property
     def redis_password(self) -> str | None:
@@ -154,6 +217,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if flag not in ("0", "1", "true", "false"):
             raise ConfigError("REDIS_CLUSTER: must be 0 or 1")
         raw["redis_cluster"] = flag in ("1", "true")
+    limits = {
+        name: env[var]
+        for name in Limits.model_fields
+        if (var := LIMIT_ENV_PREFIX + name.upper()) in env and env[var] != ""
+    }
+    if limits:
+        raw["limits"] = limits
     raw.update(overrides)
     try:
         return Settings(**raw)
@@ -166,9 +236,11 @@ def _describe(exc: Exception) -> str:
     if not callable(errors):
         return f"invalid configuration: {exc}"
     first = errors()[0]
-    loc = first.get("loc") or ()
+    loc: tuple[Any, ...] = tuple(first.get("loc") or ())
     field = str(loc[0]) if loc else ""
     var = ENV.get(field)
+    if field == "limits" and len(loc) > 1:
+        var = LIMIT_ENV_PREFIX + str(loc[1]).upper()
     msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "missing" and var:
         return f"{var}: is required"

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from collab.domain import members
-from collab.http.routing import TaggedRouter, checked, me, route, rt, settle
+from collab.http.routing import IdempotencyKey, TaggedRouter, checked, db, me, route, rt, settle
 from collab.http.schemas import MemberId, MemberIn, MemberPage, RoleIn, WorkspaceId, member_id
 from collab.models import Member
 
@@ -24,9 +24,16 @@ def list_members(workspace_id: WorkspaceId) -> MemberPage:
 
 @route(router, "POST", MEMBERS, "add_member", "Add a user who has signed in before, by id or email (admin+)",
        ok="The new member", status=201, errors=(403, 404, 409))  # fmt: skip
-def add_member(workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()]) -> Member:
+def add_member(
+    workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Member:
     change = members.add_member(
-        rt().db, me(), str(workspace_id), user_id=body.user_id, email=body.email, role=body.role
+        db(201, idempotency_key),
+        me(),
+        str(workspace_id),
+        user_id=body.user_id,
+        email=body.email,
+        role=body.role,
     )
     settle(change)
     return checked(change.result)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from collab.domain import workspaces
-from collab.http.routing import TaggedRouter, checked, me, route, rt, settle
+from collab.http.routing import IdempotencyKey, TaggedRouter, checked, db, me, route, rt, settle
 from collab.http.schemas import (
     ActivityPage,
     Cursor,
@@ -30,9 +30,15 @@ def list_workspaces(cursor: Cursor = None, limit: Limit = 100) -> WorkspacePage:
 
 
 @route(router, "POST", "/workspaces", "create_workspace", "Create a workspace (the caller becomes its owner)",
-       ok="The new workspace", status=201)  # fmt: skip
-def create_workspace(body: Annotated[WorkspaceIn, Body()]) -> Workspace:
-    return checked(workspaces.create(rt().db, me(), body.name))
+       ok="The new workspace", status=201, errors=(409,))  # fmt: skip
+def create_workspace(
+    body: Annotated[WorkspaceIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Workspace:
+    return checked(
+        workspaces.create(
+            db(201, idempotency_key), me(), body.name, limit=rt().settings.limits.workspaces_per_user
+        )
+    )
 
 
 @route(router, "GET", WS, "get_workspace", "A workspace (members)", ok="The workspace", errors=(403, 404))
