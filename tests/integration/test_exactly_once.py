@@ -177,3 +177,45 @@ def test_the_openapi_document_declares_the_idempotency_key():
     names = [p["name"] for p in op.get("parameters", []) if p.get("in") == "header"]
     assert "idempotency-key" in [n.lower() for n in names]
     assert "429" in op["responses"]
+
+
+# -- retention ---------------------------------------------------------------------------------
+def test_activity_notifications_and_ledger_rows_past_retention_are_pruned_by_the_sweeper(world):
+    wid = world.workspace("ann", "bob")
+    a = world.connect("ann", wid)
+    recent = a.create("recent", assigned_to="bob")["data"]  # one activity row, one notification
+
+    def age(cur: Any) -> None:
+        cur.execute(
+            "INSERT INTO activity (workspace_id, seq, actor_id, type, payload, created_at)"
+            " VALUES (%s, 1000, 'ann', 'task.updated', '{}', now() - interval '91 days')",
+            (wid,),
+        )
+        cur.execute(
+            "INSERT INTO notifications (user_id, type, workspace_id, actor_id, created_at)"
+            " VALUES ('bob', 'task.changed', %s, 'ann', now() - interval '91 days')",
+            (wid,),
+        )
+        cur.execute(
+            "INSERT INTO request_ledger (user_id, request_key, answer, created_at)"
+            " VALUES ('ann', 'ws:old', '{}', now() - interval '25 hours')"
+        )
+
+    world.rt.db.run(age)
+    pruned = world.sweep()["pruned"]
+    assert (pruned["activity"], pruned["notifications"], pruned["request_ledger"]) == (1, 1, 1)
+    seqs = world.rt.db.run(lambda cur: cur.execute("SELECT seq FROM activity").fetchall())
+    assert [r["seq"] for r in seqs] == [recent["seq"]]
+    left = world.rt.db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM notifications").fetchone())
+    assert left["n"] == 1
+
+
+def test_the_indexes_pruning_and_workspace_deletion_need_exist(world):
+    names = world.rt.db.run(lambda cur: cur.execute("SELECT indexname FROM pg_indexes").fetchall())
+    have = {r["indexname"] for r in names}
+    assert {
+        "activity_created_idx",
+        "notifications_created_idx",
+        "notifications_workspace_idx",
+        "tasks_workspace_all_idx",
+    } <= have
