@@ -101,8 +101,8 @@ def test_any_single_character_change_is_refused_or_harmless(pos, ch):
             "jti": "0123456789abcdef",
             "aud": "collab-ws",
             "iss": "collab",
-            "iat": NOW,
-            "exp": NOW + 300,
+            "iat": int(time.time()),  # at run time: a long suite must not expire it after collection
+            "exp": int(time.time()) + 300,
         },
         KEY,
         algorithm="HS256",
@@ -118,7 +118,7 @@ def test_a_signature_spelled_with_nonzero_unused_bits_is_refused():
     PyJWT refuses it, and so do we: one token, one spelling."""
     good = jwt.encode(
         {"sub": "u", "wid": str(uuid.uuid4()), "jti": "0123456789abcdef", "aud": "collab-ws", "iss": "collab",
-         "iat": NOW, "exp": NOW + 300},
+         "iat": int(time.time()), "exp": int(time.time()) + 300},
         KEY,
         algorithm="HS256",
     )  # fmt: skip
