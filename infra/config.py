@@ -40,7 +40,9 @@ class DeployConfig:
     jwt_issuer: str = "collab"
     jwt_audience: str = "collab-api"
     jwt_jwks_url: str | None = None
-    cors_origins: tuple[str, ...] = ("*",)
+    # Origins allowed to call the HTTP API and open the WebSocket (checked in $connect when a
+    # browser sends Origin). `*` is refused for the prod stage: give the front end's origins.
+    cors_origins: tuple[str, ...] = ("http://localhost:8080", "http://127.0.0.1:8080")
     alarm_email: str | None = None
     # Steady-state requests per second and burst, per stage (API Gateway token bucket).
     ws_throttle_rate: int = 500
@@ -147,6 +149,8 @@ def _check(config: DeployConfig) -> None:
     if not 1 <= config.nat_gateways <= 2:
         # Lambdas reach the Management API and Secrets Manager only through NAT: 0 breaks them.
         raise ContextError("context natGateways: must be 1 or 2 (the VPC spans two zones)")
+    if "*" in config.cors_origins and config.stage_name == "prod":
+        raise ContextError("context corsOrigins: `*` is not allowed for the prod stage; list the origins")
     if config.redis_replicas > 5:
         raise ContextError("context redisReplicas: ElastiCache allows at most 5 replicas")
     if config.db_backup_days < 1:

@@ -74,6 +74,17 @@ class Data(Construct):
         )
         replicas = config.redis_replicas
         self.redis_node_count = 1 + replicas
+        # noeviction: when Redis is full, writes fail (answered as contract errors) instead of
+        # ElastiCache's default volatile-lru silently evicting exactly the keys with an expiry -
+        # used tickets, rate windows, idempotency records, connections. The memory alarm
+        # (observability.py, 80%) warns well before that.
+        parameters = elasticache.CfnParameterGroup(
+            self,
+            "RedisParameters",
+            cache_parameter_group_family="redis7",
+            description="Collab Redis: noeviction",
+            properties={"maxmemory-policy": "noeviction"},
+        )
         self.redis = elasticache.CfnReplicationGroup(
             self,
             "Redis",
@@ -90,6 +101,7 @@ class Data(Construct):
             at_rest_encryption_enabled=True,
             auth_token=self.redis_auth_secret.secret_value.unsafe_unwrap(),
             cache_subnet_group_name=subnet_group.ref,
+            cache_parameter_group_name=parameters.ref,
             security_group_ids=[self.redis_security_group.security_group_id],
             auto_minor_version_upgrade=True,
             # Connection and presence state rebuilds itself within a heartbeat interval; one daily

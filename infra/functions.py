@@ -360,6 +360,7 @@ class FunctionFactory(Construct):
             "JWT_SECRET_ARN": data.jwt_secret.secret_arn,
             "JWT_ISSUER": config.jwt_issuer,
             "JWT_AUDIENCE": config.jwt_audience,
+            "CORS_ORIGINS": ",".join(config.cors_origins),
         }
         if spec.redis:
             env["REDIS_AUTH_SECRET_ARN"] = data.redis_auth_secret.secret_arn

@@ -58,7 +58,8 @@ class HttpApi(Construct):
                     apigwv2.CorsHttpMethod.DELETE,
                     apigwv2.CorsHttpMethod.OPTIONS,
                 ],
-                allow_headers=["authorization", "content-type"],
+                # idempotency-key: mutating routes take one (docs/http-api.md)
+                allow_headers=["authorization", "content-type", "idempotency-key"],
                 # Bearer tokens, not cookies: browsers need no credentials mode.
                 allow_credentials=False,
                 max_age=Duration.hours(1),

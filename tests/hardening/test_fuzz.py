@@ -17,8 +17,8 @@ For every frame:
     frame (valid UTF-8), or no body for an accepted ``presence.update``; no exception escapes;
   * a frame the protocol refuses (not JSON, not an object, unknown action, bad fields, too large) is
     refused with ``validation_error`` / ``payload_too_large`` (an ``error`` frame or an ``ack`` with
-    ``ok: false``), and Postgres and Redis are exactly as before (fingerprints of every table and
-    every key): not even the rate limit counts it;
+    ``ok: false``), and Postgres and Redis are as before (fingerprints of every table and every
+    key) but for the user's rate window: every frame counts against the budget (issue 13);
   * a well-formed frame the domain refuses (unknown task, conflict, assignee not a member, ...) gets
     an ``ack`` / ``error`` with a contract code and changes nothing in Postgres; in Redis only its
     user's rate-limit window and request records may change (the frame counts, and the answer is
@@ -498,9 +498,12 @@ class Run:
         self._count(code or kind)
 
         if not ok_static:
-            # a frame the protocol refuses: a contract error and no change anywhere
+            # a frame the protocol refuses: a contract error and no change anywhere but the user's
+            # rate window (every frame counts against the budget, valid or not: issue 13)
             assert refused and code in INPUT_CODES, (m.log, body[:300], reply)
-            assert after == before, f"refused frame changed state: {m.log} {body[:300]!r}"
+            assert (after[0], after[2]) == (before[0], before[2]), (
+                f"refused frame changed state: {m.log} {body[:300]!r}"
+            )
             return
         obj = client_frames.decode(body)  # as the server reads it (a leading BOM, say)
         action = obj["action"]

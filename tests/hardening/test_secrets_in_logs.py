@@ -39,7 +39,7 @@ def forged(settings: Any, *, key: str | None = None, **claims: Any) -> str:
         "exp": now + 120,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode({**base, **claims}, key or settings.jwt_key, algorithm="HS256")
+    return jwt.encode({**base, **claims}, key or settings.ticket_key, algorithm="HS256")
 
 
 def test_no_token_or_ticket_is_ever_logged(world, settings, caplog, log_scan):

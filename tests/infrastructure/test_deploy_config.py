@@ -50,6 +50,8 @@ def test_command_line_strings_are_parsed() -> None:
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"concurrencyHeadroom": "0"}, "concurrencyHeadroom"),
         ({"reservedConcurrency": "some"}, "reservedConcurrency"),
+        ({"corsOrigins": "*"}, "corsOrigins"),  # no wildcard in production (issue 13)
+        ({"corsOrigins": ["https://a.example", "*"]}, "corsOrigins"),
     ],
 )
 def test_bad_values_name_the_option(context: dict, message: str) -> None:
@@ -92,3 +94,8 @@ def test_a_small_account_scales_the_reservations_down_or_turns_them_off() -> Non
     off = config_from({"reservedConcurrency": "false", "accountConcurrency": "10"})
     assert check_concurrency_budget(off) == 0
     assert all(reserved_concurrency(name, off) is None for name in FUNCTIONS)
+
+
+def test_a_wildcard_origin_is_allowed_for_other_stages_only() -> None:
+    assert config_from({"stageName": "dev", "corsOrigins": "*"}).cors_origins == ("*",)
+    assert "*" not in json.loads((ROOT / "cdk.json").read_text())["context"]["corsOrigins"]

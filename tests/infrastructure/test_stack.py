@@ -195,9 +195,9 @@ def test_http_api_proxies_everything_to_the_api_function(synth: Synth) -> None:
 def test_http_api_cors_stage_and_throttling(synth: Synth) -> None:
     api = synth.resources[synth.logical_id(synth.stack.http.api)]["Properties"]
     cors = api["CorsConfiguration"]
-    assert cors["AllowOrigins"] == ["*"]
+    assert cors["AllowOrigins"] == ["https://board.example.com", "http://localhost:8080"]  # cdk.json
     assert {"GET", "POST", "PATCH", "DELETE"} <= set(cors["AllowMethods"])
-    assert set(cors["AllowHeaders"]) == {"authorization", "content-type"}
+    assert set(cors["AllowHeaders"]) == {"authorization", "content-type", "idempotency-key"}
     stage = stage_of(synth, synth.stack.http.api)
     assert stage["StageName"] == "$default"
     assert stage["AutoDeploy"] is True
@@ -757,3 +757,16 @@ def test_network_interface_writes_name_their_resources(synth: Synth, name: str) 
     ):
         [resource] = resources_for(statements, action)
         assert json.dumps(resource).endswith(':ec2:us-east-1:123456789012:network-interface/*"]]}')
+
+
+def test_redis_never_evicts_and_functions_know_the_allowed_origins(synth: Synth) -> None:
+    """Issue 13: with volatile-lru (ElastiCache's default), a full Redis evicts exactly the keys with
+    an expiry (used tickets, rate windows, idempotency records): noeviction refuses writes instead."""
+    groups = list(synth.of_type("AWS::ElastiCache::ParameterGroup").values())
+    assert [g["Properties"]["Properties"] for g in groups] == [{"maxmemory-policy": "noeviction"}]
+    (redis,) = synth.of_type("AWS::ElastiCache::ReplicationGroup").values()
+    assert "CacheParameterGroupName" in redis["Properties"]
+    for fn in synth.of_type("AWS::Lambda::Function").values():
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        if "JWT_ISSUER" in env:
+            assert env["CORS_ORIGINS"] == "https://board.example.com,http://localhost:8080"

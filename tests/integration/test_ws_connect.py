@@ -37,6 +37,7 @@ def test_each_refusal_has_the_contract_status_and_no_token_is_logged(world, caps
     wid = world.workspace("ann", "bob")
     other = world.workspace("zed", name="Other")
     now = int(time.time())
+    key = world.rt.settings.ticket_key  # tickets have their own key, derived from the secret
     header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     body = base64.urlsafe_b64encode(json.dumps(ticket_claims("bob", wid)).encode()).rstrip(b"=").decode()
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -46,20 +47,22 @@ def test_each_refusal_has_the_contract_status_and_no_token_is_logged(world, caps
         "missing": (None, 401),
         "garbage": ("garbage.token.value", 401),
         "expired": (
-            jwt.encode(ticket_claims("bob", wid, iat=now - 400, exp=now - 100), TEST_JWT_SECRET),
+            jwt.encode(ticket_claims("bob", wid, iat=now - 400, exp=now - 100), key),
             401,
         ),
         "not yet valid": (
-            jwt.encode(ticket_claims("bob", wid, iat=now + 200, exp=now + 400), TEST_JWT_SECRET),
+            jwt.encode(ticket_claims("bob", wid, iat=now + 200, exp=now + 400), key),
             401,
         ),
         "alg none": (f"{header}.{body}.", 401),
         "HS/RS confusion": (jwt.encode(ticket_claims("bob", wid), rsa_key, algorithm="RS256"), 401),
-        "wrong aud": (jwt.encode(ticket_claims("bob", wid, aud="collab-api"), TEST_JWT_SECRET), 401),
-        "wrong iss": (jwt.encode(ticket_claims("bob", wid, iss="evil"), TEST_JWT_SECRET), 401),
+        "wrong aud": (jwt.encode(ticket_claims("bob", wid, aud="collab-api"), key), 401),
+        "wrong iss": (jwt.encode(ticket_claims("bob", wid, iss="evil"), key), 401),
         "bad signature": (jwt.encode(ticket_claims("bob", wid), "x" * 40), 401),
-        "missing claims": (jwt.encode(ticket_claims("bob", wid, jti=None), TEST_JWT_SECRET), 401),
-        "too long-lived": (jwt.encode(ticket_claims("bob", wid, exp=now + 3600), TEST_JWT_SECRET), 401),
+        # the access tokens' secret does not sign tickets (issue 13): their key is derived from it
+        "signed with the access-token secret": (jwt.encode(ticket_claims("bob", wid), TEST_JWT_SECRET), 401),
+        "missing claims": (jwt.encode(ticket_claims("bob", wid, jti=None), key), 401),
+        "too long-lived": (jwt.encode(ticket_claims("bob", wid, exp=now + 3600), key), 401),
         "another workspace": (world.ticket("bob", other), 403),
     }
     tokens = []
@@ -92,10 +95,16 @@ def test_a_removed_member_ticket_stops_working(world):
 
 
 def test_connection_attempts_are_rate_limited_per_user(world):
-    wid = world.workspace("ann", "bob")
-    from collab.ws.connect import CONNECT_LIMIT
+    from collab.config import Limits
 
-    statuses = [world.connect_raw(world.ticket("bob", wid))["statusCode"] for _ in range(CONNECT_LIMIT + 2)]
+    CONNECT_LIMIT = Limits().connect_attempts_per_minute
+    # spread over workspaces: at most 10 live connections of one user to one workspace
+    wids = [world.workspace("ann", "bob") for _ in range(4)]
+    wid = wids[0]
+
+    statuses = [
+        world.connect_raw(world.ticket("bob", wids[i % 4]))["statusCode"] for i in range(CONNECT_LIMIT + 2)
+    ]
     assert statuses[:CONNECT_LIMIT] == [200] * CONNECT_LIMIT
     assert statuses[CONNECT_LIMIT:] == [429, 429]
     out = world.connect_raw(world.ticket("bob", wid))
@@ -116,8 +125,8 @@ def test_a_removal_between_the_membership_check_and_registration_still_refuses(w
     real = connect._member_name
     calls = []
 
-    def racing(rt, w, u):
-        name = real(rt, w, u)
+    def racing(rt, w, u, **kw):
+        name = real(rt, w, u, **kw)
         if not calls:  # right after the first check passes, the removal happens
             world.remove_member(w, u)
             presence.close_user(rt, rt.gateway_for(None), w, u)
@@ -129,3 +138,21 @@ def test_a_removal_between_the_membership_check_and_registration_still_refuses(w
     assert out["statusCode"] == 403
     assert world.rt.store.workspace_connections(wid) == {}
     assert world.rt.store.connection("racing=") is None
+
+
+def test_connect_checks_the_origin_against_the_allowlist(world, monkeypatch):
+    wid = world.workspace("ann", "bob")
+    allow = world.rt.settings.model_copy(update={"cors_origins": "https://board.example.com"})
+    monkeypatch.setattr(world.rt, "settings", allow)
+
+    def with_origin(origin):
+        ev = world.connect_event(world.ticket("bob", wid))
+        if origin is not None:
+            ev.setdefault("headers", {})["Origin"] = origin
+        from functions.connect.handler import handler
+
+        return handler(ev, world.context)["statusCode"]
+
+    assert with_origin("https://evil.example") == 403
+    assert with_origin("https://board.example.com") == 200
+    assert with_origin(None) == 200  # not a browser: nothing to check

@@ -225,7 +225,11 @@ def test_bad_input_is_refused_and_changes_nothing(world, body, kind, code, field
     if field:
         assert err["field"] == field and field in err["message"]
     assert db_snapshot(world.rt) == before_db
-    assert redis_snapshot(world.rt) == before_redis
+    # only the user's rate window moved: every frame counts against the budget, valid or not
+    after_redis = redis_snapshot(world.rt)
+    window = b"collab:{u:ann}:rl"
+    assert len(after_redis.pop(window)) == len(before_redis.pop(window)) + 1
+    assert after_redis == before_redis
 
 
 def test_oversized_frames_are_refused(world):

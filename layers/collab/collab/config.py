@@ -11,6 +11,8 @@ A missing or malformed variable raises :class:`ConfigError` at cold start with o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -40,6 +42,7 @@ ENV = {
     "connections_endpoint": "CONNECTIONS_ENDPOINT",
     "websocket_url": "WEBSOCKET_URL",
     "db_sslrootcert": "DB_SSLROOTCERT",
+    "cors_origins": "CORS_ORIGINS",
 }
 
 # Where libpq finds the CAs that RDS Proxy's certificate chains to (Amazon's root CAs, in every
@@ -63,6 +66,36 @@ def system_ca_bundle() -> str:
     return "system"
 
 
+class Limits(BaseModel):
+    """Every limit that holds under abuse, in one place (docs/hardening.md has the table and the
+    reasons). Each can be set by ``LIMIT_<NAME>`` (``LIMIT_FRAMES_PER_MINUTE=200``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Every frame that reaches $default, valid or not, counts: each is a Lambda invocation (contract 3.2).
+    frames_per_minute: int = Field(default=100, ge=1)
+    # Per connection; a client sends one every 30 s, so 10 leaves room for reconnects and retries.
+    heartbeats_per_minute: int = Field(default=10, ge=1)
+    # Frames refused over budget in one window before the connection is closed.
+    refusals_before_close: int = Field(default=20, ge=1)
+    connect_attempts_per_minute: int = Field(default=30, ge=1)
+    # Live connections: each is a fan-out target of every edit of its workspace.
+    connections_per_user_workspace: int = Field(default=10, ge=1)
+    connections_per_workspace: int = Field(default=500, ge=1)
+    # HTTP writes (POST, PATCH, PUT, DELETE) per user, besides the stage-wide throttle.
+    http_writes_per_minute: int = Field(default=120, ge=1)
+    workspaces_per_user: int = Field(default=100, ge=1)
+    # Activity and notifications older than this are pruned (the sweeper's schedule).
+    retention_days: int = Field(default=90, ge=1)
+    # Request ledger rows (exactly-once answers) are kept this long; the contract promises 1 h.
+    ledger_retention_hours: int = Field(default=24, ge=1)
+
+
+LIMIT_ENV_PREFIX = "LIMIT_"
+# Secrets read from Secrets Manager are read again after this long: a rotation reaches every warm
+# container within 5 minutes (issue 22 replaces this with its TTL cache of every secret).
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", arbitrary_types_allowed=True)
 
@@ -84,6 +117,10 @@ class Settings(BaseModel):
     # CA bundle to verify the database's certificate with (sslmode=verify-full); default: the
     # system's (RDS Proxy's certificates chain to Amazon's root CAs).
     db_sslrootcert: str | None = None
+    # Comma-separated origins a browser may connect from ($connect checks Origin when it is set);
+    # unset or `*`: any. The stack passes its corsOrigins context.
+    cors_origins: str | None = None
+    limits: Limits = Limits()
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")
@@ -108,6 +145,13 @@ class Settings(BaseModel):
             if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
                 raise ValueError("must be an absolute URL")
         return v
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a browser's ``Origin`` may connect (no Origin: not a browser, nothing to check)."""
+        if not origin or not self.cors_origins:
+            return True
+        allowed = {o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()}
+        return "*" in allowed or origin.strip().rstrip("/") in allowed
 
     @model_validator(mode="after")
     def _sources(self) -> Settings:
@@ -136,9 +180,17 @@ class Settings(BaseModel):
 
     @property
     def jwt_key(self) -> str:
+        """The HS256 secret of access tokens. From Secrets Manager it is read again once the cached
+        value is 5 minutes old, so a rotated secret is picked up by warm containers (docs/deploy.md)."""
         if self.jwt_secret:
             return self.jwt_secret.get_secret_value()
         return self._secret(self.jwt_secret_arn)
+
+    @property
+    def ticket_key(self) -> str:
+        """The key that signs WebSocket tickets: derived from the secret with its own label (HMAC),
+        so a ticket is never a valid access token's signature and the two can be told apart."""
+        return hmac.new(self.jwt_key.encode(), b"collab websocket tickets v1", hashlib.sha256).hexdigest()
 
     @property
     def redis_password(self) -> str | None:
@@ -174,6 +226,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if flag not in ("0", "1", "true", "false"):
             raise ConfigError("REDIS_CLUSTER: must be 0 or 1")
         raw["redis_cluster"] = flag in ("1", "true")
+    limits = {
+        name: env[var]
+        for name in Limits.model_fields
+        if (var := LIMIT_ENV_PREFIX + name.upper()) in env and env[var] != ""
+    }
+    if limits:
+        raw["limits"] = limits
     raw.update(overrides)
     try:
         return Settings(**raw)
@@ -186,9 +245,11 @@ def _describe(exc: Exception) -> str:
     if not callable(errors):
         return f"invalid configuration: {exc}"
     first = errors()[0]
-    loc = first.get("loc") or ()
+    loc: tuple[Any, ...] = tuple(first.get("loc") or ())
     field = str(loc[0]) if loc else ""
     var = ENV.get(field)
+    if field == "limits" and len(loc) > 1:
+        var = LIMIT_ENV_PREFIX + str(loc[1]).upper()
     msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if first.get("type") == "missing" and var:
         return f"{var}: is required"

@@ -36,17 +36,61 @@ class Identity:
     user_id: str
     email: str | None = None
     name: str | None = None
+    # The token's email_verified claim: True, False, or None when the token does not say.
+    email_verified: bool | None = None
 
 
-_jwks_clients: dict[str, Any] = {}
+JWKS_TTL_S = 300  # a key withdrawn by the identity provider is dropped within 5 minutes
+JWKS_MIN_REFRESH_S = 30  # an unknown kid refetches the set at most this often (no fetch per forged kid)
+
+
+class JwksCache:
+    """The identity provider's signing keys by ``kid``, with a TTL. An unknown ``kid`` (a key the
+    provider just added) refetches the set, at most once per :data:`JWKS_MIN_REFRESH_S`."""
+
+    def __init__(
+        self, url: str, *, ttl_s: float = JWKS_TTL_S, min_refresh_s: float = JWKS_MIN_REFRESH_S
+    ) -> None:
+        self.client = jwt.PyJWKClient(url, cache_keys=False, cache_jwk_set=False, timeout=5)
+        self.ttl_s, self.min_refresh_s = ttl_s, min_refresh_s
+        self.keys: dict[str, Any] = {}
+        self.fetched = float("-inf")
+        self.fetches = 0
+        self._lock = threading.Lock()
+
+    def _refresh(self, now: float) -> None:
+        from collab.errors import Unavailable
+
+        self.fetched = now  # also on failure: a failing provider is not hammered
+        self.fetches += 1
+        try:
+            jwk_set = self.client.get_jwk_set(refresh=True)
+        except jwt.PyJWKClientError as exc:
+            self.keys = {}
+            raise Unavailable("identity provider keys unavailable") from exc
+        self.keys = {k.key_id: k.key for k in jwk_set.keys if k.key_id}
+
+    def key(self, kid: str | None, *, now: float | None = None) -> Any:
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            age = t - self.fetched
+            if age > self.ttl_s or (kid not in self.keys and age > self.min_refresh_s):
+                self._refresh(t)
+            found = self.keys.get(kid or "")
+        if found is None:
+            raise Unauthorized("invalid token")
+        return found
+
+
+_jwks_clients: dict[str, JwksCache] = {}
 _jwks_lock = threading.Lock()
 
 
-def _jwks_client(url: str) -> Any:
+def _jwks_client(url: str) -> JwksCache:
     with _jwks_lock:
         client = _jwks_clients.get(url)
         if client is None:
-            client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+            client = JwksCache(url)
             _jwks_clients[url] = client
         return client
 
@@ -65,7 +109,8 @@ def verify_access_token(token: str | None, settings: Settings) -> Identity:
     options = {"require": ["exp", "iat", "sub"]}
     try:
         if settings.jwt_jwks_url:
-            key: Any = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            kid = jwt.get_unverified_header(token).get("kid")
+            key: Any = _jwks_client(settings.jwt_jwks_url).key(kid if isinstance(kid, str) else None)
             algorithms = ACCESS_ALGS_JWKS
         else:
             key, algorithms = settings.jwt_key, ACCESS_ALGS_HS
@@ -96,7 +141,15 @@ def verify_access_token(token: str | None, settings: Settings) -> Identity:
         raise Unauthorized("token sub is invalid")
     email = claims.get("email")
     name = claims.get("name") or claims.get("cognito:username")
-    return Identity(sub, email if isinstance(email, str) else None, name if isinstance(name, str) else None)
+    verified = claims.get("email_verified")
+    if isinstance(verified, str):  # Cognito sends "true" / "false" as strings
+        verified = {"true": True, "false": False}.get(verified.lower())
+    return Identity(
+        sub,
+        email if isinstance(email, str) else None,
+        name if isinstance(name, str) else None,
+        verified if isinstance(verified, bool) else None,
+    )
 
 
 def issue_access_token(
@@ -135,9 +188,9 @@ def issue_ticket(settings: Settings, user_id: str, workspace_id: str) -> tuple[s
         "exp": exp,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, settings.jwt_key, algorithm="HS256"), exp
+    return jwt.encode(claims, settings.ticket_key, algorithm="HS256"), exp
 
 
 def verify_ticket(token: str | None, settings: Settings) -> Ticket:
     """Check a ticket's signature and claims (see :mod:`collab.auth.tickets`)."""
-    return tickets.verify_ticket(token, settings.jwt_key, settings.jwt_issuer)
+    return tickets.verify_ticket(token, settings.ticket_key, settings.jwt_issuer)

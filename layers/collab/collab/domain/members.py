@@ -169,9 +169,18 @@ def change_role(db: Database, actor_id: str, workspace_id: str, user_id: str, ro
 
 
 def remove_member(db: Database, actor_id: str, workspace_id: str, user_id: str) -> Change:
-    """Remove a member (admin+), or leave (any member removing themselves)."""
+    """Remove a member (admin+), or leave (any member removing themselves).
+
+    The member row is locked first, before the workspace row: edits hold it (``FOR KEY SHARE``,
+    :func:`collab.domain.access.role_of`) until they commit, so an edit in flight commits before
+    ``member.removed`` and one that comes later is refused. Both take the member row, then the
+    workspace row (the seq), so the two never wait for each other in a cycle."""
 
     def tx(cur: Cursor) -> Change:
+        cur.execute(
+            "SELECT 1 FROM workspace_members WHERE workspace_id = %s AND user_id = %s FOR UPDATE",
+            (workspace_id, user_id),
+        )
         name = lock(cur, workspace_id)
         if user_id == actor_id:
             target_role = require_member(cur, workspace_id, actor_id)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from collab.adapters.postgres.database import Cursor, Database
-from collab.domain.access import require_member
+from collab.domain.access import lock_membership, require_member
 from collab.domain.events import Committed, notify, record
 from collab.errors import CollabError, Conflict, Forbidden, NotFound, ValidationError
 from collab.models import Task
@@ -77,7 +77,7 @@ def _load_for_write(cur: Cursor, actor_id: str, task_id: str, scope: str | None)
     if wid is None:
         if row["created_by"] != actor_id:
             raise NotFound("task not found")
-    elif row["role"] is None:
+    elif row["role"] is None or not lock_membership(cur, str(wid), actor_id):
         raise Forbidden("not a member of this workspace")
     return row
 
@@ -165,7 +165,7 @@ def create(db: Database, actor_id: str, draft: TaskDraft, *, workspace_id: str |
 
     def tx(cur: Cursor) -> Mutation:
         if workspace_id is not None:
-            require_member(cur, workspace_id, actor_id)
+            require_member(cur, workspace_id, actor_id, lock=True)
         _check_assignee(cur, workspace_id, actor_id, draft.assigned_to)
         row = cur.execute(
             "INSERT INTO tasks (id, workspace_id, title, description, status, priority, due_date,"
@@ -215,7 +215,11 @@ def _patch_locked(
     checks = [
         "o.id = %(task)s",
         "NOT o.deleted",
-        "CASE WHEN o.workspace_id IS NULL THEN o.created_by = %(actor)s ELSE m.role IS NOT NULL END",
+        # the member row is locked (KEY SHARE) until commit: a removal waits for this edit, and an
+        # edit that comes after the removal finds no row (domain/members.remove_member)
+        "CASE WHEN o.workspace_id IS NULL THEN o.created_by = %(actor)s ELSE EXISTS (SELECT 1"
+        " FROM workspace_members m WHERE m.workspace_id = o.workspace_id AND m.user_id = %(actor)s"
+        " FOR KEY SHARE) END",
     ]
     if scope is not None:
         checks.append("o.workspace_id = %(scope)s")
@@ -237,8 +241,7 @@ def _patch_locked(
     before_out = ", ".join(f"old.{c} AS before_{c}" for c in _BEFORE)
     row = cur.execute(
         f"UPDATE tasks t SET {sets}, version = t.version + 1, updated_by = %(actor)s, updated_at = now()"
-        f" FROM (SELECT o.id, {before_cols} FROM tasks o LEFT JOIN workspace_members m"
-        " ON m.workspace_id = o.workspace_id AND m.user_id = %(actor)s"
+        f" FROM (SELECT o.id, {before_cols} FROM tasks o"
         f" WHERE {' AND '.join(checks)} FOR UPDATE OF o) old"
         f" WHERE t.id = old.id RETURNING {_T_COLUMNS}, {before_out}",
         params,

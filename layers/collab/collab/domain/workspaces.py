@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from collab.adapters.postgres.database import Cursor, Database
 from collab.auth import tokens
 from collab.clock import iso
-from collab.domain import events, presence
+from collab.domain import events, presence, revocation
 from collab.domain.access import require_member
 from collab.domain.events import Committed
 from collab.domain.tasks import decode_cursor, encode_cursor
-from collab.errors import ConfigError, NotFound, ValidationError
+from collab.errors import ConfigError, Conflict, NotFound, ValidationError
 from collab.models import Workspace
 
 if TYPE_CHECKING:
@@ -71,10 +71,20 @@ def _workspace(cur: Cursor, user_id: str, workspace_id: str) -> dict[str, Any]:
     return Workspace.model_validate(row).wire()
 
 
-def create(db: Database, actor_id: str, name: str) -> dict[str, Any]:
-    """A new workspace whose creator is its owner (no ``member.added`` for the creator)."""
+def create(db: Database, actor_id: str, name: str, *, limit: int | None = None) -> dict[str, Any]:
+    """A new workspace whose creator is its owner (no ``member.added`` for the creator). With
+    ``limit``, a user owns at most that many workspaces (each holds Redis state and fan-out lists):
+    the user row is locked, so concurrent creates cannot both pass the count."""
 
     def tx(cur: Cursor) -> dict[str, Any]:
+        if limit is not None:
+            cur.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (actor_id,))
+            owned = cur.execute(
+                "SELECT count(*) AS n FROM workspace_members WHERE user_id = %s AND role = 'owner'",
+                (actor_id,),
+            ).fetchone()
+            if owned is not None and int(owned["n"]) >= limit:
+                raise Conflict(f"a user owns at most {limit} workspaces")
         row = cur.execute(
             "INSERT INTO workspaces (name, created_by) VALUES (%s, %s) RETURNING id", (name, actor_id)
         ).fetchone()
@@ -157,8 +167,8 @@ def settle(rt: Runtime, gateway: ManagementApi, change: Change) -> None:
     if change.dropped:
         close_workspace(rt, gateway, wid)
         return
-    for uid in change.evict:
-        presence.close_user(rt, gateway, wid, uid)
+    for uid in change.evict:  # retried; what still fails, the sweeper reconciles (domain/revocation)
+        revocation.close_with_retry(rt, gateway, wid, uid)
     events.publish(rt, change.committed, gateway)
 
 

@@ -28,14 +28,16 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from collab.auth import tokens
-from collab.domain import users
-from collab.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized
+from collab.domain import ledger, users
+from collab.errors import CollabError, MethodNotAllowed, PayloadTooLarge, RateLimited, Unauthorized
 from collab.http import member_routes, notification_routes, task_routes, ticket_routes, workspace_routes
 from collab.http.responses import MAX_BODY_BYTES, BadRequest, UnsupportedMediaType, error_response
-from collab.http.routing import Request, current
+from collab.http.routing import Request, current, replay
 from collab.observability import logger
+from collab.protocol.wire import dumps
 from collab.runtime import Runtime, runtime
 
+WINDOW_MS = 60_000  # the per-user write budget's sliding window
 SEEN_USERS_MAX = 10_000  # identities whose user row this container already refreshed
 
 app = APIGatewayHttpResolver(
@@ -65,7 +67,48 @@ def _on_error(exc: Exception) -> Response:
         allow = allowed_methods(app.current_event.path)
         if allow:
             return error_response(MethodNotAllowed(allow))
+    if isinstance(exc, ledger.Replayed):  # an Idempotency-Key seen before: its first answer
+        return replay(exc.answer)
+    request = current.get(None)
+    if request is not None and request.entry is not None and _refusal(exc):
+        assert isinstance(exc, CollabError)
+        refusal = ledger.Answer(exc.status, dumps({"error": exc.to_wire()}))
+        try:  # a refusal is the first answer too: a retry gets it again
+            stored = ledger.record_refusal(request.rt.db, request.entry, refusal)
+        except CollabError:
+            logger.warning("refusal not recorded in the request ledger")
+        else:
+            if stored != refusal:  # another attempt answered first
+                return replay(stored)
     return error_response(exc)
+
+
+def _refusal(exc: Exception) -> bool:
+    """A 4xx the domain decided (not a reused key, not the rate limit: those say nothing about it)."""
+    if not isinstance(exc, CollabError) or isinstance(exc, ledger.KeyReused | RateLimited):
+        return False
+    return 400 <= exc.status < 500
+
+
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
+
+
+def _write_budget(rt: Runtime, event: dict[str, Any], identity: tokens.Identity) -> None:
+    """Per-user budget of HTTP writes, besides the stage-wide throttle. Redis down: let the write
+    through (it needs only Postgres), logged."""
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+    if method not in WRITES:
+        return
+    limit = rt.settings.limits.http_writes_per_minute
+    try:
+        kind, retry = rt.store.begin(
+            identity.user_id, bucket="httprl", limit=limit, window_ms=WINDOW_MS, now_ms=rt.clock.now_ms()
+        )
+    except CollabError:
+        logger.warning("HTTP write budget not checked: cache unavailable")
+        return
+    if kind == "limited":
+        raise RateLimited(f"rate limit: {limit} writes per minute", retry_after_ms=int(retry))
 
 
 _resolving = threading.Lock()
@@ -135,6 +178,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event = _readable(event)
         rt = runtime()
         identity = tokens.verify_access_token(_bearer(event), rt.settings)
+        _write_budget(rt, event, identity)
         _see(rt, identity)
     except Exception as exc:  # noqa: BLE001 - every failure is answered through error_response
         result = _respond(event, error_response(exc))

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from collab.domain import members
-from collab.http.routing import TaggedRouter, checked, me, route, rt, settle
+from collab.http.routing import IdempotencyKey, TaggedRouter, checked, db, me, route, rt, settle
 from collab.http.schemas import MemberByEmail, MemberById, MemberId, MemberIn, MemberPage, RoleIn, WorkspaceId
 from collab.models import Member
 
@@ -26,9 +26,11 @@ def list_members(workspace_id: WorkspaceId) -> MemberPage:
        ok="The new member", status=201, errors=(403, 404, 409),
        links={op: {"workspace_id": "$request.path.workspace_id", "user_id": "$response.body#/user_id"}
               for op in ("update_member", "remove_member")})  # fmt: skip
-def add_member(workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()]) -> Member:
+def add_member(
+    workspace_id: WorkspaceId, body: Annotated[MemberIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Member:
     change = members.add_member(
-        rt().db,
+        db(201, idempotency_key),
         me(),
         str(workspace_id),
         user_id=body.user_id if isinstance(body, MemberById) else None,

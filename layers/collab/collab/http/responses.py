@@ -86,7 +86,8 @@ DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes",
     415: "The body is not application/json",
-    422: "A path, query or body value is invalid",
+    422: "A path, query or body value is invalid (or an Idempotency-Key reused for another request)",
+    429: "Over the caller's budget of writes per minute; Retry-After says when to retry",
     500: "Internal error",
     503: "A backing service did not answer; retry later",
 }

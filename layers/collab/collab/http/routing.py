@@ -10,23 +10,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from collab.adapters.postgres.database import Database
 from collab.auth.tokens import Identity
-from collab.domain import events, workspaces
+from collab.domain import events, ledger, workspaces
 from collab.http.responses import READ, WRITE, documented
 from collab.observability import logger
+from collab.protocol.wire import dumps
 from collab.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     rt: Runtime
     identity: Identity
+    # The ledger entry of a mutating request sent with an ``Idempotency-Key`` (set by :func:`db`).
+    entry: ledger.Entry | None = None
 
 
 current: ContextVar[Request] = ContextVar("collab_http_request")
@@ -67,6 +73,8 @@ def route(
     become OpenAPI links of the success response: what a client, or a stateful fuzzer, can do next
     with what was just created."""
     base = WRITE if method in ("POST", "PATCH", "PUT") else READ
+    if method in ("POST", "PATCH", "PUT", "DELETE"):
+        errors += (429,)  # the per-user write budget
     responses = documented(status, ok, base + errors)
     if links:
         responses[status]["links"] = {
@@ -87,6 +95,73 @@ def route(
 def follow(param: str, ops: tuple[str, ...], value: str = "$response.body#/id") -> dict[str, dict[str, str]]:
     """Links to ``ops``, each taking ``param`` from the response (by default its ``id``)."""
     return {op: {param: value} for op in ops}
+
+
+# Idempotency-Key (as Stripe and draft-ietf-httpapi-idempotency-key-header use it): a client-chosen
+# key of at most 255 characters. A retry with the same key gets the first answer (status and body,
+# with ``Idempotent-Replayed: true``) and changes nothing; the same key with another request is 422.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Makes the request idempotent: a retry with the same key gets the first answer "
+        "(with the header `Idempotent-Replayed: true`) and changes nothing, even after a failure whose "
+        "outcome the client could not see. Keys are kept at least 24 hours; the same key with a "
+        "different request is refused (422).",
+    ),
+]
+
+
+def _body_of(result: Any) -> Any:
+    if isinstance(result, workspaces.Change):
+        return result.result
+    task = getattr(result, "task", None)
+    return task if task is not None and hasattr(result, "committed") else result
+
+
+def db(status: int, idempotency_key: str | None) -> Database:
+    """The database for a mutating route: with an ``Idempotency-Key``, one whose transaction writes
+    the request's answer (``status`` and the JSON of what the route answers) to the request ledger
+    (:mod:`collab.domain.ledger`), so the answer exists exactly when the change does."""
+    request = current.get()
+    if not idempotency_key:
+        return request.rt.db
+    event = app_event()
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method, path = str(http.get("method", "")), str(http.get("path", ""))
+    entry = ledger.Entry(
+        request.identity.user_id,
+        f"http:{idempotency_key}",
+        ledger.fingerprint(
+            method, path, str(event.get("rawQueryString") or ""), str(event.get("body") or "")
+        ),
+    )
+    request.entry = entry
+
+    def answer_of(result: Any) -> ledger.Answer:
+        body = _body_of(result)
+        return ledger.Answer(status, "" if status == 204 or body is None else dumps(body))
+
+    return ledger.Ledgered(request.rt.db, entry, answer_of)  # type: ignore[return-value]
+
+
+def app_event() -> dict[str, Any]:
+    """The raw event of the request being served."""
+    from collab.http.api import app
+
+    return dict(app.current_event.raw_event)
+
+
+def replay(answer: ledger.Answer) -> Response[Any]:
+    """The first answer of a request, served again."""
+    headers = {"Cache-Control": "no-store", "Idempotent-Replayed": "true"}
+    if answer.status >= 400 or answer.status == 204 or not answer.body:
+        body = answer.body or None
+    else:
+        body = answer.body
+    return Response(answer.status, "application/json" if body else None, body, headers)
 
 
 def checked(value: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from collab.domain import tasks
-from collab.http.routing import TaggedRouter, checked, follow, me, publish, route, rt
+from collab.http.routing import IdempotencyKey, TaggedRouter, checked, db, follow, me, publish, route, rt
 from collab.http.schemas import Cursor, Limit, TaskId, TaskPage, WorkspaceId
 from collab.models import Task
 from collab.protocol.client_frames import TaskChanges, TaskDraft
@@ -30,8 +30,10 @@ def list_workspace_tasks(workspace_id: WorkspaceId, cursor: Cursor = None, limit
 
 @route(router, "POST", WS_TASKS, "create_workspace_task", "Create a task in a workspace (members)",
        ok="The new task", status=201, errors=(403, 404, 409), links=ONE_TASK)  # fmt: skip
-def create_workspace_task(workspace_id: WorkspaceId, body: Annotated[TaskDraft, Body()]) -> Task:
-    m = tasks.create(rt().db, me(), body, workspace_id=str(workspace_id))
+def create_workspace_task(
+    workspace_id: WorkspaceId, body: Annotated[TaskDraft, Body()], idempotency_key: IdempotencyKey = None
+) -> Task:
+    m = tasks.create(db(201, idempotency_key), me(), body, workspace_id=str(workspace_id))
     publish(m.committed)
     return checked(m.task)
 
@@ -45,8 +47,8 @@ def list_personal_tasks(cursor: Cursor = None, limit: Limit = 100) -> TaskPage:
 @route(router, "POST", "/tasks", "create_personal_task",
        "Create a personal task (seen and changed by its owner only)", ok="The new task", status=201,
        errors=(409,), links=ONE_TASK)  # fmt: skip
-def create_personal_task(body: Annotated[TaskDraft, Body()]) -> Task:
-    return checked(tasks.create(rt().db, me(), body, workspace_id=None).task)
+def create_personal_task(body: Annotated[TaskDraft, Body()], idempotency_key: IdempotencyKey = None) -> Task:
+    return checked(tasks.create(db(201, idempotency_key), me(), body, workspace_id=None).task)
 
 
 @route(router, "GET", TASK, "get_task", "A task (members of its workspace; a personal task: its owner)",
@@ -63,15 +65,16 @@ def update_task(
     task_id: TaskId,
     body: Annotated[TaskChanges, Body()],
     base_version: Annotated[int | None, Query(ge=1)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Task:
-    m = tasks.update(rt().db, me(), str(task_id), body.patch(), base_version=base_version)
+    m = tasks.update(db(200, idempotency_key), me(), str(task_id), body.patch(), base_version=base_version)
     publish(m.committed)
     return checked(m.task)
 
 
 @route(router, "DELETE", TASK, "delete_task", "Delete a task; answers its tombstone (deleted, final version)",
        ok="The tombstone", errors=(403, 404))  # fmt: skip
-def delete_task(task_id: TaskId) -> Task:
-    m = tasks.delete(rt().db, me(), str(task_id))
+def delete_task(task_id: TaskId, idempotency_key: IdempotencyKey = None) -> Task:
+    m = tasks.delete(db(200, idempotency_key), me(), str(task_id))
     publish(m.committed)
     return checked(m.task)

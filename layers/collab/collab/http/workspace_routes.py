@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from collab.domain import workspaces
-from collab.http.routing import TaggedRouter, checked, follow, me, route, rt, settle
+from collab.http.routing import IdempotencyKey, TaggedRouter, checked, db, follow, me, route, rt, settle
 from collab.http.schemas import (
     ActivityPage,
     Cursor,
@@ -30,11 +30,17 @@ def list_workspaces(cursor: Cursor = None, limit: Limit = 100) -> WorkspacePage:
 
 
 @route(router, "POST", "/workspaces", "create_workspace", "Create a workspace (the caller becomes its owner)",
-       ok="The new workspace", status=201, links=follow("workspace_id", (
+       ok="The new workspace", status=201, errors=(409,), links=follow("workspace_id", (
            "get_workspace", "update_workspace", "delete_workspace", "list_activity", "get_presence",
            "list_members", "list_workspace_tasks", "create_workspace_task")))  # fmt: skip
-def create_workspace(body: Annotated[WorkspaceIn, Body()]) -> Workspace:
-    return checked(workspaces.create(rt().db, me(), body.name))
+def create_workspace(
+    body: Annotated[WorkspaceIn, Body()], idempotency_key: IdempotencyKey = None
+) -> Workspace:
+    return checked(
+        workspaces.create(
+            db(201, idempotency_key), me(), body.name, limit=rt().settings.limits.workspaces_per_user
+        )
+    )
 
 
 @route(router, "GET", WS, "get_workspace", "A workspace (members)", ok="The workspace", errors=(403, 404))

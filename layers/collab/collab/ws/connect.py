@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from collab.adapters.redis.store import ConnInfo
-from collab.auth.tickets import LEEWAY_S, verify_ticket
+from collab.auth.tickets import LEEWAY_S, Ticket, verify_ticket
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized
 from collab.observability import MetricUnit, logger, metrics
 from collab.protocol.wire import dumps
@@ -19,26 +19,38 @@ from collab.ws.context import WINDOW_MS, connection_id
 if TYPE_CHECKING:
     from collab.runtime import Runtime
 
-CONNECT_LIMIT = 30  # connection attempts per minute per user: room for reconnect storms, not floods
-
 
 def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     cid = connection_id(event)
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        ticket = verify_ticket(token, rt.settings.jwt_key, rt.settings.jwt_issuer)
+        if not rt.settings.origin_allowed(_header(event, "origin")):
+            raise Forbidden("origin not allowed")
+        ticket = verify_ticket(token, rt.settings.ticket_key, rt.settings.jwt_issuer)
         now = rt.clock.now_ms()
         kind, retry = rt.store.begin(
-            ticket.user_id, bucket="connrl", limit=CONNECT_LIMIT, window_ms=WINDOW_MS, now_ms=now
+            ticket.user_id,
+            bucket="connrl",
+            limit=rt.settings.limits.connect_attempts_per_minute,
+            window_ms=WINDOW_MS,
+            now_ms=now,
         )
         if kind == "limited":
             raise RateLimited("too many connection attempts", retry_after_ms=int(retry))
         ttl_ms = max(1000, (ticket.expires_at + LEEWAY_S) * 1000 - int(time.time() * 1000))
-        if not rt.store.consume_ticket(ticket.jti, ttl_ms):
+        if not rt.store.consume_ticket(ticket.jti, ttl_ms):  # the fast refusal; Postgres decides
             raise Unauthorized("ticket already used")
-        name = _member_name(rt, ticket.workspace_id, ticket.user_id)
+        name = _member_name(rt, ticket.workspace_id, ticket.user_id, consume=ticket)
         info = ConnInfo(cid, ticket.workspace_id, ticket.user_id, name, now)
-        rt.store.register(info, now)
+        limits = rt.settings.limits
+        refused = rt.store.register(
+            info,
+            now,
+            per_user=limits.connections_per_user_workspace,
+            per_workspace=limits.connections_per_workspace,
+        )
+        if refused:
+            raise RateLimited(f"too many live connections ({refused})", retry_after_ms=WINDOW_MS)
         # A removal that committed between the check above and the registration may already have
         # closed the user's connections (presence.close_user) without seeing this one: look again.
         try:
@@ -56,8 +68,27 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": 200}
 
 
-def _member_name(rt: Runtime, wid: str, uid: str) -> str:
+def _header(event: dict[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _member_name(rt: Runtime, wid: str, uid: str, *, consume: Ticket | None = None) -> str:
+    """The member's display name (403 when not a member). With ``consume``, the ticket's ``jti`` is
+    recorded as used in the same transaction: a ticket opens one connection, ever, even after Redis
+    lost the record of it (``used_tickets``, pruned by the sweeper once expired)."""
+
     def tx(cur: Any) -> str:
+        if consume is not None:
+            used = cur.execute(
+                "INSERT INTO used_tickets (jti, expires_at) VALUES (%s, to_timestamp(%s))"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                (consume.jti, consume.expires_at + LEEWAY_S),
+            ).fetchone()
+            if used is None:
+                raise Unauthorized("ticket already used")
         row = cur.execute(
             "SELECT u.display_name, u.email FROM workspace_members m JOIN users u ON u.id = m.user_id"
             " WHERE m.workspace_id = %s AND m.user_id = %s",

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from collab.deadline import remaining
-from collab.domain import events, notifications, presence, tasks
+from collab.domain import events, ledger, notifications, presence, tasks
 from collab.domain.sync import sync
 from collab.errors import CollabError, Forbidden, RateLimited, ValidationError
 from collab.observability import MetricUnit, logger, metrics
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from collab.adapters.redis.store import ConnInfo
     from collab.runtime import Runtime
 
-FRAME_LIMIT = 100  # frames per minute per user across their connections; heartbeat not counted
 PENDING_WAIT_S = 5.0  # a duplicate waits this long for the first attempt's answer
 
 
@@ -66,30 +65,32 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     try:
         obj = client_frames.decode(body)
     except client_frames.BadFrame as exc:
-        return error(rt, exc, info)
+        return _count(rt, gateway, info, None) or error(rt, exc, info)
     except CollabError as exc:  # payload_too_large
-        return _too_large(rt, info, body, exc)
+        return _count(rt, gateway, info, None) or _too_large(rt, info, body, exc)
     request_id = client_frames.request_id_of(obj)
     logger.set_correlation_id(f"{cid}/{request_id}" if request_id else cid)
     mutation = obj["action"] in client_frames.MUTATIONS
     try:
         msg = client_frames.parse(obj)
     except ValidationError as exc:
-        return ack(rt, info, ack_error(request_id, exc)) if mutation else error(rt, exc, info)
+        answer = ack(rt, info, ack_error(request_id, exc)) if mutation else error(rt, exc, info)
+        return _count(rt, gateway, info, request_id if mutation else None) or answer
     if msg.action == "heartbeat":  # only when a client's frame bypassed the heartbeat route
-        return heartbeat.handle(rt, event)
+        # it reached $default: it counts against the frame budget, not the heartbeats' own
+        return _count(rt, gateway, info, None) or heartbeat.handle(rt, event, budget=False)
     rid = str(msg.request_id) if mutation else None
     try:
         kind, value = rt.store.begin(
             info.user_id,
             bucket="rl",
-            limit=FRAME_LIMIT,
+            limit=rt.settings.limits.frames_per_minute,
             window_ms=WINDOW_MS,
             now_ms=rt.clock.now_ms(),
             request_id=rid,
         )
         if kind == "limited":
-            raise RateLimited("rate limit: 100 frames per minute", retry_after_ms=int(value))
+            return _over_budget(rt, gateway, info, rid, int(value))
     except CollabError as exc:
         return ack(rt, info, ack_error(rid, exc)) if mutation else error(rt, exc, info)
     if kind == "seen":
@@ -97,6 +98,51 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if rid is None:
         return _read_action(rt, gateway, info, msg)
     return _mutate(rt, gateway, info, msg, rid)
+
+
+def _count(rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: Any) -> dict[str, Any] | None:
+    """Count a frame that will be refused anyway (not JSON, unknown action, bad fields, too large)
+    against the user's budget: each is a Lambda invocation all the same. None when within budget
+    (the caller answers the frame's own error), else the ``rate_limited`` answer. If Redis is down
+    the frame's own error is answered: it changes nothing."""
+    try:
+        kind, value = rt.store.begin(
+            info.user_id,
+            bucket="rl",
+            limit=rt.settings.limits.frames_per_minute,
+            window_ms=WINDOW_MS,
+            now_ms=rt.clock.now_ms(),
+        )
+    except CollabError:
+        return None
+    if kind != "limited":
+        return None
+    return _over_budget(rt, gateway, info, rid if isinstance(rid, str) else None, int(value))
+
+
+def _over_budget(
+    rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: str | None, retry_ms: int
+) -> dict[str, Any]:
+    """Refuse a frame over the user's budget with ``rate_limited``; a client that keeps sending
+    (``refusals_before_close`` refusals in one window) has its connection closed."""
+    limits = rt.settings.limits
+    exc = RateLimited(f"rate limit: {limits.frames_per_minute} frames per minute", retry_after_ms=retry_ms)
+    metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+    try:
+        refusals = rt.store.count_refusal(info.user_id, "rl", WINDOW_MS)
+    except CollabError:
+        refusals = 0
+    if refusals > limits.refusals_before_close:
+        logger.warning(
+            "closing a connection that keeps sending over its budget", extra={"refusals": refusals}
+        )
+        rt.connections.pop(info.connection_id, None)
+        try:
+            presence.disconnect(rt, gateway, info)
+        except CollabError:
+            pass  # the sweeper removes it once API Gateway has closed it
+        gateway.delete(info.connection_id)
+    return ack(rt, info, ack_error(rid, exc)) if rid else error(rt, exc, info)
 
 
 def _too_large(rt: Runtime, info: ConnInfo, body: Any, exc: CollabError) -> dict[str, Any]:
@@ -151,42 +197,55 @@ def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) 
 
 
 def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: str) -> dict[str, Any]:
+    """Run the mutation under the request ledger (:mod:`collab.domain.ledger`): its answer is
+    written in its own transaction, so a retry after Redis forgot the claim, or after a COMMIT whose
+    outcome was unknown, gets the first answer and changes nothing."""
     started = time.perf_counter()
-    try:
+    uid = info.user_id
+    entry = ledger.Entry(uid, f"ws:{rid}")
+
+    def answer_of(result: Any) -> ledger.Answer:
+        if isinstance(result, tasks.Mutation):
+            return ledger.Answer(
+                200, dumps({"request_id": rid, "ok": True, "task": result.task, "seq": result.seq})
+            )
+        return ledger.Answer(200, dumps({"request_id": rid, "ok": True, "notification_ids": result}))
+
+    def refused(exc: CollabError) -> ledger.Answer:
+        return ledger.Answer(exc.status, dumps(ack_error(rid, exc)))
+
+    def mutate(db: Any) -> Any:
         if msg.action == "notification.read":
-            ids = notifications.mark_read(rt.db, info.user_id, [str(i) for i in msg.notification_ids])
-            answer: dict[str, Any] = {"request_id": rid, "ok": True, "notification_ids": ids}
-            _settle_claim(rt, info.user_id, rid, dumps(answer))
-            return ack(rt, info, answer)
+            return notifications.mark_read(db, uid, [str(i) for i in msg.notification_ids])
         if msg.action == "task.create":
-            m = tasks.create(rt.db, info.user_id, msg.task, workspace_id=info.workspace_id)
-        elif msg.action == "task.update":
-            m = tasks.update(
-                rt.db,
-                info.user_id,
+            return tasks.create(db, uid, msg.task, workspace_id=info.workspace_id)
+        if msg.action == "task.update":
+            return tasks.update(
+                db,
+                uid,
                 str(msg.task_id),
                 msg.changes.patch(),
                 base_version=msg.base_version,
                 scope=info.workspace_id,
             )
-        else:
-            m = tasks.delete(rt.db, info.user_id, str(msg.task_id), scope=info.workspace_id)
-    except CollabError as exc:
-        answer = ack_error(rid, exc)
-        # transient (5xx): free the claim, so a retry tries again
-        _settle_claim(rt, info.user_id, rid, None if exc.status >= 500 else dumps(answer))
-        return ack(rt, info, answer)
+        return tasks.delete(db, uid, str(msg.task_id), scope=info.workspace_id)
+
+    try:
+        result, answer = ledger.execute(rt.db, entry, mutate, answer_of, refused)
+    except CollabError as exc:  # transient (5xx): free the claim, so a retry tries again
+        _settle_claim(rt, uid, rid, None)
+        return ack(rt, info, ack_error(rid, exc))
     except Exception:
-        _settle_claim(rt, info.user_id, rid, None)
+        _settle_claim(rt, uid, rid, None)
         raise
-    answer = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
+    if not isinstance(result, tasks.Mutation):  # a replay, a refusal, or notification.read
+        _settle_claim(rt, uid, rid, answer.body)
+        replied: dict[str, Any] = json.loads(answer.body)
+        return ack(rt, info, replied)
+    m = result
     try:
         receipt = events.publish(
-            rt,
-            m.committed,
-            gateway,
-            exclude_connection=info.connection_id,
-            answer=(info.user_id, rid, dumps(answer)),
+            rt, m.committed, gateway, exclude_connection=info.connection_id, answer=(uid, rid, answer.body)
         )
     except CollabError:  # Redis down after the commit: the change stands, peers catch up with sync
         logger.exception("publish after commit failed")
@@ -202,4 +261,4 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
     metrics.add_metric(
         name="MutationLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
     )
-    return ack(rt, info, answer)
+    return ack(rt, info, {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq})

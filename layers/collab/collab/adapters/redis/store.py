@@ -20,6 +20,10 @@ from collab.adapters.redis import keys
 from collab.errors import Unavailable
 
 HISTORY_LEN = 100  # the latest 100 events of a workspace are replayed from Redis (contract 3.4)
+# An event larger than this stays out of the history (sync replays it from Postgres): a history is
+# at most 100 x 4 KB, whatever its tasks hold (a task with a 10,000-character description is ~40 KB).
+HISTORY_EVENT_MAX_BYTES = 4096
+HISTORY_TTL_MS = 24 * 3600 * 1000  # an idle workspace's history expires (sync falls back to Postgres)
 CONN_TTL_S = 3 * 3600  # a connection lives at most 2 h at API Gateway; records outlive it a little
 REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contract 3.2)
 # A claim whose attempt died (container killed mid-request) frees itself after this; > Lambda timeout.
@@ -118,11 +122,16 @@ class Store:
         self._leaves = r.register_script(_lua("leaves"))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every Redis error becomes :class:`Unavailable` (a contract error): down, timed out, out of
+        memory (``noeviction`` refuses writes when full), read-only (a replica during failover),
+        loading. NOSCRIPT is the one error a caller handles (it reloads the scripts)."""
         try:
             return fn(*args, **kwargs)
-        except redis.exceptions.ConnectionError as exc:
-            raise Unavailable("cache unavailable") from exc
-        except redis.exceptions.TimeoutError as exc:
+        except redis.exceptions.NoScriptError:
+            raise
+        except redis.exceptions.OutOfMemoryError as exc:
+            raise Unavailable("cache is full") from exc
+        except redis.exceptions.RedisError as exc:
             raise Unavailable("cache unavailable") from exc
 
     def _pipeline(self) -> Any:
@@ -193,6 +202,12 @@ class Store:
         kind, value = self._call(self._begin, keys=ks, args=[now_ms, window_ms, limit, member, PENDING_TTL_S])
         return _s(kind), _s(value)
 
+    def count_refusal(self, uid: str, bucket: str, window_ms: int) -> int:
+        """Count a frame refused over budget; returns the refusals in the current window."""
+        key = keys.user(uid, f"{bucket}:over")
+        out = self._batch(lambda c: c.set(key, 0, nx=True, px=window_ms), lambda c: c.incr(key))
+        return int(out[1])
+
     def finish(self, uid: str, request_id: str, answer: str) -> None:
         self._call(self.r.set, keys.user(uid, f"req:{request_id}"), answer, xx=True, ex=REQUEST_TTL_S)
 
@@ -204,9 +219,19 @@ class Store:
         return None if v is None else _s(v)
 
     # -- connections -------------------------------------------------------------------------
-    def register(self, info: ConnInfo, now_ms: int, deadline_ms: int | None = None) -> None:
+    def register(
+        self,
+        info: ConnInfo,
+        now_ms: int,
+        deadline_ms: int | None = None,
+        *,
+        per_user: int = 0,
+        per_workspace: int = 0,
+    ) -> str | None:
         """Record a new connection: its identity, its workspace, the sweeper's index (scored by its
-        deadline: ``now_ms`` + 60 s unless given, a new connection being active).
+        deadline: ``now_ms`` + 60 s unless given, a new connection being active). Returns None, or
+        the cap that refused it (``user``: live connections of the user to the workspace,
+        ``workspace``: of the workspace), in which case nothing of it is left behind.
 
         It is not a fan-out target yet: API Gateway answers 410 to posts until ``$connect`` has
         returned, and a fan-out would take that for a dead peer and prune it. :meth:`announce`, at
@@ -215,12 +240,18 @@ class Store:
         record = {"wid": wid, "uid": uid, "name": info.display_name, "connected_at": info.connected_at_ms}
         ws_keys = [keys.ws(wid, "conns"), keys.ws(wid, "hb")]
         deadline = now_ms + FIRST_DEADLINE_MS if deadline_ms is None else deadline_ms
-        self._batch(
+        out = self._batch(
+            lambda c: self._evalsha(
+                c, self._register, ws_keys, [cid, uid, deadline, per_user, per_workspace, CONN_TTL_S]
+            ),
             lambda c: c.hset(keys.conn(cid), mapping=record),
             lambda c: c.expire(keys.conn(cid), CONN_TTL_S),
-            lambda c: self._evalsha(c, self._register, ws_keys, [cid, uid, deadline]),
             lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": deadline}),
         )
+        if out[0] == 1:
+            return None
+        self._forget(wid, [(cid, "")])
+        return _s(out[0])
 
     def connection(self, cid: str) -> ConnInfo | None:
         raw = self._call(self.r.hgetall, keys.conn(cid))
@@ -302,6 +333,23 @@ class Store:
             self._forget(wid, [(r.connection_id, r.user_id) for r in removed])
         updated = _s(flat[3])
         return Beat(alive, int(flat[2]), json.loads(updated) if updated else None, removed)
+
+    def live_connections(self, *, page: int = 1000) -> dict[str, dict[str, str]]:
+        """Every registered connection, by workspace: workspace id -> {connection id -> user id}
+        (the sweeper reconciles them against memberships)."""
+        wids: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, items = self._call(self.r.zscan, keys.SWEEP, cursor, count=page)
+            for member, _ in items:
+                wids.add(_s(member).partition("|")[0])
+            if int(cursor) == 0:
+                break
+        if not wids:
+            return {}
+        order = sorted(wids)
+        raw = self._batch(*[lambda c, w=w: c.hgetall(keys.ws(w, "conns")) for w in order])
+        return {w: {_s(k): _s(v) for k, v in r.items()} for w, r in zip(order, raw, strict=True) if r}
 
     def due_for_sweep(self, now_ms: int, limit: int) -> dict[str, list[str]]:
         """Connections whose deadline has passed, grouped by workspace."""
@@ -404,13 +452,14 @@ class Store:
         same round trip, so a mutation costs two Redis round trips in all: claim, then this.
         """
         history_keys = [keys.ws(wid, "history"), keys.ws(wid, "joined")]
+        bounds = [HISTORY_LEN, HISTORY_EVENT_MAX_BYTES, HISTORY_TTL_MS]
         if answer is None:
-            members = self._call(self._append, keys=history_keys, args=[seq, event_json, HISTORY_LEN])
+            members = self._call(self._append, keys=history_keys, args=[seq, event_json, *bounds])
         else:
             uid, rid, value = answer
             members = self._batch(
                 lambda c: c.set(keys.user(uid, f"req:{rid}"), value, xx=True, ex=REQUEST_TTL_S),
-                lambda c: self._evalsha(c, self._append, history_keys, [seq, event_json, HISTORY_LEN]),
+                lambda c: self._evalsha(c, self._append, history_keys, [seq, event_json, *bounds]),
             )[1]
         return [_s(m) for m in members]
 

@@ -1,0 +1,221 @@
+"""Exactly-once that survives Redis (issue 13): the request ledger in Postgres, single-use tickets.
+
+Redis loss is a FLUSHDB of the test's own Redis database (each test process has its own index):
+what a failover with asynchronous replication, an eviction or a restart leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+
+
+def _flush_redis(world: Any) -> None:
+    world.rt.store.r.flushdb()
+    world.rt.connections.clear()  # a cold container: nothing cached either
+
+
+def _activity_count(world: Any, wid: str) -> int:
+    return int(
+        world.rt.db.run(
+            lambda cur: cur.execute(
+                "SELECT count(*) AS n FROM activity WHERE workspace_id = %s", (wid,)
+            ).fetchone()
+        )["n"]
+    )
+
+
+def test_a_retried_edit_after_redis_lost_its_state_is_not_applied_again(world):
+    """A updates the title, B updates it later, Redis is flushed, A's client reconnects and sends its
+    unanswered frame again: it gets the first answer, and B's title stands."""
+    wid = world.workspace("ann", "bob")
+    a, b = world.connect("ann", wid), world.connect("bob", wid)
+    task = a.create("first")["data"]["task"]
+    frame = {
+        "action": "task.update",
+        "request_id": str(uuid.uuid4()),
+        "task_id": task["id"],
+        "changes": {"title": "A"},
+    }
+    first = a.send(frame)
+    assert first["data"]["ok"] is True
+    assert b.update(task["id"], title="B")["data"]["ok"] is True
+    _flush_redis(world)
+    a2 = world.connect("ann", wid)  # a new connection, a fresh ticket
+    again = a2.send(frame)
+    assert again["data"] == first["data"]  # the first answer, byte for byte in its data
+    row = world.rt.db.run(
+        lambda cur: cur.execute("SELECT title FROM tasks WHERE id = %s", (task["id"],)).fetchone()
+    )
+    assert row["title"] == "B"
+    assert _activity_count(world, wid) == 3  # create, A, B: the retry committed nothing
+
+
+def test_a_retry_after_an_unknown_commit_outcome_gets_the_first_answer(world, monkeypatch):
+    """The COMMIT went through but the connection broke before its answer (the outcome is unknown to
+    the server: ``Unavailable``); the client retries the same request_id and nothing applies twice."""
+    wid = world.workspace("ann")
+    a = world.connect("ann", wid)
+    task = a.create("first")["data"]["task"]
+    real_commit = psycopg.Connection.commit
+    broke = []
+
+    def commit_then_break(self: Any) -> None:
+        real_commit(self)
+        if not broke:
+            broke.append(1)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(psycopg.Connection, "commit", commit_then_break)
+    frame = {
+        "action": "task.update",
+        "request_id": str(uuid.uuid4()),
+        "task_id": task["id"],
+        "changes": {"title": "once"},
+    }
+    lost = a.send(frame)
+    assert lost["data"]["ok"] is False and lost["data"]["error"]["code"] == "internal"
+    retry = a.send(frame)
+    assert retry["data"]["ok"] is True and retry["data"]["task"]["version"] == 2
+    assert _activity_count(world, wid) == 2  # create + one update
+    assert a.send(frame)["data"] == retry["data"]
+
+
+def test_a_refused_request_stays_refused_after_redis_loss(world):
+    """A create refused (assignee not a member) and retried after Redis loss, once the assignee has
+    joined, gets its first answer: it does not apply late."""
+    wid = world.workspace("ann")
+    world.user("cat")
+    a = world.connect("ann", wid)
+    frame = {
+        "action": "task.create",
+        "request_id": str(uuid.uuid4()),
+        "task": {"title": "x", "assigned_to": "cat"},
+    }
+    first = a.send(frame)
+    assert first["data"]["ok"] is False and first["data"]["error"]["code"] == "validation_error"
+    world.rt.db.run(
+        lambda cur: cur.execute(
+            "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, 'cat', 'member')", (wid,)
+        )
+    )
+    _flush_redis(world)
+    again = world.connect("ann", wid).send(frame)
+    assert again["data"] == first["data"]
+    assert _activity_count(world, wid) == 0
+
+
+def test_a_ticket_opens_one_connection_even_after_redis_lost_its_state(world):
+    wid = world.workspace("ann", "bob")
+    ticket = world.ticket("bob", wid)
+    assert world.connect_raw(ticket)["statusCode"] == 200
+    _flush_redis(world)
+    out = world.connect_raw(ticket)
+    assert out["statusCode"] == 401 and json.loads(out["body"])["error"]["message"] == "ticket already used"
+
+
+def test_expired_used_tickets_are_pruned(world):
+    wid = world.workspace("ann", "bob")
+    assert world.connect_raw(world.ticket("bob", wid))["statusCode"] == 200
+    world.rt.db.run(
+        lambda cur: cur.execute(
+            "INSERT INTO used_tickets (jti, expires_at) VALUES ('expired-ticket-0001', now() - interval '1 minute')"
+        )
+    )
+    pruned = world.sweep()["pruned"]
+    assert pruned["used_tickets"] == 1
+    left = world.rt.db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM used_tickets").fetchone())
+    assert left["n"] == 1  # the live ticket's record stays until it expires
+
+
+# -- HTTP: Idempotency-Key -------------------------------------------------------------------
+def test_http_idempotency_key_replays_the_first_answer_and_changes_nothing(api, wid):
+    path = f"/workspaces/{wid}/tasks"
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = api.call("POST", path, "alice", {"title": "once"}, headers=key)
+    assert first.status == 201 and "idempotent-replayed" not in first.headers
+    again = api.call("POST", path, "alice", {"title": "once"}, headers=key)
+    assert again.status == 201 and again.body == first.body
+    assert again.headers["idempotent-replayed"] == "true"
+    items = api.ok("GET", path, "alice")["items"]
+    assert [t["title"] for t in items] == ["once"]
+    # the same key with another request: refused, never replayed
+    other = api.call("POST", path, "alice", {"title": "twice"}, headers=key)
+    assert other.status == 422 and other.error["field"] == "Idempotency-Key"
+    # keys are per user: bob's same key is his own request
+    assert api.call("POST", path, "bob", {"title": "bob's"}, headers=key).status == 201
+
+
+def test_http_update_with_idempotency_key_after_a_later_change_does_not_overwrite_it(api, wid):
+    task = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "t"})
+    key = {"Idempotency-Key": "retry-me"}
+    first = api.call("PATCH", f"/tasks/{task['id']}", "alice", {"title": "A"}, headers=key)
+    assert first.status == 200
+    api.ok("PATCH", f"/tasks/{task['id']}", "bob", {"title": "B"})
+    again = api.call("PATCH", f"/tasks/{task['id']}", "alice", {"title": "A"}, headers=key)
+    assert again.status == 200 and again.body == first.body
+    assert api.ok("GET", f"/tasks/{task['id']}", "alice")["title"] == "B"
+
+
+def test_http_refusal_with_idempotency_key_is_replayed(api, wid):
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    missing = f"/tasks/{uuid.uuid4()}"
+    first = api.call("PATCH", missing, "alice", {"title": "x"}, headers=key)
+    assert first.status == 404
+    again = api.call("PATCH", missing, "alice", {"title": "x"}, headers=key)
+    assert again.status == 404 and again.body == first.body and again.headers["idempotent-replayed"] == "true"
+
+
+def test_the_openapi_document_declares_the_idempotency_key():
+    from collab_dev.openapi_export import openapi_document
+
+    doc = openapi_document()
+    op = doc["paths"]["/workspaces/{workspace_id}/tasks"]["post"]
+    names = [p["name"] for p in op.get("parameters", []) if p.get("in") == "header"]
+    assert "idempotency-key" in [n.lower() for n in names]
+    assert "429" in op["responses"]
+
+
+# -- retention ---------------------------------------------------------------------------------
+def test_activity_notifications_and_ledger_rows_past_retention_are_pruned_by_the_sweeper(world):
+    wid = world.workspace("ann", "bob")
+    a = world.connect("ann", wid)
+    recent = a.create("recent", assigned_to="bob")["data"]  # one activity row, one notification
+
+    def age(cur: Any) -> None:
+        cur.execute(
+            "INSERT INTO activity (workspace_id, seq, actor_id, type, payload, created_at)"
+            " VALUES (%s, 1000, 'ann', 'task.updated', '{}', now() - interval '91 days')",
+            (wid,),
+        )
+        cur.execute(
+            "INSERT INTO notifications (user_id, type, workspace_id, actor_id, created_at)"
+            " VALUES ('bob', 'task.changed', %s, 'ann', now() - interval '91 days')",
+            (wid,),
+        )
+        cur.execute(
+            "INSERT INTO request_ledger (user_id, request_key, answer, created_at)"
+            " VALUES ('ann', 'ws:old', '{}', now() - interval '25 hours')"
+        )
+
+    world.rt.db.run(age)
+    pruned = world.sweep()["pruned"]
+    assert (pruned["activity"], pruned["notifications"], pruned["request_ledger"]) == (1, 1, 1)
+    seqs = world.rt.db.run(lambda cur: cur.execute("SELECT seq FROM activity").fetchall())
+    assert [r["seq"] for r in seqs] == [recent["seq"]]
+    left = world.rt.db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM notifications").fetchone())
+    assert left["n"] == 1
+
+
+def test_the_indexes_pruning_and_workspace_deletion_need_exist(world):
+    names = world.rt.db.run(lambda cur: cur.execute("SELECT indexname FROM pg_indexes").fetchall())
+    have = {r["indexname"] for r in names}
+    assert {
+        "activity_created_idx",
+        "notifications_created_idx",
+        "notifications_workspace_idx",
+        "tasks_workspace_all_idx",
+    } <= have
