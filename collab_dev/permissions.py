@@ -52,7 +52,8 @@ class Permissions:
 # - disconnect: Redis, then presence.left to the peers (posts). No Postgres.
 # - heartbeat: Redis; sweeps dead peers of the workspace on the way (DELETE, presence.left: posts).
 # - message: everything but the JWT secret.
-# - sweeper: Redis and posts (closes dead connections, announces leavers). No Postgres.
+# - sweeper: Redis and posts (closes dead connections, announces leavers); Postgres to reconcile
+#   live connections against memberships and to prune expired rows (retention).
 # - api: everything (tickets are signed with the JWT secret; removals close connections).
 # - migrate: Postgres only: as the master user for the roles, then as the migration role.
 PERMISSIONS: dict[str, Permissions] = {
@@ -60,7 +61,7 @@ PERMISSIONS: dict[str, Permissions] = {
     "disconnect": Permissions(redis=True, posts=True),
     "heartbeat": Permissions(redis=True, posts=True),
     "message": Permissions(redis=True, postgres=True, posts=True),
-    "sweeper": Permissions(redis=True, posts=True),
+    "sweeper": Permissions(redis=True, postgres=True, posts=True),
     "api": Permissions(redis=True, postgres=True, jwt=True, posts=True),
     "migrate": Permissions(postgres=True, migrates=True),
 }
