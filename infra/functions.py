@@ -44,7 +44,8 @@ class FunctionSpec:
 # WebSocket routes get 10 s: API Gateway gives an integration 29 s, but a route that takes longer
 # than a few seconds is broken anyway and should fail fast rather than pile up concurrency.
 # The sweeper runs every minute: 55 s keeps two runs from overlapping. api stays under the HTTP
-# API's 30 s integration limit. migrate runs once per deploy.
+# API's 30 s integration limit. migrate runs once per deploy. webhooks: 120 s holds a batch of two
+# messages, each bounded by a 45 s sending budget plus one last request's timeouts.
 #
 # Memory buys CPU here, not room: every handler's peak resident set is 60-70 MB, reached while
 # importing and flat under load (python -m bench.memory), so 128 MB would hold any of them. Lambda's
@@ -69,6 +70,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                             redis=True, db=True, posts=True),
     "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
                         redis=True, db=True, jwt=True, posts=True),
+    "webhooks": FunctionSpec(512, 120, "Webhook deliveries: SQS FIFO batches and the minute retry tick",
+                             redis=True, db=True, posts=True),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
                             db=True),
 }  # fmt: skip

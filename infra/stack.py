@@ -20,6 +20,7 @@ from infra.migrations import SchemaMigrations
 from infra.network import Network
 from infra.observability import Observability
 from infra.realtime import Realtime
+from infra.webhooks import Webhooks
 
 
 class CollabStack(Stack):
@@ -44,6 +45,13 @@ class CollabStack(Stack):
             },
         )
         self.http = HttpApi(self, "Http", function=api_function, config=config)
+        self.webhooks = Webhooks(
+            self,
+            "Webhooks",
+            functions=self.functions,
+            connections_endpoint=self.realtime.connections_endpoint,
+            publishers=[api_function, self.realtime.functions["message"]],
+        )
         # After every function exists: the table decides who may post to connections.
         self.functions.allow_manage_connections(self.realtime.api.api_id, self.realtime.stage.stage_name)
         self.observability = Observability(

@@ -239,6 +239,7 @@ def test_one_function_per_entry_point_plus_migrate(synth: Synth) -> None:
         "message",
         "sweeper",
         "api",
+        "webhooks",
         "migrate",
     }
     python_functions = [
@@ -360,6 +361,13 @@ ALLOWED_ACTIONS = {
     "xray:PutTelemetryRecords",
     "secretsmanager:GetSecretValue",
     "execute-api:ManageConnections",
+    "sqs:SendMessage",  # the webhook queue (test_webhook_retries_run_every_minute_and_publishers_may_enqueue)
+    # the webhooks function's SQS event source
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
 }
 
 
@@ -383,10 +391,16 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
 
 def test_secret_access_matches_the_issue(synth: Synth) -> None:
     readers = {kind: {n for n, s in FUNCTIONS.items() if getattr(s, kind)} for kind in ("db", "jwt", "redis")}
-    assert readers["db"] == {"connect", "disconnect", "message", "sweeper", "api", "migrate"}
+    assert readers["db"] == {"connect", "disconnect", "message", "sweeper", "api", "webhooks", "migrate"}
     assert readers["jwt"] == {"connect", "api"}  # tickets are verified at $connect only
     assert readers["redis"] == set(FUNCTIONS) - {"migrate"}
-    assert {n for n, s in FUNCTIONS.items() if s.posts} == {"heartbeat", "message", "sweeper", "api"}
+    assert {n for n, s in FUNCTIONS.items() if s.posts} == {
+        "heartbeat",
+        "message",
+        "sweeper",
+        "api",
+        "webhooks",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -428,7 +442,7 @@ def test_role_writes_only_its_own_log_group(synth: Synth, name: str) -> None:
 
 
 def test_sweeper_runs_every_minute(synth: Synth) -> None:
-    [rule] = synth.of_type("AWS::Events::Rule").values()
+    rule = synth.resources[synth.logical_id(synth.stack.realtime.schedule)]
     props = rule["Properties"]
     assert props["ScheduleExpression"] == "rate(1 minute)"
     assert props["State"] == "ENABLED"
@@ -438,6 +452,45 @@ def test_sweeper_runs_every_minute(synth: Synth) -> None:
 
 
 # Data --------------------------------------------------------------------------------------------
+def test_webhooks_go_through_a_fifo_queue_with_a_dead_letter_queue(synth: Synth) -> None:
+    queues = synth.of_type("AWS::SQS::Queue")
+    queue_id = synth.logical_id(synth.stack.webhooks.queue)
+    dlq_id = synth.logical_id(synth.stack.webhooks.dead_letters)
+    assert set(queues) == {queue_id, dlq_id}
+    queue, dlq = queues[queue_id]["Properties"], queues[dlq_id]["Properties"]
+    assert queue["FifoQueue"] is True and dlq["FifoQueue"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert queue["VisibilityTimeout"] == 6 * FUNCTIONS["webhooks"].timeout_s
+    assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    for policy in synth.of_type("AWS::SQS::QueuePolicy").values():  # TLS only
+        [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [mapping] = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert props["FunctionName"] == ref(function_id(synth, "webhooks"))
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_webhook_retries_run_every_minute_and_publishers_may_enqueue(synth: Synth) -> None:
+    rule = synth.resources[synth.logical_id(synth.stack.webhooks.schedule)]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id(synth, "webhooks"), "Arn"]}
+    queue_id = synth.logical_id(synth.stack.webhooks.queue)
+    for name in FUNCTIONS:
+        env = function_props(synth, name)["Environment"]["Variables"]
+        sends = resources_for(statements_of_role(synth, name), "sqs:SendMessage")
+        if name in ("api", "message", "webhooks"):
+            assert env["WEBHOOK_QUEUE_URL"] == ref(queue_id), name
+            assert sends == [{"Fn::GetAtt": [queue_id, "Arn"]}], name
+        else:
+            assert "WEBHOOK_QUEUE_URL" not in env and sends == [], name
+
+
 def test_rds_proxy_requires_tls_and_uses_the_generated_secret(synth: Synth) -> None:
     [proxy] = synth.of_type("AWS::RDS::DBProxy").values()
     props = proxy["Properties"]

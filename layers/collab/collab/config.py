@@ -38,6 +38,10 @@ ENV = {
     "jwt_jwks_url": "JWT_JWKS_URL",
     "connections_endpoint": "CONNECTIONS_ENDPOINT",
     "websocket_url": "WEBSOCKET_URL",
+    "webhook_queue_url": "WEBHOOK_QUEUE_URL",
+    "sqs_endpoint_url": "SQS_ENDPOINT_URL",
+    "webhook_allow_loopback": "WEBHOOK_ALLOW_LOOPBACK",
+    "webhook_timeout_s": "WEBHOOK_TIMEOUT_S",
 }
 
 
@@ -59,6 +63,13 @@ class Settings(BaseModel):
     connections_endpoint: str | None = None
     # Public WebSocket URL handed out with tickets (POST /ws-tickets); the stack sets it.
     websocket_url: str | None = None
+    # Webhooks (docs/operations.md): the SQS FIFO queue (unset: webhooks are not enqueued, the
+    # scheduled tick still delivers), moto's endpoint under collab dev, and whether http:// and
+    # loopback receivers are allowed (collab dev only: everything else is the SSRF rules).
+    webhook_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    webhook_allow_loopback: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")

@@ -126,6 +126,9 @@ def publish(
         receipt = gateway.broadcast(targets, payload.encode())
         if receipt.gone:
             _prune(rt, gateway, wid, receipt.gone)
+        from collab.domain import webhooks  # stdlib-only imports; a no-op without a queue
+
+        webhooks.enqueue(rt, wid, int(event["seq"]))
     if committed.notifications:
         push_notifications(rt, committed.notifications, gateway)
     return receipt
