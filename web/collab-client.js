@@ -396,7 +396,8 @@ export class CollabClient extends EventTarget {
   /** @param {WebSocket} ws */
   _beat(ws) {
     if (this._ws !== ws || ws.readyState !== WebSocket.OPEN) return;
-    this._send({ action: "heartbeat" });
+    // v1.2: the last contiguous seq applied, for the operators' delivery tracer
+    this._send(this.lastSeq === null ? { action: "heartbeat" } : { action: "heartbeat", seq: this.lastSeq });
     if (this._timers.heartbeatDeadline) return;
     this._timers.heartbeatDeadline = setTimeout(() => {
       delete this._timers.heartbeatDeadline;

@@ -42,6 +42,8 @@ export interface ErrorFrame {
 
 export interface Heartbeat {
   action: "heartbeat";
+  /** >= 0 */
+  seq?: number | null;
 }
 
 export interface HeartbeatAck {

@@ -59,6 +59,8 @@ OPERATOR_ROUTES = {
     ("delete", "/workspaces/{workspace_id}/webhooks/{webhook_id}"),
     ("post", "/workspaces/{workspace_id}/webhooks/{webhook_id}/redeliveries"),
     ("get", "/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries"),
+    ("get", "/workspaces/{workspace_id}/deliveries"),
+    ("get", "/workspaces/{workspace_id}/connections"),
 }
 
 

@@ -31,6 +31,7 @@ from collab.errors import PayloadTooLarge, Unauthorized
 from collab.http import (
     member_routes,
     notification_routes,
+    operations_routes,
     task_routes,
     ticket_routes,
     webhook_routes,
@@ -54,6 +55,7 @@ for _module in (ticket_routes, workspace_routes, member_routes, task_routes, not
     app.include_router(_module.router)
 app.include_router(workspace_routes.presence_router)
 app.include_router(webhook_routes.router)
+app.include_router(operations_routes.router)
 
 
 @app.exception_handler(Exception)

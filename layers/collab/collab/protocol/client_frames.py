@@ -64,6 +64,8 @@ class TaskChanges(_Strict):
 
 class Heartbeat(_Frame):
     action: Literal["heartbeat"]
+    # v1.2: the last seq the client applied, shown by the delivery tracer (optional).
+    seq: Annotated[int, Field(ge=0)] | None = None
 
 
 class Sync(_Frame):
