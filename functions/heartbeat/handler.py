@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from collab.domain.usage import metered
 from collab.observability import logger, metrics
 from collab.runtime import runtime
 from collab.ws import heartbeat
@@ -10,6 +11,7 @@ rt = runtime()
 
 
 @metrics.log_metrics
+@metered("heartbeat")  # the workspace's cost meter
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return heartbeat.handle(runtime(), event)

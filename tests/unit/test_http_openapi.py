@@ -61,6 +61,7 @@ OPERATOR_ROUTES = {
     ("get", "/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries"),
     ("get", "/workspaces/{workspace_id}/deliveries"),
     ("get", "/workspaces/{workspace_id}/connections"),
+    ("get", "/workspaces/{workspace_id}/usage"),
 }
 
 

@@ -42,6 +42,7 @@ ENV = {
     "sqs_endpoint_url": "SQS_ENDPOINT_URL",
     "webhook_allow_loopback": "WEBHOOK_ALLOW_LOOPBACK",
     "webhook_timeout_s": "WEBHOOK_TIMEOUT_S",
+    "workspace_budget_usd": "WORKSPACE_BUDGET_USD",
 }
 
 
@@ -70,6 +71,8 @@ class Settings(BaseModel):
     sqs_endpoint_url: str | None = None
     webhook_allow_loopback: bool = False
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
+    # Each workspace's monthly budget (docs/operations.md, usage); over it, presence is throttled.
+    workspace_budget_usd: float | None = Field(default=None, ge=0)
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")

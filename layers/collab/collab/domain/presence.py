@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from collab.adapters.redis.store import ConnInfo, Removed
 from collab.clock import iso
+from collab.domain import usage
 from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def broadcast(
     exclude: str | None = None,
 ) -> None:
     targets = [c for c in rt.store.fanout_targets(workspace_id) if c != exclude]
+    usage.add(rt, workspace_id, posts_out=len(targets))
     receipt = gateway.broadcast(targets, _presence_frame(rt, type_, workspace_id, uid, data))
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
@@ -89,7 +91,8 @@ def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: di
 
 def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, viewing: str | None) -> None:
     raw = rt.store.set_presence(info.workspace_id, info.user_id, status, viewing, rt.clock.now_ms())
-    if raw is not None:
+    # Over its budget, a workspace's presence updates are throttled first (stored, sent less often).
+    if raw is not None and usage.presence_allowed(rt, info.workspace_id, info.user_id):
         broadcast(
             rt,
             gateway,

@@ -56,7 +56,7 @@ def on_fanout(rt: Runtime, wid: str, event: dict[str, Any], receipt: Receipt, se
         logger.warning("tracing a fan-out failed", extra={"workspace_id": wid, "seq": event.get("seq")})
 
 
-def _admin(rt: Runtime, actor_id: str, workspace_id: str) -> None:
+def require_admin(rt: Runtime, actor_id: str, workspace_id: str) -> None:
     def tx(cur: Cursor) -> None:
         require_member(cur, workspace_id, actor_id, at_least="admin")
 
@@ -65,7 +65,7 @@ def _admin(rt: Runtime, actor_id: str, workspace_id: str) -> None:
 
 def deliveries(rt: Runtime, actor_id: str, workspace_id: str, seq: int | None = None) -> dict[str, Any]:
     """The traced events (newest first), or the one with ``seq``, each with its per-connection outcomes."""
-    _admin(rt, actor_id, workspace_id)
+    require_admin(rt, actor_id, workspace_id)
     records, removed = trace.traces(rt.store.r, workspace_id, seq)
     if seq is not None and not records:
         raise NotFound(f"seq {seq} is not traced: only the workspace's last {trace.KEEP} events are")
@@ -89,5 +89,5 @@ def deliveries(rt: Runtime, actor_id: str, workspace_id: str, seq: int | None = 
 
 
 def connections(rt: Runtime, actor_id: str, workspace_id: str) -> dict[str, Any]:
-    _admin(rt, actor_id, workspace_id)
+    require_admin(rt, actor_id, workspace_id)
     return {"items": trace.connections(rt.store.r, workspace_id), "next_cursor": None}

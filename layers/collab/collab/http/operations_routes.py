@@ -1,9 +1,9 @@
 """What the operators of a workspace read (owners and admins): the delivery tracer's events and
-connections. Wire models beside the routes, since nothing else uses them."""
+connections, and the cost meter. Wire models beside the routes, since nothing else uses them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
@@ -72,3 +72,44 @@ def list_deliveries(
        ok="Every registered connection", errors=(403, 404))  # fmt: skip
 def list_connections(workspace_id: WorkspaceId) -> LiveConnectionPage:
     return checked(tracer.connections(rt(), me(), str(workspace_id)))
+
+
+class Cost(BaseModel):
+    api_gateway_usd: float
+    lambda_usd: float
+    total_usd: float
+
+
+class Usage(BaseModel):
+    workspace_id: str
+    month: str = Field(description="YYYY-MM, UTC")
+    frames_in: int = Field(description="WebSocket frames from the workspace's connections")
+    replies_out: int = Field(description="route responses to them (ack, sync, heartbeat.ack)")
+    posts_out: int = Field(description="Management API posts to its connections (events, presence)")
+    connection_minutes: float = Field(description="heartbeats / 2 (clients beat every 30 s)")
+    invocations: int
+    handler_ms: float = Field(description="time in the WebSocket handlers on its frames")
+    cost_to_date: Cost
+    monthly_estimate_usd: float = Field(description="the month at the current pace (the bench/cost.py model)")
+    budget_usd: float | None
+    over_budget: bool
+
+
+Month = Annotated[
+    str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default: this month")
+]
+
+
+@route(router, "GET", f"{WS}/usage", "get_usage",
+       "The workspace's metered use this month, its cost so far and the monthly estimate (admin+)",
+       ok="Usage and cost", errors=(403, 404))  # fmt: skip
+def get_usage(workspace_id: WorkspaceId, month: Month = None) -> Usage:
+    return checked(usage_report(str(workspace_id), month))
+
+
+def usage_report(workspace_id: str, month: str | None) -> dict[str, Any]:
+    from collab.domain import usage
+
+    runtime = rt()
+    tracer.require_admin(runtime, me(), workspace_id)
+    return usage.report(runtime, workspace_id, month)
