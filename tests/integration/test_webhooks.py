@@ -273,3 +273,38 @@ def test_a_message_that_fails_goes_back_to_the_queue_with_those_after_it(
         "batchItemFailures": [{"itemIdentifier": "0"}, {"itemIdentifier": "1"}, {"itemIdentifier": "2"}]
     }
     assert len(calls) == 1
+
+
+def test_presence_leaves_are_debounced_so_a_reload_is_not_a_leave(hooks: Hooks) -> None:
+    # Given an endpoint that asked for presence (opt-in: "every type" means the seq events)
+    wid = hooks.world.workspace("alice", "bob")
+    hook = hooks.register(wid, event_types=["presence.joined", "presence.left"])
+    # When bob comes online: the join goes out at once
+    bob = hooks.world.connect("bob", wid)
+    hooks.drain()
+    assert [(e["type"], e["data"]["user_id"]) for e in hooks.verified(hook["secret"])] == [
+        ("presence.joined", "bob")
+    ]
+    # When bob reloads the tab (leaves, and is back within seconds): nothing is sent, even later
+    bob.disconnect()
+    bob = hooks.world.connect("bob", wid)
+    hooks.world.rt.clock.advance(31)
+    hooks.tick()
+    hooks.drain()
+    assert len(hooks.receiver.received) == 1
+    # When bob really leaves: the leave goes out once the 30 s window has passed, signed
+    bob.disconnect()
+    hooks.tick()
+    hooks.drain()
+    assert len(hooks.receiver.received) == 1  # not yet
+    hooks.world.rt.clock.advance(31)
+    hooks.tick()
+    hooks.drain()
+    got = hooks.verified(hook["secret"])
+    assert [(e["type"], e["data"]["data"]["status"]) for e in got] == [
+        ("presence.joined", "active"),
+        ("presence.left", "away"),
+    ]
+    assert got[1]["id"].startswith("prs_")
+    # presence events carry no seq: the endpoint's cursor of seq events did not move
+    assert hooks.hook(wid, hook["id"])["delivered_seq"] == 0

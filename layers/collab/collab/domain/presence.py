@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from collab.adapters.redis.store import ConnInfo, Removed
 from collab.clock import iso
-from collab.domain import usage
+from collab.domain import usage, webhook_presence
 from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
 
 
 def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: dict[str, Any]) -> None:
-    """Tell the workspace that a user came online."""
+    """Tell the workspace that a user came online (and the webhooks that asked)."""
+    webhook_presence.changed(rt, info.workspace_id, info.user_id, info.display_name, joined=True)
     broadcast(
         rt,
         gateway,
@@ -113,6 +114,7 @@ def settle(
     now = rt.clock.utcnow()
     for r in removed:
         if r.left:
+            webhook_presence.changed(rt, workspace_id, r.user_id, r.display_name, joined=False)
             data = {
                 "user": {"id": r.user_id, "display_name": r.display_name or r.user_id},
                 "status": "away",

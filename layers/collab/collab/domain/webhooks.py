@@ -25,13 +25,14 @@ import functools
 import json
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from collab.adapters.postgres.database import Cursor, Database
 from collab.adapters.redis import keys
 from collab.adapters.webhooks import addresses, sender, signing
 from collab.clock import iso
+from collab.domain import webhook_presence
 from collab.domain.access import require_member
 from collab.errors import NotFound, ValidationError
 from collab.observability import logger
@@ -56,6 +57,7 @@ EVENT_TYPES = (
     "member.added",
     "member.removed",
     "member.role_changed",
+    *webhook_presence.PRESENCE_TYPES,  # opt-in: not in "every type" (no seq; leaves debounced)
 )
 
 _PUBLIC = (
@@ -242,6 +244,9 @@ def enqueue(rt: Runtime, workspace_id: str, seq: int) -> None:
 def handle_message(rt: Runtime, message: dict[str, Any]) -> None:
     """One queue message. Raises only when the database fails (SQS retries it, then dead-letters it)."""
     wid = str(message["workspace_id"])
+    if message.get("kind") == "presence":
+        _send_presence(rt, wid, [message["event"]])
+        return
     if message.get("kind") == "redeliver":
         _redeliver(rt, str(message["webhook_id"]), int(message["from_seq"]), int(message["to_seq"]))
         return
@@ -252,6 +257,9 @@ def handle_message(rt: Runtime, message: dict[str, Any]) -> None:
 def deliver_workspace(rt: Runtime, workspace_id: str) -> bool:
     """Bring every due endpoint of the workspace up to its last seq (at most :data:`BATCH` events
     each). True when some endpoint still has more to send right away."""
+    leaves = webhook_presence.due_leaves(rt, workspace_id)
+    if leaves:
+        _send_presence(rt, workspace_id, leaves)
     now = rt.clock.utcnow()
     hooks = rt.db.run(
         lambda cur: cur.execute(
@@ -432,6 +440,36 @@ def _redeliver(rt: Runtime, hook_id: str, from_seq: int, to_seq: int) -> None:
             return  # the admin sees where it stopped (GET .../deliveries) and asks again
 
 
+def _send_presence(rt: Runtime, workspace_id: str, events: list[dict[str, Any]]) -> None:
+    """Presence events go once to each enabled endpoint that asked for their type: best effort,
+    not retried (they carry no seq; the next change supersedes them). Logged with seq 0."""
+    from collab.protocol.wire import frame
+
+    hooks = rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT * FROM webhooks WHERE workspace_id = %s AND disabled_at IS NULL", (workspace_id,)
+        ).fetchall()
+    )
+    for event in events:
+        at = datetime.fromtimestamp(int(event["at_ms"]) / 1000, tz=UTC)
+        status = "active" if event["type"] == "presence.joined" else "away"
+        data = {"user": event["user"], "status": status, "viewing": None, "last_seen": iso(at)}
+        body_frame = frame(event["type"], workspace_id, event["user"]["id"], iso(at), data)
+        body = dumps({"type": event["type"], "timestamp": iso(at), "data": body_frame}).encode()
+        kind = event["type"].split(".")[1]
+        msg_id = f"prs_{workspace_id.replace('-', '')}_{kind}_{event['at_ms']}_{event['user']['id']}"
+        for hook in hooks:
+            if event["type"] not in hook["event_types"]:
+                continue
+            attempt = sender.deliver(
+                hook["url"], hook["secret"], msg_id[:256], body,
+                allow_loopback=rt.settings.webhook_allow_loopback, timeout=rt.settings.webhook_timeout_s,
+            )  # fmt: skip
+            rt.db.run(
+                functools.partial(_log, hook_id=hook["id"], seq=0, attempt=1, a=attempt, redelivery=False)
+            )
+
+
 # -- the schedule ---------------------------------------------------------------------------
 def tick(rt: Runtime) -> dict[str, int]:
     """Every minute: wake the worker for each workspace with an endpoint that is behind and due (a
@@ -448,7 +486,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         ).fetchall()
         return [str(r["workspace_id"]) for r in rows]
 
-    due = rt.db.run(tx)
+    due = list(dict.fromkeys([*rt.db.run(tx), *webhook_presence.workspaces_with_due_leaves(rt)]))
     minute = int(rt.clock.now() // 60)
     for wid in due:
         if rt.queue is not None:

@@ -22,7 +22,14 @@ HOOKS = "/workspaces/<workspace_id>/webhooks"
 HOOK = f"{HOOKS}/<webhook_id>"
 
 EventType = Literal[
-    "task.created", "task.updated", "task.deleted", "member.added", "member.removed", "member.role_changed"
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "member.added",
+    "member.removed",
+    "member.role_changed",
+    "presence.joined",
+    "presence.left",
 ]
 WebhookId = Annotated[UUID, Path(description="webhook id")]
 
@@ -35,7 +42,9 @@ class WebhookIn(BaseModel):
         description="https URL of a public address (checked now and at every delivery)",
     )
     event_types: list[EventType] = Field(
-        default_factory=list, max_length=6, description="the event types to send; empty: all"
+        default_factory=list,
+        max_length=8,
+        description="the event types to send; empty: every seq event (presence.* only when listed)",
     )
 
 
