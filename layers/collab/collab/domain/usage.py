@@ -211,6 +211,17 @@ def presence_allowed(rt: Runtime, wid: str, uid: str) -> bool:
     return bool(rt.store.r.set(keys.ws(wid, f"presence_throttle:{uid}"), 1, nx=True, ex=PRESENCE_EVERY_S))
 
 
+def _refused(out: Any) -> bool:
+    """A frame refused as bad input (an ``error`` frame or an ``ack`` with ``ok: false``) is not
+    metered: bad input changes nothing anywhere (contract 3.3), the meter included. The rate limit
+    bounds what such frames can cost. Replies are compact JSON that starts with the frame's type."""
+    body = out.get("body") if isinstance(out, dict) else None
+    if not isinstance(body, str):
+        return False
+    head = body[:400]
+    return head.startswith('{"type":"error"') or (head.startswith('{"type":"ack"') and '"ok":false' in head)
+
+
 def metered(route: str, *, check_budget: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Meter a WebSocket route's handler: a frame in, its reply, its invocation and duration."""
 
@@ -226,7 +237,7 @@ def metered(route: str, *, check_budget: bool = False) -> Callable[[Callable[...
                 rt = runtime()
                 cid = str((event.get("requestContext") or {}).get("connectionId", ""))
                 info = rt.connections.get(cid)
-                if info is not None:
+                if info is not None and not _refused(out):
                     memory = int(getattr(context, "memory_limit_in_mb", 0) or 0)
                     counts = {"frames_in": 1, "invocations": 1, "handler_ms": ms, "gb_ms": ms * memory / 1024}
                     if isinstance(out, dict) and out.get("body"):
