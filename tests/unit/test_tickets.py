@@ -116,9 +116,10 @@ def test_a_signature_spelled_with_nonzero_unused_bits_is_refused():
     """43 base64url characters carry 258 bits for a 32-byte HMAC: the last character's two low bits
     are unused. A token whose last character differs only there decodes to the same signature bytes;
     PyJWT refuses it, and so do we: one token, one spelling."""
+    now = int(time.time())  # not NOW (import time): a long test run would have expired the ticket
     good = jwt.encode(
         {"sub": "u", "wid": str(uuid.uuid4()), "jti": "0123456789abcdef", "aud": "collab-ws", "iss": "collab",
-         "iat": NOW, "exp": NOW + 300},
+         "iat": now, "exp": now + 300},
         KEY,
         algorithm="HS256",
     )  # fmt: skip
