@@ -20,19 +20,21 @@ import argparse
 import math
 from dataclasses import dataclass
 
-# -- published prices, us-east-1 ----------------------------------------------------------------
-WS_MESSAGE_USD = 1.00 / 1e6  # per message (first billion/month), metered in 32 KB increments
-WS_CONNECTION_MINUTE_USD = 0.25 / 1e6
-LAMBDA_REQUEST_USD = 0.20 / 1e6
-LAMBDA_GB_SECOND_ARM_USD = 0.0000133334
-ELASTICACHE_T4G_SMALL_HOUR_USD = 0.032  # per node; two nodes (primary + replica)
-RDS_T4G_SMALL_HOUR_USD = 0.032  # single-AZ; Multi-AZ doubles it
-RDS_PROXY_VCPU_HOUR_USD = 0.015  # billed per vCPU of the database, 2 vCPU minimum
-HOURS_PER_MONTH = 730
+# Published prices, us-east-1: one place for the benchmarks and the per-workspace usage meter.
+from collab.pricing import (
+    ELASTICACHE_T4G_SMALL_HOUR_USD,
+    HOURS_PER_MONTH,
+    LAMBDA_GB_SECOND_ARM_USD,
+    LAMBDA_REQUEST_USD,
+    MESSAGE_UNIT_BYTES,
+    RDS_PROXY_VCPU_HOUR_USD,
+    RDS_T4G_SMALL_HOUR_USD,
+    WS_CONNECTION_MINUTE_USD,
+    WS_MESSAGE_USD,
+)
 
 MESSAGE_MEMORY_MB = 1769  # infra/functions.py
 HEARTBEAT_MEMORY_MB = 256
-MESSAGE_UNIT_BYTES = 32 * 1024
 CONCURRENCY = 32  # posts in flight per fan-out (collab.adapters.apigw.management.CONCURRENCY)
 
 

@@ -90,9 +90,35 @@ def serve(host: str = "127.0.0.1", port: int = 8080) -> int:
         print(f"postgres: ready ({'migrated ' + ', '.join(applied) if applied else 'schema up to date'})")
         print(f"redis:    ready ({'embedded' if services.redis is not None else os.environ['REDIS_URL']})")
         _jwt_secret(HOME)
-        return asyncio.run(_run(host, port))
+        queue_server = _webhook_queue()
+        try:
+            return asyncio.run(_run(host, port))
+        finally:
+            if queue_server is not None:
+                queue_server.stop()
     finally:
         services.stop()
+
+
+def _webhook_queue() -> Any:
+    """Webhooks go through SQS as in AWS: moto's SQS in server mode on loopback (the FIFO queue and
+    its dead-letter queue), read by :class:`collab_dev.webhook_poller.Poller`. Receivers on loopback
+    are allowed here (``WEBHOOK_ALLOW_LOOPBACK``); every other SSRF rule holds. Returns the server."""
+    try:
+        from collab_dev.webhook_poller import start_local_queue
+    except ImportError:  # pragma: no cover - moto is in the dev extra
+        return None
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server, url = start_local_queue()
+    host, port = server.get_host_and_port()
+    os.environ["WEBHOOK_QUEUE_URL"] = url
+    os.environ["SQS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    os.environ.setdefault("WEBHOOK_ALLOW_LOOPBACK", "1")
+    print(f"webhooks: SQS FIFO queue (moto) at {url}")
+    return server
 
 
 async def _run(host: str, port: int) -> int:
@@ -116,6 +142,7 @@ async def _run(host: str, port: int) -> int:
     print(f"  WebSocket API   {gateway.ws_url}")
     print(f"  HTTP API        {gateway.http_url}/api/")
     print(f"  Management API  {gateway.http_url}/@connections/{{connection_id}}")
+    poller = _webhook_poller()
     if gateway.sweeper is not None:
         # Connections left in Redis by an earlier run are swept now rather than in a minute.
         with contextlib.suppress(Exception):
@@ -124,8 +151,26 @@ async def _run(host: str, port: int) -> int:
     await stop.wait()
     print("\nstopping: closing connections...", flush=True)
     seeding.cancel()
+    if poller is not None:
+        poller.stop()
     await gateway.stop()
     return 0
+
+
+def _webhook_poller() -> Any:
+    """Lambda's SQS event source for ``functions/webhooks``, plus its minute schedule."""
+    if not os.environ.get("WEBHOOK_QUEUE_URL"):
+        return None
+    from collab.adapters.sqs.queue import WebhookQueue
+    from collab_dev.emulator.lambda_events import LambdaContext
+    from collab_dev.emulator.lambda_loader import LambdaFunction
+    from collab_dev.webhook_poller import Poller
+
+    function = LambdaFunction("webhooks")
+    queue = WebhookQueue(os.environ["WEBHOOK_QUEUE_URL"], endpoint_url=os.environ.get("SQS_ENDPOINT_URL"))
+    poller = Poller(queue, lambda event: function(event, LambdaContext(function.function_name)))
+    poller.start()
+    return poller
 
 
 async def _seed_until_ready(gateway: LocalGateway) -> None:

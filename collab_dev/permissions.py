@@ -55,6 +55,8 @@ class Permissions:
 # - sweeper: Redis and posts (closes dead connections, announces leavers); Postgres to reconcile
 #   live connections against memberships and to prune expired rows (retention).
 # - api: everything (tickets are signed with the JWT secret; removals close connections).
+# - webhooks: Postgres (endpoints, the activity log, attempts), Redis and posts (presence debounce,
+#   notifying admins of a disabled endpoint).
 # - migrate: Postgres only: as the master user for the roles, then as the migration role.
 PERMISSIONS: dict[str, Permissions] = {
     "connect": Permissions(redis=True, postgres=True, jwt=True),
@@ -63,6 +65,7 @@ PERMISSIONS: dict[str, Permissions] = {
     "message": Permissions(redis=True, postgres=True, posts=True),
     "sweeper": Permissions(redis=True, postgres=True, posts=True),
     "api": Permissions(redis=True, postgres=True, jwt=True, posts=True),
+    "webhooks": Permissions(redis=True, postgres=True, posts=True),
     "migrate": Permissions(postgres=True, migrates=True),
 }
 

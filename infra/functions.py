@@ -44,7 +44,7 @@ DEAD_LETTER_RETENTION = Duration.days(14)
 # How a function is invoked: the WebSocket or HTTP stage (synchronously, at most the stage's
 # throttle rate), the one-minute schedule (asynchronously) or the deploy (once, synchronously by
 # the custom resource provider).
-Trigger = Literal["websocket", "http", "schedule", "deploy"]
+Trigger = Literal["websocket", "http", "schedule", "queue", "deploy"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ class FunctionSpec:
 # WebSocket routes get 10 s: API Gateway gives an integration 29 s, but a route that takes longer
 # than a few seconds is broken anyway and should fail fast rather than pile up concurrency.
 # The sweeper runs every minute: 55 s keeps two runs from overlapping. api stays under the HTTP
-# API's 30 s integration limit. migrate runs once per deploy.
+# API's 30 s integration limit. migrate runs once per deploy. webhooks: 120 s holds a batch of two
+# messages, each bounded by a 45 s sending budget plus one last request's timeouts.
 #
 # Memory buys CPU here, not room: every handler's peak resident set is 60-70 MB, reached while
 # importing and flat under load (python -m bench.memory), so 128 MB would hold any of them. Lambda's
@@ -103,9 +104,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                             "schedule", 1000, PERMISSIONS["sweeper"]),
     "api": FunctionSpec(1024, 15, "HTTP API: workspaces, members, tasks, notifications, tickets",
                         "http", 50, PERMISSIONS["api"]),
+    "webhooks": FunctionSpec(512, 120, "Webhook deliveries: SQS FIFO batches and the minute retry tick",
+                             "queue", 2000, PERMISSIONS["webhooks"]),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
                             "deploy", 5000, PERMISSIONS["migrate"]),
 }  # fmt: skip
+
+QUEUE_WORKERS = 5  # webhook deliveries in flight at once (one workspace each)
 
 # Lambda keeps this much of the account's quota unreserved, for the functions without a reservation.
 UNRESERVED_MINIMUM = 100
@@ -132,6 +137,10 @@ def reserved_concurrency(name: str, config: DeployConfig) -> int | None:
         rate = config.ws_throttle_rate
     elif spec.trigger == "http":
         rate = config.http_throttle_rate
+    elif spec.trigger == "queue":
+        # The webhooks worker: SQS FIFO hands a workspace's messages to one invocation at a time,
+        # so this caps how many workspaces are delivered at once, and what slow receivers can hold.
+        return QUEUE_WORKERS
     else:
         return 1
     return max(2, math.ceil(rate * spec.duration_ms / 1000 * config.concurrency_headroom))
@@ -264,7 +273,7 @@ class FunctionFactory(Construct):
         # Only an asynchronous invocation can end in a dead-letter queue; the stages and the provider
         # invoke synchronously and see the error themselves.
         dead_letters = None
-        if spec.trigger == "schedule":
+        if spec.trigger in ("schedule", "queue"):  # the webhooks worker also runs on a schedule
             dead_letters = dead_letter_queue(self, f"{title}DeadLetters", self.key, sender=role)
             self.dead_letter_queues[name] = dead_letters
         fn = lambda_.Function(

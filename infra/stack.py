@@ -21,6 +21,7 @@ from infra.migrations import SchemaMigrations
 from infra.network import Network
 from infra.observability import Observability
 from infra.realtime import Realtime
+from infra.webhooks import Webhooks
 
 
 class CollabStack(Stack):
@@ -46,6 +47,14 @@ class CollabStack(Stack):
             },
         )
         self.http = HttpApi(self, "Http", function=api_function, key=self.key, config=config)
+        self.webhooks = Webhooks(
+            self,
+            "Webhooks",
+            functions=self.functions,
+            connections_endpoint=self.realtime.connections_endpoint,
+            publishers=[api_function, self.realtime.functions["message"]],
+            key=self.key,
+        )
         # After every function exists: the table decides who may post to connections.
         self.functions.allow_manage_connections(self.realtime.api.api_id, self.realtime.stage.stage_name)
         self.observability = Observability(
@@ -55,6 +64,7 @@ class CollabStack(Stack):
             dead_letter_queues={
                 **self.functions.dead_letter_queues,
                 "migrations-provider": self.migrations.dead_letters,
+                "webhook-deliveries": self.webhooks.dead_letters,
             },
             websocket_api=self.realtime.api,
             websocket_stage=self.realtime.stage,

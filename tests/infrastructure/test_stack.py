@@ -239,6 +239,7 @@ def test_one_function_per_entry_point_plus_migrate(synth: Synth) -> None:
         "message",
         "sweeper",
         "api",
+        "webhooks",
         "migrate",
     }
     python_functions = [
@@ -363,6 +364,12 @@ ALLOWED_ACTIONS = {
     "kms:Decrypt",  # secrets (via Secrets Manager) and the dead-letter queue (via SQS)
     "kms:GenerateDataKey",  # the dead-letter queue, via SQS
     "sqs:SendMessage",  # the dead-letter queue
+    # the webhooks function's SQS event source
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
 }
 
 
@@ -389,13 +396,13 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
 
 def test_secret_access_matches_the_issue(synth: Synth) -> None:
     readers = {kind: {n for n, s in FUNCTIONS.items() if getattr(s, kind)} for kind in ("db", "jwt", "redis")}
-    # disconnect and sweeper never query Postgres (tests/integration/test_permissions.py): no credentials
-    assert readers["db"] == {"connect", "message", "api", "migrate"}
+    # disconnect never queries Postgres (tests/integration/test_permissions.py): no credentials
+    assert readers["db"] == {"connect", "message", "sweeper", "api", "webhooks", "migrate"}
     assert readers["jwt"] == {"connect", "api"}  # tickets are verified at $connect only
     assert readers["redis"] == set(FUNCTIONS) - {"migrate"}
     # $disconnect posts presence.left to the peers: without the grant every such post is a 403
     assert {n for n, s in FUNCTIONS.items() if s.posts} == {
-        "disconnect", "heartbeat", "message", "sweeper", "api"
+        "disconnect", "heartbeat", "message", "sweeper", "api", "webhooks"
     }  # fmt: skip
 
 
@@ -444,7 +451,7 @@ def test_role_writes_only_its_own_log_group(synth: Synth, name: str) -> None:
 
 
 def test_sweeper_runs_every_minute(synth: Synth) -> None:
-    [rule] = synth.of_type("AWS::Events::Rule").values()
+    rule = synth.resources[synth.logical_id(synth.stack.realtime.schedule)]
     props = rule["Properties"]
     assert props["ScheduleExpression"] == "rate(1 minute)"
     assert props["State"] == "ENABLED"
@@ -454,6 +461,45 @@ def test_sweeper_runs_every_minute(synth: Synth) -> None:
 
 
 # Data --------------------------------------------------------------------------------------------
+def test_webhooks_go_through_a_fifo_queue_with_a_dead_letter_queue(synth: Synth) -> None:
+    queues = synth.of_type("AWS::SQS::Queue")
+    queue_id = synth.logical_id(synth.stack.webhooks.queue)
+    dlq_id = synth.logical_id(synth.stack.webhooks.dead_letters)
+    assert set(queues) == {queue_id, dlq_id}
+    queue, dlq = queues[queue_id]["Properties"], queues[dlq_id]["Properties"]
+    assert queue["FifoQueue"] is True and dlq["FifoQueue"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert queue["VisibilityTimeout"] == 6 * FUNCTIONS["webhooks"].timeout_s
+    assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    for policy in synth.of_type("AWS::SQS::QueuePolicy").values():  # TLS only
+        [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [mapping] = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert props["FunctionName"] == ref(function_id(synth, "webhooks"))
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_webhook_retries_run_every_minute_and_publishers_may_enqueue(synth: Synth) -> None:
+    rule = synth.resources[synth.logical_id(synth.stack.webhooks.schedule)]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id(synth, "webhooks"), "Arn"]}
+    queue_id = synth.logical_id(synth.stack.webhooks.queue)
+    for name in FUNCTIONS:
+        env = function_props(synth, name)["Environment"]["Variables"]
+        sends = resources_for(statements_of_role(synth, name), "sqs:SendMessage")
+        if name in ("api", "message", "webhooks"):
+            assert env["WEBHOOK_QUEUE_URL"] == ref(queue_id), name
+            assert sends == [{"Fn::GetAtt": [queue_id, "Arn"]}], name
+        else:
+            assert "WEBHOOK_QUEUE_URL" not in env and sends == [], name
+
+
 def test_rds_proxy_requires_tls_and_uses_the_generated_secret(synth: Synth) -> None:
     [proxy] = synth.of_type("AWS::RDS::DBProxy").values()
     props = proxy["Properties"]
@@ -690,6 +736,7 @@ RESERVED = {
     "api": 40,
     "sweeper": 1,
     "migrate": 1,
+    "webhooks": 5,
 }
 
 
@@ -704,7 +751,7 @@ def test_reserved_concurrency_follows_the_stage_throttles(synth: Synth) -> None:
         f["Properties"]["ReservedConcurrentExecutions"]
         for f in synth.of_type("AWS::Lambda::Function").values()
     )
-    assert total == synth.stack.functions.reserved_total == 383
+    assert total == synth.stack.functions.reserved_total == 388
     assert total <= 1000 - 100, "Lambda keeps 100 of the default quota unreserved"
 
 
@@ -721,23 +768,30 @@ def test_asynchronously_invoked_functions_have_encrypted_alarmed_dead_letter_que
         for lid, fn in synth.of_type("AWS::Lambda::Function").items()
         if "DeadLetterConfig" in fn["Properties"]
     }
-    assert set(with_dlq) == {function_id(synth, "sweeper"), framework}
-    assert set(with_dlq.values()) == set(queues)
-    for queue in queues.values():
-        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert set(with_dlq) == {function_id(synth, "sweeper"), function_id(synth, "webhooks"), framework}
+    deliveries = synth.logical_id(synth.stack.webhooks.queue)  # the webhooks' FIFO queue itself
+    dead_letters = set(queues) - {deliveries}
+    assert set(with_dlq.values()) == dead_letters - {synth.logical_id(synth.stack.webhooks.dead_letters)}
+    for lid in dead_letters:
+        assert queues[lid]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     depth = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in alarms(synth)
         if a["Namespace"] == "AWS/SQS" and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
     }
-    assert depth == set(queues)
+    assert depth == dead_letters
     # SQS refuses plain HTTP to the queues
     policies = json.dumps(list(synth.of_type("AWS::SQS::QueuePolicy").values()))
     assert policies.count('"aws:SecureTransport": "false"') == len(queues)
 
 
 def test_sweeper_events_are_not_retried_but_kept(synth: Synth) -> None:
-    [config] = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+    sweeper = function_id(synth, "sweeper")
+    [config] = [
+        c
+        for c in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": sweeper}
+    ]
     assert config["Properties"]["MaximumRetryAttempts"] == 0
     assert config["Properties"]["MaximumEventAgeInSeconds"] == 60
 

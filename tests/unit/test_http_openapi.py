@@ -52,6 +52,17 @@ CONTRACT_ROUTES = {
     ("get", "/notifications"),
     ("post", "/notifications/read"),
 }
+# Contract v1.2: what the operators of a workspace use (admins and owners only).
+OPERATOR_ROUTES = {
+    ("get", "/workspaces/{workspace_id}/webhooks"),
+    ("post", "/workspaces/{workspace_id}/webhooks"),
+    ("delete", "/workspaces/{workspace_id}/webhooks/{webhook_id}"),
+    ("post", "/workspaces/{workspace_id}/webhooks/{webhook_id}/redeliveries"),
+    ("get", "/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries"),
+    ("get", "/workspaces/{workspace_id}/deliveries"),
+    ("get", "/workspaces/{workspace_id}/connections"),
+    ("get", "/workspaces/{workspace_id}/usage"),
+}
 
 
 # -- the document ------------------------------------------------------------------------------
@@ -68,7 +79,7 @@ def test_the_document_is_valid_openapi_and_covers_every_contract_route():
     doc = openapi_export.openapi_document()
     validate(doc)
     routes = {(m, p) for p, ops in doc["paths"].items() for m in ops}
-    assert routes == CONTRACT_ROUTES
+    assert routes == CONTRACT_ROUTES | OPERATOR_ROUTES
     assert doc["security"] == [{"bearerAuth": []}]
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 

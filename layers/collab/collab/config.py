@@ -43,6 +43,11 @@ ENV = {
     "websocket_url": "WEBSOCKET_URL",
     "db_sslrootcert": "DB_SSLROOTCERT",
     "cors_origins": "CORS_ORIGINS",
+    "webhook_queue_url": "WEBHOOK_QUEUE_URL",
+    "sqs_endpoint_url": "SQS_ENDPOINT_URL",
+    "webhook_allow_loopback": "WEBHOOK_ALLOW_LOOPBACK",
+    "webhook_timeout_s": "WEBHOOK_TIMEOUT_S",
+    "workspace_budget_usd": "WORKSPACE_BUDGET_USD",
 }
 
 # Where libpq finds the CAs that RDS Proxy's certificate chains to (Amazon's root CAs, in every
@@ -121,6 +126,16 @@ class Settings(BaseModel):
     # unset or `*`: any. The stack passes its corsOrigins context.
     cors_origins: str | None = None
     limits: Limits = Limits()
+
+    # Webhooks (docs/operations.md): the SQS FIFO queue (unset: webhooks are not enqueued, the
+    # scheduled tick still delivers), moto's endpoint under collab dev, and whether http:// and
+    # loopback receivers are allowed (collab dev only: everything else is the SSRF rules).
+    webhook_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    webhook_allow_loopback: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
+    # Each workspace's monthly budget (docs/operations.md, usage); over it, presence is throttled.
+    workspace_budget_usd: float | None = Field(default=None, ge=0)
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")

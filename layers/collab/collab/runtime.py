@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
     from collab.adapters.postgres.database import Database
     from collab.adapters.redis.store import Store
+    from collab.adapters.sqs.queue import WebhookQueue
 
 
 class Runtime:
@@ -29,11 +30,12 @@ class Runtime:
         db: Database | None = None,
         store: Store | None = None,
         gateway: ManagementApi | None = None,
+        queue: WebhookQueue | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.clock = clock or Clock()
         self._lock = threading.Lock()
-        self._given: dict[str, Any] = {"db": db, "store": store, "gateway": gateway}
+        self._given: dict[str, Any] = {"db": db, "store": store, "gateway": gateway, "queue": queue}
         # connection id -> ConnInfo; a connection's identity never changes, so warm containers
         # skip the Redis lookup. Bounded: cleared when it grows past 10,000 entries.
         self.connections: dict[str, Any] = {}
@@ -58,6 +60,17 @@ class Runtime:
             connect_redis(s.redis_url, cluster=s.redis_cluster, password=s.redis_password),
             cluster=s.redis_cluster,
         )
+
+    @cached_property
+    def queue(self) -> WebhookQueue | None:
+        """The webhook delivery queue, when ``WEBHOOK_QUEUE_URL`` is set."""
+        if self._given["queue"] is not None:
+            return self._given["queue"]
+        if not self.settings.webhook_queue_url:
+            return None
+        from collab.adapters.sqs.queue import WebhookQueue
+
+        return WebhookQueue(self.settings.webhook_queue_url, endpoint_url=self.settings.sqs_endpoint_url)
 
     def gateway_for(self, endpoint_from_event: str | None) -> ManagementApi:
         """The Management API client: ``CONNECTIONS_ENDPOINT`` or the event's domain/stage."""

@@ -124,8 +124,15 @@ def publish(
         conns = rt.store.append_event(wid, int(event["seq"]), payload, answer=answer)
         targets = [cid for cid in conns if cid != exclude_connection]
         receipt = gateway.broadcast(targets, payload.encode())
+        from collab.domain import tracer, usage
+
+        usage.add(rt, wid, posts_out=len(targets))
+        tracer.on_fanout(rt, wid, event, receipt, exclude_connection)  # before gone peers are pruned
         if receipt.gone:
             _prune(rt, gateway, wid, receipt.gone)
+        from collab.domain import webhooks  # stdlib-only imports; a no-op without a queue
+
+        webhooks.enqueue(rt, wid, int(event["seq"]))
     if committed.notifications:
         push_notifications(rt, committed.notifications, gateway)
     return receipt

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from collab.adapters.redis.store import Beat, ConnInfo, Removed
 from collab.clock import iso
+from collab.domain import usage, webhook_presence
 from collab.protocol.wire import dumps, frame
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def broadcast(
     reach every connection."""
     active_only = type_ == "presence.updated"
     targets = [c for c in rt.store.fanout_targets(workspace_id, active_only=active_only) if c != exclude]
+    usage.add(rt, workspace_id, posts_out=len(targets))
     receipt = gateway.broadcast(targets, _presence_frame(rt, type_, workspace_id, uid, data))
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
@@ -133,6 +135,7 @@ def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: di
     differs, if anything."""
     if raw.get("held") is not None:
         return
+    webhook_presence.changed(rt, info.workspace_id, info.user_id, info.display_name, joined=True)
     broadcast(
         rt,
         gateway,
@@ -148,7 +151,8 @@ def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, vie
     """``presence.update``: the connection's status is its mode; peers hear of it when the user's
     entry changed."""
     raw, changed = rt.store.set_presence(info, status, viewing, rt.clock.now_ms(), deadline_ms(rt, status))
-    if raw is not None and changed:
+    # Over its budget, a workspace's presence updates are throttled first (stored, sent less often).
+    if raw is not None and changed and usage.presence_allowed(rt, info.workspace_id, info.user_id):
         broadcast(
             rt,
             gateway,
@@ -186,6 +190,8 @@ def settle(
     now = rt.clock.utcnow()
     changes: list[tuple[str, str, dict[str, Any]]] = []
     for r in removed:
+        if r.left:  # webhooks debounce leaves themselves (a reload within 30 s is no leave)
+            webhook_presence.changed(rt, workspace_id, r.user_id, r.display_name, joined=False)
         if r.left and hold:
             rt.store.hold_leave(workspace_id, r.user_id, r.entry or {}, rt.clock.now_ms())
         elif r.left:

@@ -30,7 +30,15 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from collab.auth import tokens
 from collab.domain import ledger, users
 from collab.errors import CollabError, MethodNotAllowed, PayloadTooLarge, RateLimited, Unauthorized
-from collab.http import member_routes, notification_routes, task_routes, ticket_routes, workspace_routes
+from collab.http import (
+    member_routes,
+    notification_routes,
+    operations_routes,
+    task_routes,
+    ticket_routes,
+    webhook_routes,
+    workspace_routes,
+)
 from collab.http.responses import MAX_BODY_BYTES, BadRequest, UnsupportedMediaType, error_response
 from collab.http.routing import Request, current, replay
 from collab.observability import logger
@@ -50,6 +58,8 @@ app = APIGatewayHttpResolver(
 for _module in (ticket_routes, workspace_routes, member_routes, task_routes, notification_routes):
     app.include_router(_module.router)
 app.include_router(workspace_routes.presence_router)
+app.include_router(webhook_routes.router)
+app.include_router(operations_routes.router)
 
 
 def allowed_methods(path: str) -> list[str]:

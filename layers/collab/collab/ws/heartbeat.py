@@ -9,6 +9,7 @@ then carries the presence list too, which away tabs are not sent changes of), or
 workspace's latest seq is past its ``seq``: the answer carries the latest, and the client syncs).
 Otherwise the route returns no body, and API Gateway sends nothing: no billed message out. Errors
 and a gone connection are answered in every case.
+A heartbeat's ``seq`` is also recorded for the delivery tracer (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def handle(rt: Runtime, event: dict[str, Any], *, budget: bool = True) -> dict[s
         return error(rt, exc, rt.connections.get(cid))
     if info is None or beat is None or not beat.alive:
         return gone(rt, gateway, cid)
+    assert info is not None
+    if seq is not None:
+        _acknowledge(rt, info.workspace_id, cid, seq)
     behind = seq is not None and beat.latest_seq > seq
     if quiet and not probe and not behind:
         return {"statusCode": 200}  # no body: API Gateway sends nothing
@@ -82,3 +86,16 @@ def handle(rt: Runtime, event: dict[str, Any], *, budget: bool = True) -> dict[s
         except CollabError:
             pass  # the answer is what matters: the socket is alive
     return reply(rt, "heartbeat.ack", data, info)
+
+
+def _acknowledge(rt: Runtime, wid: str, cid: str, seq: int) -> None:
+    """The client's last applied seq, for the delivery tracer."""
+    try:
+        if seq < 2**63:
+            from collab.adapters.redis import trace
+
+            trace.acknowledge(rt.store.r, wid, cid, seq)
+    except CollabError:
+        pass  # an optional report: the heartbeat itself succeeded
+    except Exception:  # noqa: BLE001 - Redis hiccup on an optional report: the ack still goes out
+        pass

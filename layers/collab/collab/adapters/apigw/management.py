@@ -30,6 +30,7 @@ CONCURRENCY = 32  # posts in flight per fan-out: a 50-member workspace goes out 
 TIMEOUT_S = 5.0
 
 DELIVERED, GONE, FAILED = "delivered", "gone", "failed"
+THROTTLED = "throttled"  # a failure (429 after the retries) the delivery tracer names apart
 
 
 @dataclass(slots=True)
@@ -37,17 +38,22 @@ class Receipt:
     delivered: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    throttled: list[str] = field(default_factory=list)  # the failed ones that were still 429
 
     def counts(self) -> dict[str, int]:
         return {"delivered": len(self.delivered), "gone": len(self.gone), "failed": len(self.failed)}
 
     def add(self, cid: str, outcome: str) -> None:
         {DELIVERED: self.delivered, GONE: self.gone}.get(outcome, self.failed).append(cid)
+        if outcome == THROTTLED:
+            self.throttled.append(cid)
 
 
 def _outcome(status: int) -> str:
     if 200 <= status < 300:
         return DELIVERED
+    if status == 429:
+        return THROTTLED
     return GONE if status == 410 else FAILED
 
 
@@ -171,7 +177,7 @@ class ManagementApi:
 
     # -- the port -------------------------------------------------------------------------------
     def post(self, cid: str, data: bytes) -> str:
-        """Send one message; returns ``delivered``, ``gone`` or ``failed``."""
+        """Send one message; returns ``delivered``, ``gone``, ``throttled`` (429) or ``failed``."""
         return self._send("POST", [(cid, data)])[0]
 
     def broadcast(self, cids: Iterable[str], data: bytes) -> Receipt:

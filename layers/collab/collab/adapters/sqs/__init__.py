@@ -1,0 +1,1 @@
+"""Amazon SQS: the webhook delivery queue (FIFO, one message group per workspace)."""

@@ -1,0 +1,1 @@
+"""Webhooks out: Standard Webhooks ``signing``, the SSRF rules (``addresses``) and the ``sender``."""

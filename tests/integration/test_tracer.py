@@ -1,0 +1,121 @@
+"""The delivery tracer explains a scripted miss: a peer gone (410), a throttled post (429), a member
+removed, a connection that has not synced yet; and shows the seq each connection acknowledged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from test_http_helpers import Api
+
+
+@pytest.fixture
+def throttled(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> set[str]:
+    """Connection ids whose posts the Management API answers 429, every time."""
+    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend as Backend
+    from moto.core.exceptions import JsonRESTError
+
+    class Throttled(JsonRESTError):
+        code = 429
+
+        def __init__(self) -> None:
+            super().__init__("LimitExceededException", "throttled")
+
+    ids: set[str] = set()
+    captured = Backend.post_to_connection
+
+    def post(self: Any, data: bytes, connection_id: str) -> None:
+        if unquote(connection_id) in ids:
+            raise Throttled()
+        captured(self, data, connection_id)
+
+    monkeypatch.setattr(Backend, "post_to_connection", post)
+    return ids
+
+
+def test_the_tracer_explains_who_did_not_get_an_event(world: Any, throttled: set[str]) -> None:
+    # Given alice (owner) and bob, carol, dave, frank and erin in a workspace
+    wid = world.workspace("alice", "bob", "carol", "dave", "frank", "erin")
+    api = Api(world.rt.settings)
+    alice, bob, carol, dave, frank = (
+        world.connect(u, wid) for u in ("alice", "bob", "carol", "dave", "frank")
+    )
+    erin = world.connect("erin", wid, sync=False)  # connected, has not sent sync yet
+    task = alice.create("Plan")["data"]["task"]
+    # and dave was removed, then bob's connection died without a $disconnect and carol's posts are
+    # throttled
+    api.ok("DELETE", f"/workspaces/{wid}/members/dave", "alice")
+    world.sink.gone.add(bob.cid)
+    throttled.add(carol.cid)
+
+    # When alice changes the task
+    seq = alice.update(task["id"], title="Plan it")["data"]["seq"]
+
+    # Then the tracer says, connection by connection, what happened to that event
+    page = api.ok("GET", f"/workspaces/{wid}/deliveries", "alice", query={"seq": str(seq)})
+    [event] = page["items"]
+    assert event["seq"] == seq and event["type"] == "task.updated"
+    outcome = {(c["user_id"], c["connection_id"]): c["outcome"] for c in event["connections"]}
+    assert outcome == {
+        ("alice", alice.cid): "sender",
+        ("bob", bob.cid): "gone",
+        ("carol", carol.cid): "throttled",
+        ("frank", frank.cid): "delivered",
+        ("erin", erin.cid): "not_synced",
+        ("dave", None): "removed",
+    }
+    assert dave.cid not in {c["connection_id"] for c in event["connections"]}
+    removed = next(c for c in event["connections"] if c["outcome"] == "removed")
+    assert removed["removed_at_seq"] == seq - 1  # the member.removed event
+    assert event["counts"] == {
+        "sender": 1, "gone": 1, "throttled": 1, "delivered": 1, "not_synced": 1, "removed": 1,
+    }  # fmt: skip
+    # the earlier event, before dave's removal: dave was a target then, and bob still alive
+    earlier = api.ok("GET", f"/workspaces/{wid}/deliveries", "alice", query={"seq": str(seq - 2)})["items"][0]
+    assert {c["user_id"]: c["outcome"] for c in earlier["connections"]}["dave"] == "delivered"
+    # all recent events, newest first
+    seqs = [e["seq"] for e in api.ok("GET", f"/workspaces/{wid}/deliveries", "alice")["items"]]
+    assert seqs == sorted(seqs, reverse=True) and seqs[0] == seq
+    # an untraced seq is 404, with the reason
+    missing = api.call("GET", f"/workspaces/{wid}/deliveries", "alice", query={"seq": "999"})
+    assert missing.status == 404 and "last 100" in missing.error["message"]
+
+
+def test_connections_show_synced_state_and_the_acknowledged_seq(world: Any) -> None:
+    from functions.heartbeat.handler import handler
+
+    wid = world.workspace("alice", "bob")
+    api = Api(world.rt.settings)
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid, sync=False)
+    seq = alice.create("x")["data"]["seq"]
+    out = handler(alice.event("heartbeat", json.dumps({"action": "heartbeat", "seq": seq})), world.context)
+    assert json.loads(out["body"])["type"] == "heartbeat.ack"
+    # a malformed seq is ignored, the heartbeat still answered
+    out = handler(bob.event("heartbeat", '{"action": "heartbeat", "seq": "x"}'), world.context)
+    assert json.loads(out["body"])["type"] == "heartbeat.ack"
+    items = {c["connection_id"]: c for c in api.ok("GET", f"/workspaces/{wid}/connections", "alice")["items"]}
+    assert items[alice.cid]["synced"] is True and items[alice.cid]["last_ack_seq"] == seq
+    assert items[bob.cid]["synced"] is False and items[bob.cid]["last_ack_seq"] is None
+    assert items[alice.cid]["display_name"] == "Alice" and items[alice.cid]["last_heartbeat_ms"]
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("owner", 200), ("admin", 200), ("member", 403), ("outsider", 403)]
+)
+def test_only_owners_and_admins_read_the_tracer(world: Any, role: str, status: int) -> None:
+    wid = world.workspace("alice", "bob", "carol")
+    world.user("dave")
+    world.rt.db.run(
+        lambda cur: cur.execute(
+            "UPDATE workspace_members SET role = 'admin' WHERE workspace_id = %s AND user_id = 'bob'", (wid,)
+        )
+    )
+    user = {"owner": "alice", "admin": "bob", "member": "carol", "outsider": "dave"}[role]
+    api = Api(world.rt.settings)
+    for path in ("deliveries", "connections"):
+        assert api.call("GET", f"/workspaces/{wid}/{path}", user).status == status, path
+    assert api.call("GET", f"/workspaces/{wid}/deliveries", user, query={"seq": "0"}).status == 422
+    unknown = "/workspaces/00000000-0000-4000-8000-000000000000/connections"
+    assert api.call("GET", unknown, user).status == 404
