@@ -417,7 +417,15 @@ def dead_letter_queue(
         enforce_ssl=True,
         retention_period=DEAD_LETTER_RETENTION,
     )
-    region = Stack.of(scope).region
+    grant_send(queue, key, sender)
+    return queue
+
+
+def grant_send(queue: sqs.IQueue, key: kms.IKey, sender: iam.IGrantable) -> None:
+    """``SendMessage`` to a queue encrypted with ``key``: the queue, and exactly ``GenerateDataKey``
+    and ``Decrypt`` of the key (what SQS asks of a producer), through SQS only, rather than the
+    wildcard actions of ``grant_send_messages``."""
+    region = Stack.of(queue).region
     principal = sender.grant_principal
     principal.add_to_principal_policy(
         iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
@@ -429,4 +437,3 @@ def dead_letter_queue(
             conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
         )
     )
-    return queue

@@ -17,7 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.functions import FUNCTIONS, FunctionFactory
+from infra.functions import FUNCTIONS, FunctionFactory, grant_send
 
 # Six times the function's timeout: AWS's advice for a queue read by Lambda, so a message is not
 # handed to a second worker while the first still runs it.
@@ -65,10 +65,10 @@ class Webhooks(Construct):
             sources.SqsEventSource(self.queue, batch_size=2, report_batch_item_failures=True)
         )
         # SendMessage, and the key's data keys through SQS (the queue is encrypted with the stack's key).
-        self.queue.grant_send_messages(self.function)  # continuations and the tick's catch-ups
+        grant_send(self.queue, key, self.function)  # continuations and the tick's catch-ups
         for fn in publishers:  # whoever commits workspace events wakes the worker
             fn.add_environment("WEBHOOK_QUEUE_URL", self.queue.queue_url)
-            self.queue.grant_send_messages(fn)
+            grant_send(self.queue, key, fn)
         self.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.minutes(1))
         self.schedule = events.Rule(
             self,

@@ -96,7 +96,7 @@ def test_a_refused_request_stays_refused_after_redis_loss(world):
         "task": {"title": "x", "assigned_to": "cat"},
     }
     first = a.send(frame)
-    assert first["data"]["ok"] is False and first["data"]["error"]["code"] == "validation_error"
+    assert first["data"]["ok"] is False and first["data"]["error"]["code"] == "conflict"  # not a member
     world.rt.db.run(
         lambda cur: cur.execute(
             "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, 'cat', 'member')", (wid,)

@@ -162,12 +162,12 @@ def test_an_edit_committed_while_a_connection_takes_its_first_sync_reaches_it(wo
     real = notifications.claim_undelivered
     edits: list[dict[str, Any]] = []
 
-    def claim_after_an_edit(cur: Any, user_id: str) -> Any:
+    def claim_after_an_edit(cur: Any, user_id: str, budget: int | None = None) -> Any:
         # Inside bob's sync transaction, after it read last_seq: ann's edit commits now, from another
         # container (thread), and is published to the workspace's fan-out targets at that moment.
         if user_id == "bob" and not edits:
             InThread(lambda: edits.append(ann.update(task["id"], title="during the sync"))).result()
-        return real(cur, user_id)
+        return real(cur, user_id, budget)
 
     monkeypatch.setattr(notifications, "claim_undelivered", claim_after_an_edit)
     reply = bob.send({"action": "sync", "since": None})

@@ -19,7 +19,10 @@ from collab.auth.tickets import LEEWAY_S
 from collab.clock import iso
 from collab.domain.events import activity_frame
 from collab.protocol.wire import dumps
-from collab.ws.routes import FRAME_LIMIT, WINDOW_MS
+from collab.config import Limits
+from collab.ws.context import WINDOW_MS
+
+FRAME_LIMIT = Limits().frames_per_minute
 
 WS_MESSAGE_LIMIT = 128 * 1024  # API Gateway's largest WebSocket message (contract 3.4)
 
