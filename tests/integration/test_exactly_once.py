@@ -144,7 +144,7 @@ def test_http_idempotency_key_replays_the_first_answer_and_changes_nothing(api, 
     assert [t["title"] for t in items] == ["once"]
     # the same key with another request: refused, never replayed
     other = api.call("POST", path, "alice", {"title": "twice"}, headers=key)
-    assert other.status == 422 and other.error["field"] == "Idempotency-Key"
+    assert other.status == 409 and other.error["field"] == "Idempotency-Key"
     # keys are per user: bob's same key is his own request
     assert api.call("POST", path, "bob", {"title": "bob's"}, headers=key).status == 201
 

@@ -17,9 +17,9 @@ import jwt
 from collab.adapters.redis import keys
 from collab.auth.tickets import LEEWAY_S
 from collab.clock import iso
+from collab.config import Limits
 from collab.domain.events import activity_frame
 from collab.protocol.wire import dumps
-from collab.config import Limits
 from collab.ws.context import WINDOW_MS
 
 FRAME_LIMIT = Limits().frames_per_minute

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from collab.adapters.postgres.database import Cursor, Database
-from collab.errors import CollabError, ValidationError
+from collab.errors import CollabError, Conflict
 
 T = TypeVar("T")
 
@@ -47,9 +47,10 @@ class Answer:
     body: str
 
 
-class KeyReused(ValidationError):
+class KeyReused(Conflict):
     """The key was first used for a different request (another body or route): refused, never
-    replayed, never recorded."""
+    replayed, never recorded. A conflict with what the server holds (409), not a malformed request:
+    the request itself is valid (docs/http-api.md: state answers 403, 404 or 409, never 422)."""
 
 
 class Replayed(Exception):

@@ -99,7 +99,7 @@ def follow(param: str, ops: tuple[str, ...], value: str = "$response.body#/id") 
 
 # Idempotency-Key (as Stripe and draft-ietf-httpapi-idempotency-key-header use it): a client-chosen
 # key of at most 255 characters. A retry with the same key gets the first answer (status and body,
-# with ``Idempotent-Replayed: true``) and changes nothing; the same key with another request is 422.
+# with ``Idempotent-Replayed: true``) and changes nothing; the same key with another request is 409.
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -109,7 +109,7 @@ IdempotencyKey = Annotated[
         description="Makes the request idempotent: a retry with the same key gets the first answer "
         "(with the header `Idempotent-Replayed: true`) and changes nothing, even after a failure whose "
         "outcome the client could not see. Keys are kept at least 24 hours; the same key with a "
-        "different request is refused (422).",
+        "different request is refused (409).",
     ),
 ]
 
