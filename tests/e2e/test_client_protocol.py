@@ -281,6 +281,9 @@ def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_ar
     # Given a heartbeat that is never answered, Then the client gives up on the socket
     client.wait_sent("f.action === 'heartbeat'")
     client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    # The short timeout has done its work. The next socket must not time out too before this test
+    # answers it: on a loaded machine 300 ms pass quickly, and a third ticket would be fetched.
+    client.js("window.client.heartbeatTimeoutMs = 600000; window.client.heartbeatMs = 600000")
 
     # And a change made while offline is queued
     client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
