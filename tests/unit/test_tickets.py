@@ -362,3 +362,10 @@ def test_time_refusals_say_which():
         with pytest.raises(Unauthorized) as refused:
             tickets.verify_ticket(good_ticket(now, **over), KEY, ISSUER, now=now)
         assert refused.value.message == message, over
+
+
+def test_claim_lengths_at_their_limits():
+    now = int(time.time())
+    assert ours(good_ticket(now, sub="s" * 128)) and not ours(good_ticket(now, sub="s" * 129))
+    assert ours(good_ticket(now, jti="j" * 64)) and not ours(good_ticket(now, jti="j" * 65))
+    assert ours(good_ticket(now, jti="j" * 8)) and not ours(good_ticket(now, jti="j" * 7))
