@@ -274,13 +274,17 @@ def test_optimistic_change_stays_on_top_of_remote_versions_and_rolls_back_on_err
 def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_are_resent(
     client: Harness,
 ) -> None:
-    client.start(heartbeatMs=200, heartbeatTimeoutMs=300, probeAfterMs=400, backoffBaseMs=100)
+    # Long timers while the test sets up (a loaded machine must not time a socket out meanwhile);
+    # then one probing heartbeat is sent with a 300 ms deadline, and never answered.
+    client.start(heartbeatMs=600_000, heartbeatTimeoutMs=600_000, probeAfterMs=600_000, backoffBaseMs=100)
     client.go_live(seq=5)
     assert client.tickets == 1
 
     # Given a probe that is never answered, Then the client gives up on the socket
+    client.js("window.client.heartbeatTimeoutMs = 300; window.client._beat(window.client._ws, true)")
     client.wait_sent("f.action === 'heartbeat' && f.probe === true")
     client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
+    client.js("window.client.heartbeatTimeoutMs = 600000")  # the next socket must not time out too
 
     # And a change made while offline is queued
     client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)

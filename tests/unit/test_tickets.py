@@ -348,3 +348,24 @@ def test_the_size_limit_is_4096_characters():
     assert len(at_limit) == tickets.MAX_TOKEN_CHARS and ours(at_limit)
     over = next(s for s in sorted(sizes) if s > tickets.MAX_TOKEN_CHARS)
     assert not ours(good_ticket(now, pad="p" * sizes[over]))
+
+
+def test_time_refusals_say_which():
+    now = 2_000_000_000
+    cases = [
+        ({"iat": now - 400, "exp": now - 100}, "ticket expired"),
+        ({"iat": now + 100, "exp": now + 200}, "ticket is not yet valid"),
+        ({"nbf": now + 100}, "ticket is not yet valid"),
+        ({"iat": now, "exp": now + 301}, "ticket lifetime is too long"),
+    ]
+    for over, message in cases:
+        with pytest.raises(Unauthorized) as refused:
+            tickets.verify_ticket(good_ticket(now, **over), KEY, ISSUER, now=now)
+        assert refused.value.message == message, over
+
+
+def test_claim_lengths_at_their_limits():
+    now = int(time.time())
+    assert ours(good_ticket(now, sub="s" * 128)) and not ours(good_ticket(now, sub="s" * 129))
+    assert ours(good_ticket(now, jti="j" * 64)) and not ours(good_ticket(now, jti="j" * 65))
+    assert ours(good_ticket(now, jti="j" * 8)) and not ours(good_ticket(now, jti="j" * 7))
