@@ -43,6 +43,17 @@ def preserve_exported_env(mp: pytest.MonkeyPatch) -> None:
             mp.delenv(name, raising=False)
 
 
+def real_functions_env(mp: pytest.MonkeyPatch, service_urls: dict[str, str], secret: str) -> None:
+    """What the real functions read behind a module's own gateway: the suite's Postgres and Redis,
+    the JWT secret, and quiet Powertools."""
+    preserve_exported_env(mp)
+    for name, value in service_urls.items():
+        mp.setenv(name, value)
+    mp.setenv("JWT_SECRET", secret)
+    mp.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    mp.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
 @pytest.fixture
 def start_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RunningGateway]]:
     """Start a gateway with the given LocalGateway arguments; stopped after the test."""

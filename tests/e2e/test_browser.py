@@ -24,7 +24,7 @@ import pytest
 from collab.adapters.apigw.management import ManagementApi
 from collab.auth.tokens import issue_access_token
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import preserve_exported_env
+from tests.e2e.conftest import real_functions_env
 from tests.e2e.harness import RunningGateway
 
 pytestmark = pytest.mark.e2e
@@ -38,12 +38,7 @@ TITLE = "[data-testid=task-title]"
 def gw(service_urls: dict[str, str]) -> Iterator[RunningGateway]:
     """The real functions behind a gateway of this module's own."""
     with pytest.MonkeyPatch.context() as mp:
-        preserve_exported_env(mp)
-        for name, value in service_urls.items():
-            mp.setenv(name, value)
-        mp.setenv("JWT_SECRET", TEST_JWT_SECRET)
-        mp.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-        mp.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+        real_functions_env(mp, service_urls, TEST_JWT_SECRET)
         gateway = RunningGateway(sweep_interval_s=None).start()
         yield gateway
         gateway.stop()

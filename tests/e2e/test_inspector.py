@@ -20,7 +20,7 @@ import pytest
 
 from collab.auth.tokens import issue_access_token
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import preserve_exported_env
+from tests.e2e.conftest import real_functions_env
 from tests.e2e.harness import RunningGateway
 from tests.support.webhook_receiver import Receiver
 
@@ -40,12 +40,7 @@ def dev(service_urls: dict[str, str]) -> Iterator[RunningGateway]:
     from collab_dev.webhook_poller import Poller, start_local_queue
 
     with pytest.MonkeyPatch.context() as mp:
-        preserve_exported_env(mp)
-        for name, value in service_urls.items():
-            mp.setenv(name, value)
-        mp.setenv("JWT_SECRET", TEST_JWT_SECRET)
-        mp.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-        mp.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+        real_functions_env(mp, service_urls, TEST_JWT_SECRET)
         mp.setenv("AWS_ACCESS_KEY_ID", "local")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
