@@ -40,7 +40,7 @@ from collab.http import (
     workspace_routes,
 )
 from collab.http.responses import MAX_BODY_BYTES, BadRequest, UnsupportedMediaType, error_response
-from collab.http.routing import Request, current, replay
+from collab.http.routing import WRITES, Request, current, replay
 from collab.observability import logger
 from collab.protocol.wire import dumps
 from collab.runtime import Runtime, runtime
@@ -98,9 +98,6 @@ def _refusal(exc: Exception) -> bool:
     if not isinstance(exc, CollabError) or isinstance(exc, ledger.KeyReused | RateLimited):
         return False
     return 400 <= exc.status < 500
-
-
-WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def _write_budget(rt: Runtime, event: dict[str, Any], identity: tokens.Identity) -> None:

@@ -24,6 +24,8 @@ from collab.observability import logger
 from collab.protocol.wire import dumps
 from collab.runtime import Runtime
 
+WRITES = ("POST", "PATCH", "PUT", "DELETE")  # the methods the per-user write budget counts
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -73,7 +75,7 @@ def route(
     become OpenAPI links of the success response: what a client, or a stateful fuzzer, can do next
     with what was just created."""
     base = WRITE if method in ("POST", "PATCH", "PUT") else READ
-    if method in ("POST", "PATCH", "PUT", "DELETE"):
+    if method in WRITES:
         errors += (429,)  # the per-user write budget
     responses = documented(status, ok, base + errors)
     if links:
