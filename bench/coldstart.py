@@ -21,7 +21,11 @@ stand-in for Secrets Manager (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, a certificat
 trusted next to the system's roots, as a hashed directory through ``SSL_CERT_DIR`` and as one
 bundle), and Redis and Postgres speak only TLS (``rediss://``, ``sslmode=
 verify-full``; ``bench.tls_services``). The first invocation is a real ``$connect`` with a valid
-ticket: ticket check, rate limit and single use in Redis, membership in Postgres, registration. Next
+ticket: two secrets (the JWT's and Redis's AUTH token: the function's role reads no other), ticket
+check, rate limit, single use and registration in Redis. Since contract v1.3 it never reaches
+Postgres (membership and the ticket's durable record are the first frame's:
+``collab.domain.admission``), so the Postgres over TLS is there for the naive module's sake alone:
+the same handler, whatever it imports, does not call it. Next
 to it, the naive module: boto3, psycopg, redis, pydantic, PyJWT and Powertools imported at init with
 a boto3 Secrets Manager client, the secrets then read with boto3 (``get_secret_value``) by the same
 handler. Reported: CPU and wall of init + first invocation, medians over runs.
@@ -269,7 +273,7 @@ def aws_connect(args: argparse.Namespace, python: str, path: str) -> None:
                     results[name].append(probe(code, {**env, "BENCH_TICKET": ticket}, python))
         finally:
             secrets_manager.close()
-        assert len(fetched) == 3 * 2 * runs, f"3 secrets per cold $connect, got {len(fetched)}"
+        assert len(fetched) == 2 * 2 * runs, f"2 secrets per cold $connect, got {len(fetched)}"
     shutil.rmtree(folder, ignore_errors=True)
     where = f"Python {args.layer}, layer-shaped" if args.layer else f"Python {sys.version.split()[0]}, venv"
     print(f"cold $connect as AWS runs it, {runs} fresh interpreters each ({where}):")

@@ -47,7 +47,8 @@ class Permissions:
 
 # Each row is what the function's code paths need, checked by tests/e2e/test_permissions.py, which
 # runs every route's paths under enforcement:
-# - connect: the ticket (jwt), rate limit and registration (Redis), membership (Postgres). It never
+# - connect: the ticket (jwt), rate limit and registration (Redis). No Postgres: the membership and the
+#   ticket's durable record are the first frame's (message: collab.domain.admission). It never
 #   posts: nothing can be posted to a connection while its $connect runs.
 # - disconnect: Redis, then presence.left to the peers (posts). No Postgres.
 # - heartbeat: Redis; sweeps dead peers of the workspace on the way (DELETE, presence.left: posts).
@@ -59,7 +60,7 @@ class Permissions:
 #   notifying admins of a disabled endpoint).
 # - migrate: Postgres only: as the master user for the roles, then as the migration role.
 PERMISSIONS: dict[str, Permissions] = {
-    "connect": Permissions(redis=True, postgres=True, jwt=True),
+    "connect": Permissions(redis=True, jwt=True),
     "disconnect": Permissions(redis=True, posts=True),
     "heartbeat": Permissions(redis=True, posts=True),
     "message": Permissions(redis=True, postgres=True, posts=True),

@@ -1,7 +1,7 @@
 """Isolation between workspaces: a hypothesis state machine of random operations across three
 workspaces with overlapping members and membership changes.
 
-Operations: connect (members, and outsiders who must be refused), disconnect, task create / update
+Operations: connect (members, and outsiders whose first frame must be refused), disconnect, task create / update
 (reassign included) / delete, presence updates, heartbeats, sync, members added and removed over
 the HTTP API (functions/api/handler.py), members removed directly (the row deleted, then
 ``presence.close_user`` as the HTTP API does), and frames sent on connections already closed.
@@ -100,9 +100,23 @@ class Isolation(RuleBasedStateMachine):
         if user in self.members[wid]:
             c = Conn(self.world.connect(user, wid), user, wid)  # connect, then the first sync
             self.conns[c.cid] = c
-        else:
-            out = self.world.connect_raw(self.world.ticket(user, wid))
-            assert out["statusCode"] == 403, out
+        else:  # $connect uses Redis alone (v1.3): the first frame, whatever it is, is refused
+            cid = f"{uuid.uuid4().hex[:15]}="
+            out = self.world.connect_raw(self.world.ticket(user, wid), cid)
+            assert out["statusCode"] == 200, out
+            first = data.draw(
+                st.sampled_from(
+                    [
+                        {"action": "sync", "since": None},
+                        {"action": "task.create", "request_id": str(uuid.uuid4()), "task": {"title": "x"}},
+                        {"action": "presence.update", "status": "active", "viewing": None},
+                    ]
+                )
+            )
+            reply = self.world.attach(cid, user, wid).send(first)
+            assert reply is not None and reply["type"] == "error", reply
+            assert reply["data"]["code"] == "forbidden", reply
+            assert self.world.rt.store.connection(cid) is None
 
     @precondition(lambda self: self.open_conns())
     @rule(data=st.data())

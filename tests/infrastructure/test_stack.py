@@ -396,8 +396,8 @@ def test_role_reads_only_the_secrets_its_function_uses(synth: Synth, name: str) 
 
 def test_secret_access_matches_the_issue(synth: Synth) -> None:
     readers = {kind: {n for n, s in FUNCTIONS.items() if getattr(s, kind)} for kind in ("db", "jwt", "redis")}
-    # disconnect never queries Postgres (tests/integration/test_permissions.py): no credentials
-    assert readers["db"] == {"connect", "message", "sweeper", "api", "webhooks", "migrate"}
+    # connect (v1.3: Redis alone; the first frame admits) and disconnect never query Postgres
+    assert readers["db"] == {"message", "sweeper", "api", "webhooks", "migrate"}
     assert readers["jwt"] == {"connect", "api"}  # tickets are verified at $connect only
     assert readers["redis"] == set(FUNCTIONS) - {"migrate"}
     # $disconnect posts presence.left to the peers: without the grant every such post is a 403

@@ -302,6 +302,10 @@ class World:
             assert reply is not None and reply["type"] == "sync"
         return conn
 
+    def attach(self, cid: str, uid: str, wid: str) -> Conn:
+        """The connection ``cid`` that :meth:`connect_raw` opened, to send its frames."""
+        return Conn(self, cid, uid, wid)
+
     def sweep(self) -> dict[str, Any]:
         from functions.sweeper.handler import handler
 

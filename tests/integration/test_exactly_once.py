@@ -6,7 +6,6 @@ what a failover with asynchronous replication, an eviction or a restart leaves b
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -108,18 +107,54 @@ def test_a_refused_request_stays_refused_after_redis_loss(world):
     assert _activity_count(world, wid) == 0
 
 
-def test_a_ticket_opens_one_connection_even_after_redis_lost_its_state(world):
+def _forget_ticket(world: Any, ticket: str) -> None:
+    """Redis loses its record of a used ticket (a failover without that write, say)."""
+    from collab.adapters.redis import keys
+    from collab.auth.tokens import verify_ticket
+
+    assert world.rt.store.r.delete(keys.ticket(verify_ticket(ticket, world.rt.settings).jti)) == 1
+
+
+def test_a_ticket_admits_one_connection_even_after_redis_lost_its_state(world):
+    """After Redis lost the record of a used ticket, $connect (Redis alone) accepts it again; the new
+    connection's first frame finds the ticket spent in Postgres and is refused: it receives nothing
+    and changes nothing, and the connection admitted first carries on."""
     wid = world.workspace("ann", "bob")
     ticket = world.ticket("bob", wid)
-    assert world.connect_raw(ticket)["statusCode"] == 200
-    _flush_redis(world)
-    out = world.connect_raw(ticket)
-    assert out["statusCode"] == 401 and json.loads(out["body"])["error"]["message"] == "ticket already used"
+    assert world.connect_raw(ticket, "first00000001=")["statusCode"] == 200
+    first = world.attach("first00000001=", "bob", wid)
+    assert first.send({"action": "sync", "since": None})["type"] == "sync"
+    _forget_ticket(world, ticket)
+    assert world.connect_raw(ticket, "replay0000001=")["statusCode"] == 200
+    replay = world.attach("replay0000001=", "bob", wid)
+    frame = {"action": "task.create", "request_id": str(uuid.uuid4()), "task": {"title": "replayed"}}
+    out = replay.send(frame)
+    assert out["type"] == "error" and out["data"]["code"] == "unauthorized"
+    assert out["data"]["message"] == "ticket already used"
+    assert world.rt.store.connection("replay0000001=") is None
+    assert "replay0000001=" in world.sink.deleted
+    assert _activity_count(world, wid) == 0
+    assert first.create("still here")["data"]["ok"] is True
+
+
+def test_of_two_connections_opened_with_one_ticket_only_the_first_admitted_is_served(world):
+    """Redis lost the ticket's record before either connection sent a frame: whichever frame comes
+    first is admitted, the other connection is refused."""
+    wid = world.workspace("ann", "bob")
+    ticket = world.ticket("bob", wid)
+    assert world.connect_raw(ticket, "early00000001=")["statusCode"] == 200
+    _forget_ticket(world, ticket)
+    assert world.connect_raw(ticket, "late000000001=")["statusCode"] == 200
+    late, early = world.attach("late000000001=", "bob", wid), world.attach("early00000001=", "bob", wid)
+    assert late.send({"action": "sync", "since": None})["type"] == "sync"
+    out = early.send({"action": "sync", "since": None})
+    assert out["type"] == "error" and out["data"]["message"] == "ticket already used"
+    assert world.rt.store.workspace_connections(wid) == {"late000000001=": "bob"}
 
 
 def test_expired_used_tickets_are_pruned(world):
     wid = world.workspace("ann", "bob")
-    assert world.connect_raw(world.ticket("bob", wid))["statusCode"] == 200
+    world.connect("bob", wid)  # admitted by its first frame: its ticket is recorded
     world.rt.db.run(
         lambda cur: cur.execute(
             "INSERT INTO used_tickets (jti, expires_at) VALUES ('expired-ticket-0001', now() - interval '1 minute')"

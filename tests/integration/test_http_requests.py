@@ -15,12 +15,21 @@ import jwt
 from test_http_helpers import ROOT, Api, LambdaContext, http_event, invoke, load_handler, member_path
 
 
-def _connect(ticket: str) -> int:
+def _connect(ticket: str, cid: str | None = None) -> int:
     event = json.loads((ROOT / "tests" / "events" / "connect.json").read_text())
-    event["requestContext"]["connectionId"] = f"{uuid.uuid4().hex[:15]}="
+    event["requestContext"]["connectionId"] = cid or f"{uuid.uuid4().hex[:15]}="
     event["queryStringParameters"] = {"token": ticket}
     event["multiValueQueryStringParameters"] = {"token": [ticket]}
     return int(load_handler("connect").handler(event, LambdaContext())["statusCode"])
+
+
+def _first_frame(cid: str) -> dict[str, Any]:
+    """A ``sync`` from the connection: its first frame, which admits it (collab.domain.admission)."""
+    event = json.loads((ROOT / "tests" / "events" / "message.json").read_text())
+    event["requestContext"]["connectionId"] = cid
+    event["body"] = json.dumps({"action": "sync", "since": None})
+    out: dict[str, Any] = json.loads(load_handler("message").handler(event, LambdaContext())["body"])
+    return out
 
 
 # -- tickets -----------------------------------------------------------------------------------
@@ -41,7 +50,9 @@ def test_a_ticket_comes_with_its_url_and_opens_one_connection(api, settings, wid
 def test_a_ticket_held_by_a_removed_member_stops_working(api, wid):
     held = api.ok("POST", "/ws-tickets", "bob", {"workspace_id": wid})["ticket"]
     assert api.call("DELETE", member_path(wid, "bob"), "alice").status == 204
-    assert _connect(held) == 403
+    assert _connect(held, "held000000001=") == 200  # $connect uses Redis alone...
+    out = _first_frame("held000000001=")  # ...the first frame checks the membership
+    assert out["type"] == "error" and out["data"]["code"] == "forbidden"
     assert api.call("POST", "/ws-tickets", "bob", {"workspace_id": wid}).status == 403
 
 

@@ -1,10 +1,13 @@
 """$connect: every refusal answers with the contract's status, and no token reaches a log line."""
 
 import base64
+import dataclasses
 import json
 import time
+import uuid
 
 import jwt
+import pytest
 
 from tests.conftest import TEST_JWT_SECRET
 
@@ -35,7 +38,6 @@ def test_connect_accepts_a_member_and_registers_the_connection(world):
 
 def test_each_refusal_has_the_contract_status_and_no_token_is_logged(world, capsys, caplog):
     wid = world.workspace("ann", "bob")
-    other = world.workspace("zed", name="Other")
     now = int(time.time())
     key = world.rt.settings.ticket_key  # tickets have their own key, derived from the secret
     header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
@@ -63,7 +65,6 @@ def test_each_refusal_has_the_contract_status_and_no_token_is_logged(world, caps
         "signed with the access-token secret": (jwt.encode(ticket_claims("bob", wid), TEST_JWT_SECRET), 401),
         "missing claims": (jwt.encode(ticket_claims("bob", wid, jti=None), key), 401),
         "too long-lived": (jwt.encode(ticket_claims("bob", wid, exp=now + 3600), key), 401),
-        "another workspace": (world.ticket("bob", other), 403),
     }
     tokens = []
     for name, (token, status) in cases.items():
@@ -87,11 +88,94 @@ def test_each_refusal_has_the_contract_status_and_no_token_is_logged(world, caps
     }
 
 
+def _activity(world, wid):
+    return world.rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT count(*) AS n FROM activity WHERE workspace_id = %s", (wid,)
+        ).fetchone()["n"]
+    )
+
+
+def _refused_at_admission(world, conn, code):
+    """The connection's first frame is refused with ``code``; the connection is removed and closed,
+    and it never became a fan-out target."""
+    gone_before = len(world.sink.deleted)
+    out = conn.send({"action": "sync", "since": None})
+    assert out["type"] == "error" and out["data"]["code"] == code, out
+    assert world.rt.store.connection(conn.cid) is None
+    assert conn.cid not in world.rt.store.workspace_connections(conn.wid)
+    assert conn.cid in world.sink.deleted[gone_before:]
+
+
+def test_a_ticket_for_another_workspace_opens_a_connection_that_is_refused_at_its_first_frame(world):
+    """$connect uses Redis alone; the membership is checked by the first frame (admission)."""
+    wid = world.workspace("ann", "bob")
+    other = world.workspace("ann")
+    cid = "outsider0000001="
+    assert world.connect_raw(world.ticket("bob", other), cid)["statusCode"] == 200
+    conn = world.attach(cid, "bob", other)
+    before = _activity(world, other)
+    # any first frame is refused, a mutation too: nothing changes
+    out = conn.send({"action": "task.create", "request_id": str(uuid.uuid4()), "task": {"title": "in"}})
+    assert out["type"] == "error" and out["data"]["code"] == "forbidden"
+    assert world.rt.store.connection(cid) is None and _activity(world, other) == before
+    assert world.connect("bob", wid).send({"action": "sync", "since": None})["type"] == "sync"
+
+
 def test_a_removed_member_ticket_stops_working(world):
     wid = world.workspace("ann", "bob")
+    ann = world.connect("ann", wid)
     t = world.ticket("bob", wid)
     world.remove_member(wid, "bob")
-    assert world.connect_raw(t)["statusCode"] == 403
+    cid = "removed00000001="
+    assert world.connect_raw(t, cid)["statusCode"] == 200
+    posts = len(world.sink.frames(ann.cid))
+    _refused_at_admission(world, world.attach(cid, "bob", wid), "forbidden")
+    assert len(world.sink.frames(ann.cid)) == posts  # never announced: peers heard nothing
+
+
+def test_the_first_frame_names_the_member_and_spends_the_ticket_once(world):
+    wid = world.workspace("ann", "bob")
+    ann = world.connect("ann", wid)
+    cid = "admitted0000001="
+    assert world.connect_raw(world.ticket("bob", wid), cid)["statusCode"] == 200
+    pending = world.rt.store.connection(cid)
+    assert pending.display_name == "" and pending.ticket_jti and not pending.admitted
+    bob = world.attach(cid, "bob", wid)
+    assert bob.send({"action": "sync", "since": None})["type"] == "sync"
+    info = world.rt.store.connection(cid)
+    assert info.admitted and info.display_name == "Bob"
+    joined = [m for m in world.sink.frames(ann.cid) if m["type"] == "presence.joined"]
+    assert joined[-1]["data"]["user"]["display_name"] == "Bob"
+    # admitted once: the next frames do not touch used_tickets again, even from a cold container
+    world.rt.connections.clear()
+    rows = world.rt.db.run(
+        lambda cur: cur.execute("SELECT jti, connection_id FROM used_tickets ORDER BY jti").fetchall()
+    )
+    assert rows and rows[-1] is not None and cid in [r["connection_id"] for r in rows]
+    assert [r["jti"] for r in rows if r["connection_id"] == cid] == [pending.ticket_jti]
+    assert bob.send({"action": "sync", "since": None})["type"] == "sync"
+    again = world.rt.db.run(
+        lambda cur: cur.execute("SELECT jti, connection_id FROM used_tickets ORDER BY jti").fetchall()
+    )
+    assert again == rows
+
+
+def test_admitting_the_same_connection_again_is_not_a_replay(world):
+    """A retry of the admission (a commit whose outcome was unknown, or Redis that did not record it)
+    admits the connection again; another connection with the same ticket is refused."""
+    from collab.domain import admission
+
+    wid = world.workspace("ann", "bob")
+    cid = "retried00000001="
+    assert world.connect_raw(world.ticket("bob", wid), cid)["statusCode"] == 200
+    pending = world.rt.store.connection(cid)
+    assert admission.admit(world.rt, pending).admitted
+    assert admission.admit(world.rt, pending).admitted  # the same connection: admitted again
+    from collab.errors import Unauthorized
+
+    with pytest.raises(Unauthorized):
+        admission.admit(world.rt, dataclasses.replace(pending, connection_id="another0000001="))
 
 
 def test_connection_attempts_are_rate_limited_per_user(world):
@@ -115,29 +199,23 @@ def test_connection_attempts_are_rate_limited_per_user(world):
     assert world.connect_raw(world.ticket("bob", wid))["statusCode"] == 200
 
 
-def test_a_removal_between_the_membership_check_and_registration_still_refuses(world, monkeypatch):
-    """The removal commits (and closes the user's connections) after $connect's first membership
-    check but before it registers the connection: the connection must not survive."""
+def test_a_removal_between_connect_and_the_first_sync_leaves_no_target(world):
+    """The removal commits (and closes the user's connections) after $connect registered the
+    connection and before its first frame: the first frame is refused, nothing was announced."""
     from collab.domain import presence
-    from collab.ws import connect
 
     wid = world.workspace("ann", "bob")
-    real = connect._member_name
-    calls = []
-
-    def racing(rt, w, u, **kw):
-        name = real(rt, w, u, **kw)
-        if not calls:  # right after the first check passes, the removal happens
-            world.remove_member(w, u)
-            presence.close_user(rt, rt.gateway_for(None), w, u)
-        calls.append(u)
-        return name
-
-    monkeypatch.setattr(connect, "_member_name", racing)
-    out = world.connect_raw(world.ticket("bob", wid), "racing=")
-    assert out["statusCode"] == 403
-    assert world.rt.store.workspace_connections(wid) == {}
-    assert world.rt.store.connection("racing=") is None
+    ann = world.connect("ann", wid)
+    out = world.connect_raw(world.ticket("bob", wid), "racing0000001=")
+    assert out["statusCode"] == 200
+    world.remove_member(wid, "bob")
+    presence.close_user(world.rt, world.rt.gateway_for(None), wid, "bob")
+    conn = world.attach("racing0000001=", "bob", wid)
+    reply = conn.send({"action": "sync", "since": None})
+    assert reply["type"] == "error" and reply["data"]["code"] in ("forbidden", "unauthorized")
+    assert world.rt.store.workspace_connections(wid) == {ann.cid: "ann"}
+    assert world.rt.store.connection("racing0000001=") is None
+    assert not [m for m in world.sink.frames(ann.cid) if m["type"] == "presence.joined"]
 
 
 def test_connect_checks_the_origin_against_the_allowlist(world, monkeypatch):

@@ -1,4 +1,8 @@
-"""``$connect``: ticket, rate limit, single use, membership, registration (200 / 401 / 403 / 429).
+"""``$connect``: origin, ticket, rate limit, single use, registration (200 / 401 / 403 / 429).
+
+Redis only: a cold ``$connect`` imports no psycopg and opens no connection to Postgres. What needs
+Postgres - the ticket recorded as used for good, the membership, the member's name - is done by the
+connection's first frame (:mod:`collab.domain.admission`), before that frame is served.
 
 The connection is registered here but becomes a fan-out target only on its first ``sync``: API
 Gateway answers 410 to posts until ``$connect`` has returned (docs/architecture.md).
@@ -10,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from collab.adapters.redis.store import ConnInfo
-from collab.auth.tickets import LEEWAY_S, Ticket, verify_ticket
+from collab.auth.tickets import LEEWAY_S, verify_ticket
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized
 from collab.observability import MetricUnit, logger, metrics
 from collab.protocol.wire import dumps
@@ -38,10 +42,11 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         if kind == "limited":
             raise RateLimited("too many connection attempts", retry_after_ms=int(retry))
         ttl_ms = max(1000, (ticket.expires_at + LEEWAY_S) * 1000 - int(time.time() * 1000))
-        if not rt.store.consume_ticket(ticket.jti, ttl_ms):  # the fast refusal; Postgres decides
+        if not rt.store.consume_ticket(ticket.jti, ttl_ms):  # admission records it for good
             raise Unauthorized("ticket already used")
-        name = _member_name(rt, ticket.workspace_id, ticket.user_id, consume=ticket)
-        info = ConnInfo(cid, ticket.workspace_id, ticket.user_id, name, now)
+        # named at admission (its first frame), from the membership it checks
+        spent_until = ticket.expires_at + LEEWAY_S
+        info = ConnInfo(cid, ticket.workspace_id, ticket.user_id, "", now, ticket.jti, spent_until)
         limits = rt.settings.limits
         refused = rt.store.register(
             info,
@@ -51,13 +56,6 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         )
         if refused:
             raise RateLimited(f"too many live connections ({refused})", retry_after_ms=WINDOW_MS)
-        # A removal that committed between the check above and the registration may already have
-        # closed the user's connections (presence.close_user) without seeing this one: look again.
-        try:
-            _member_name(rt, ticket.workspace_id, ticket.user_id)
-        except Forbidden:
-            rt.store.remove_connections(ticket.workspace_id, [cid])
-            raise
         rt.remember(info)
     except CollabError as exc:
         logger.info("connect refused", extra={"connection_id": cid, "status": exc.status, "reason": exc.code})
@@ -73,29 +71,3 @@ def _header(event: dict[str, Any], name: str) -> str | None:
         if key.lower() == name:
             return str(value)
     return None
-
-
-def _member_name(rt: Runtime, wid: str, uid: str, *, consume: Ticket | None = None) -> str:
-    """The member's display name (403 when not a member). With ``consume``, the ticket's ``jti`` is
-    recorded as used in the same transaction: a ticket opens one connection, ever, even after Redis
-    lost the record of it (``used_tickets``, pruned by the sweeper once expired)."""
-
-    def tx(cur: Any) -> str:
-        if consume is not None:
-            used = cur.execute(
-                "INSERT INTO used_tickets (jti, expires_at) VALUES (%s, to_timestamp(%s))"
-                " ON CONFLICT DO NOTHING RETURNING 1",
-                (consume.jti, consume.expires_at + LEEWAY_S),
-            ).fetchone()
-            if used is None:
-                raise Unauthorized("ticket already used")
-        row = cur.execute(
-            "SELECT u.display_name, u.email FROM workspace_members m JOIN users u ON u.id = m.user_id"
-            " WHERE m.workspace_id = %s AND m.user_id = %s",
-            (wid, uid),
-        ).fetchone()
-        if row is None:
-            raise Forbidden("not a member of this workspace")
-        return str(row["display_name"] or row["email"] or uid)
-
-    return rt.db.run(tx)

@@ -24,9 +24,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from collab.deadline import remaining
-from collab.domain import events, ledger, notifications, presence, tasks
+from collab.domain import admission, events, ledger, notifications, presence, tasks
 from collab.domain.sync import sync
-from collab.errors import CollabError, Forbidden, RateLimited, ValidationError
+from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
 from collab.observability import MetricUnit, logger, metrics
 from collab.protocol import client_frames
 from collab.protocol.wire import dumps
@@ -60,6 +60,16 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         return error(rt, exc)
     if info is None:
         return gone(rt, gateway, cid)
+    if not info.admitted:  # its first frame: the ticket spent for good, the membership checked
+        try:
+            admitted = admission.admit(rt, info)
+        except (Unauthorized, Forbidden) as exc:
+            return _refuse_admission(rt, gateway, info, exc)
+        except CollabError as exc:  # Postgres or Redis down: answered, the client retries
+            return error(rt, exc)
+        if admitted is None:
+            return gone(rt, gateway, cid)
+        info = admitted
     metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=1)
     body = event.get("body")
     try:
@@ -98,6 +108,23 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if rid is None:
         return _read_action(rt, gateway, info, msg)
     return _mutate(rt, gateway, info, msg, rid)
+
+
+def _refuse_admission(
+    rt: Runtime, gateway: ManagementApi, info: ConnInfo, exc: CollabError
+) -> dict[str, Any]:
+    """A replayed ticket or a user who is no longer a member: the connection is removed and closed
+    before it has received or changed anything (never announced, it was never a fan-out target)."""
+    cid = info.connection_id
+    logger.info("connection refused at admission", extra={"connection_id": cid, "reason": exc.code})
+    metrics.add_metric(name="ConnectRefused", unit=MetricUnit.Count, value=1)
+    rt.connections.pop(cid, None)
+    try:
+        rt.store.remove_connections(info.workspace_id, [cid])
+    except CollabError:
+        pass  # the sweeper removes it once API Gateway has closed it
+    gateway.delete(cid)
+    return error(rt, exc)
 
 
 def _count(rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: Any) -> dict[str, Any] | None:

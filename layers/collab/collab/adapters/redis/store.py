@@ -45,6 +45,14 @@ class ConnInfo:
     user_id: str
     display_name: str
     connected_at_ms: int
+    # The ticket that opened the connection, until its first frame has admitted it (recorded the
+    # ticket as used in Postgres and checked the membership: collab.domain.admission). Empty after.
+    ticket_jti: str = ""
+    ticket_expires_at: int = 0
+
+    @property
+    def admitted(self) -> bool:
+        return not self.ticket_jti
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,7 @@ class Store:
         self._presence = r.register_script(_lua("remove_connection", "presence"))
         self._append = r.register_script(_lua("append"))
         self._leaves = r.register_script(_lua("leaves"))
+        self._admit = r.register_script(_lua("admit"))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Every Redis error becomes :class:`Unavailable` (a contract error): down, timed out, out of
@@ -172,6 +181,7 @@ class Store:
             self._presence,
             self._append,
             self._leaves,
+            self._admit,
         ):
             self._call(self.r.script_load, script.script)
 
@@ -238,6 +248,8 @@ class Store:
         the connection's first frame (``sync``), makes it one."""
         wid, cid, uid = info.workspace_id, info.connection_id, info.user_id
         record = {"wid": wid, "uid": uid, "name": info.display_name, "connected_at": info.connected_at_ms}
+        if info.ticket_jti:
+            record.update(jti=info.ticket_jti, jti_exp=info.ticket_expires_at)
         ws_keys = [keys.ws(wid, "conns"), keys.ws(wid, "hb")]
         deadline = now_ms + FIRST_DEADLINE_MS if deadline_ms is None else deadline_ms
         out = self._batch(
@@ -258,7 +270,21 @@ class Store:
         if not raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
-        return ConnInfo(cid, d["wid"], d["uid"], d.get("name", ""), int(d.get("connected_at", 0)))
+        return ConnInfo(
+            cid,
+            d["wid"],
+            d["uid"],
+            d.get("name", ""),
+            int(d.get("connected_at", 0)),
+            d.get("jti", ""),
+            int(d.get("jti_exp", 0)),
+        )
+
+    def admitted(self, cid: str, display_name: str) -> bool:
+        """The connection's first frame admitted it (:mod:`collab.domain.admission`): its name is
+        known and its ticket is recorded as used for good. False when the connection is gone."""
+        out = self._batch(lambda c: self._evalsha(c, self._admit, [keys.conn(cid)], [display_name]))
+        return bool(out[0])
 
     def workspace_connections(self, wid: str) -> dict[str, str]:
         """connection id -> user id, for every registered connection of a workspace."""
