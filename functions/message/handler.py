@@ -10,6 +10,7 @@ from collab.runtime import runtime
 from collab.ws import message
 
 rt = runtime()
+message.prepare(rt)  # the first fan-out's connections, opened during the init (docs/performance.md)
 
 
 @metrics.log_metrics

@@ -121,6 +121,40 @@ def test_handshakes_overlap_instead_of_running_one_after_another(endpoint: Any) 
     assert took < 1.6, took
 
 
+def test_connections_opened_at_init_serve_the_first_fan_out_without_a_handshake(endpoint: Any) -> None:
+    api = ManagementApi(endpoint().url + "/prod", credentials=CREDS)
+    assert api.warm(25) == 25
+    ahead = api.stats()
+    assert ahead["connects"] == ahead["handshakes"] == 25
+    time.sleep(0.05)  # TLS 1.3 session tickets arrive on the idle connections: they must stay
+    receipt = api.broadcast(CIDS, BODY)
+    assert len(receipt.delivered) == 50
+    assert api.stats() == ahead  # every post went out on a connection opened ahead
+    assert api.warm(25) == 25 and api.stats() == ahead  # warm again: nothing to open
+
+
+def test_warming_against_an_endpoint_that_never_answers_ends_by_its_budget(endpoint: Any) -> None:
+    api = ManagementApi(endpoint("hang").url, credentials=CREDS)
+    t0 = time.monotonic()
+    assert api.warm(25, budget_s=0.3) == 0  # no handshake completes: nothing kept
+    assert time.monotonic() - t0 < 3  # the budget (0.3 s) bounds it; generous for a loaded machine
+    assert api.warm(5, budget_s=0.1) == 0
+
+
+def test_the_message_function_warms_only_an_https_endpoint(endpoint: Any, settings: Any) -> None:
+    from collab import runtime
+    from collab.ws import message
+
+    url = endpoint().url + "/prod"
+    for given, opened in ((url, 25), (url.replace("https://", "http://"), 0), (None, 0)):
+        rt = runtime.Runtime(settings.model_copy(update={"connections_endpoint": given}))
+        assert message.prepare(rt) == opened
+    off = runtime.Runtime(
+        settings.model_copy(update={"connections_endpoint": url, "fanout_warm_connections": 0})
+    )
+    assert message.prepare(off) == 0
+
+
 @pytest.mark.parametrize("mode", ["hang", "reset", "trickle"])
 def test_a_misbehaving_endpoint_never_holds_a_fan_out_past_its_deadline(endpoint: Any, mode: str) -> None:
     api = ManagementApi(endpoint(mode).url, credentials=CREDS)

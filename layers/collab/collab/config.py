@@ -40,6 +40,7 @@ ENV = {
     "jwt_audience": "JWT_AUDIENCE",
     "jwt_jwks_url": "JWT_JWKS_URL",
     "connections_endpoint": "CONNECTIONS_ENDPOINT",
+    "fanout_warm_connections": "FANOUT_WARM_CONNECTIONS",
     "websocket_url": "WEBSOCKET_URL",
     "db_sslrootcert": "DB_SSLROOTCERT",
     "cors_origins": "CORS_ORIGINS",
@@ -117,6 +118,9 @@ class Settings(BaseModel):
     jwt_audience: str = "collab-api"
     jwt_jwks_url: str | None = None
     connections_endpoint: str | None = None
+    # TLS connections to the Management API a posting function opens during its init, when
+    # CONNECTIONS_ENDPOINT is https (collab.ws.message.prepare): its first fan-out finds them ready.
+    fanout_warm_connections: int = Field(default=25, ge=0, le=32)
     # Public WebSocket URL handed out with tickets (POST /ws-tickets); the stack sets it.
     websocket_url: str | None = None
     # CA bundle to verify the database's certificate with (sslmode=verify-full); default: the

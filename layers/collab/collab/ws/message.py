@@ -49,6 +49,18 @@ if TYPE_CHECKING:
     from collab.runtime import Runtime
 
 PENDING_WAIT_S = 5.0  # a duplicate waits this long for the first attempt's answer
+WARM_BUDGET_S = 1.0  # what a container's init may spend opening Management API connections
+
+
+def prepare(rt: Runtime) -> int:
+    """At a container's init: open the Management API connections a fan-out keeps in flight, so that
+    the container's first fan-out spends no round trips on TCP and TLS handshakes, and none of its
+    CPU (docs/performance.md, "Fan-out over TLS"). Only over https (API Gateway's endpoint; the
+    local gateway's plain connections cost nothing to open). Returns how many are ready."""
+    endpoint, n = rt.settings.connections_endpoint, rt.settings.fanout_warm_connections
+    if not endpoint or not endpoint.startswith("https://") or n <= 0:
+        return 0
+    return rt.gateway_for(endpoint).warm(n, budget_s=WARM_BUDGET_S)
 
 
 def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:

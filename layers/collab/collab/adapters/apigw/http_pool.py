@@ -207,6 +207,58 @@ class Broadcaster:
             self.resumed += 1
         return True
 
+    def _idle_still_open(self, conn: _Conn) -> bool:
+        """An idle connection turned readable: the server closed it (or sent something unasked), or,
+        for a connection opened ahead of use (:meth:`warm`), TLS 1.3 delivered its session ticket,
+        which the ``ssl`` module takes in without returning data. Only the latter keeps it."""
+        if self._ctx is None or conn.state != _READY:
+            return False
+        try:
+            chunk = conn.sock.recv(1)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            self._remember_session(conn)
+            return True
+        except OSError:
+            return False
+        del chunk  # b"": closed; anything else: data nobody asked for. Either way it is dropped
+        return False
+
+    def warm(self, n: int, *, deadline: float | None = None) -> int:
+        """Open up to ``n`` connections (at most ``concurrency``) ahead of the first fan-out: what a new
+        container does during its init, so that its first fan-out finds them ready. Connects and TLS
+        handshakes overlap in the selector, as in :meth:`send`; whatever is not ready by ``deadline``
+        (or ``timeout``) is closed. Returns how many idle connections the pool holds."""
+        end = time.monotonic() + self.timeout
+        if deadline is not None:
+            end = min(end, deadline)
+        pending: set[_Conn] = set()
+        for _ in range(max(0, min(n, self.concurrency) - len(self._idle))):
+            try:
+                pending.add(self._open(end))
+            except OSError:
+                break
+        while pending:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in self._sel.select(min(0.05, left)):
+                conn = key.data
+                if conn not in pending:
+                    if conn in self._idle and not self._idle_still_open(conn):
+                        self._idle.remove(conn)
+                        self._close(conn)
+                    continue
+                if not self._advance(conn):
+                    pending.discard(conn)
+                    self._close(conn)
+                elif conn.state == _READY:
+                    pending.discard(conn)
+                    self._want(conn, selectors.EVENT_READ)
+                    self._idle.append(conn)
+        for conn in pending:
+            self._close(conn)
+        return len(self._idle)
+
     def _remember_session(self, conn: _Conn) -> None:
         """TLS 1.3 tickets arrive after the handshake, with the first response: keep the latest."""
         if conn.fresh:
@@ -307,7 +359,8 @@ class Broadcaster:
 
         if self._idle:  # drop idle connections the server closed since the last call (no syscall each)
             for key, _ in sel.select(0):
-                broken(key.data)
+                if not self._idle_still_open(key.data):
+                    broken(key.data)
         while remaining:
             now = time.monotonic()
             if now >= end:
@@ -335,7 +388,8 @@ class Broadcaster:
             for key, mask in sel.select(max(0.0, wait)):
                 conn = key.data
                 if conn.req is None:  # idle: closed by the server, or something unasked
-                    broken(conn)
+                    if not self._idle_still_open(conn):
+                        broken(conn)
                     continue
                 if conn.state != _READY:
                     if not self._advance(conn):
