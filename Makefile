@@ -72,6 +72,10 @@ mutate: $(STAMP)
 	@for d in tests functions bench docs collab_dev; do ln -sfn ../$$d $(MUTATE_DIR)/$$d; done
 	@cp pyproject.toml $(MUTATE_DIR)/pyproject.toml
 	@rm -rf $(MUTATE_DIR)/mutants/tests  # copied afresh: a deleted test must not linger there
+	@# a source file renamed or deleted since the last run must not linger either (a migration would
+	@# run twice); mutmut's .meta results of the files that remain are kept
+	@if [ -d $(MUTATE_DIR)/mutants/src ]; then cd $(MUTATE_DIR)/mutants/src && find . -type f ! -name '*.meta' \
+		| while read -r f; do [ -e "../../src/$$f" ] || rm -f "$$f" "$$f.meta"; done; fi
 	cd $(MUTATE_DIR) && HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
 		rc=$$?; ../$(BIN)/python ../tests/mutation_report.py mutants; exit $$rc
 

@@ -9,9 +9,11 @@ database (created and migrated once) and its own Redis database index; every tes
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,13 +64,20 @@ def service_urls(
     idx = _worker_index(request.config)
     dbname = f"collab_test_{idx}_{uuid.uuid4().hex[:8]}"
     created = False
-    try:
-        with psycopg.connect(base_db, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{dbname}"')
-        created = True
-        db_url = _with_dbname(base_db, dbname)
-    except psycopg.Error:
-        db_url = base_db
+    db_url = base_db  # a role that may not create databases tests in the one it is given
+    for attempt in range(50):
+        try:
+            with psycopg.connect(base_db, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{dbname}"')
+            created = True
+            db_url = _with_dbname(base_db, dbname)
+            break
+        except psycopg.errors.ObjectInUse:
+            # "template1 is being accessed by other users": another suite on this machine is creating
+            # its own database at this moment. Wait and try again, never fall back to a shared one.
+            time.sleep(0.05 + 0.05 * attempt * random.random())
+        except psycopg.Error:
+            break
     migrate(db_url)
 
     redis_url, lock = base_redis, None
