@@ -69,7 +69,7 @@ MUTATE_DIR := .mutation
 mutate: $(STAMP)
 	@mkdir -p $(MUTATE_DIR)/src
 	@ln -sfn ../../layers/collab/collab $(MUTATE_DIR)/src/collab
-	@for d in tests functions bench docs collab_dev; do ln -sfn ../$$d $(MUTATE_DIR)/$$d; done
+	@for d in tests functions bench docs collab_dev schemathesis.toml; do ln -sfn ../$$d $(MUTATE_DIR)/$$d; done
 	@cp pyproject.toml $(MUTATE_DIR)/pyproject.toml
 	@rm -rf $(MUTATE_DIR)/mutants/tests  # copied afresh: a deleted test must not linger there
 	@# a source file renamed or deleted since the last run must not linger either (a migration would
