@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from collab.errors import ErrorCode
-from collab.models import Notification, PresenceEntry, Task
+from collab.models import Notification, Overwrite, PresenceEntry, Task, TaskField, UserRef
 
 
 # Models of server frames, for the JSON Schema and the generated TypeScript types.
@@ -67,6 +67,29 @@ class NotificationCreated(ServerFrameBase):
     data: NotificationCreatedData
 
 
+class OverwrittenField(BaseModel):
+    field: TaskField
+    value: Any  # your value, now replaced
+    version: int  # the task version your change made
+    at: datetime  # when you made it
+    hunks: int | None = None  # description: the conflicting hunks where the other change won
+
+
+class TaskOverwrittenData(BaseModel):
+    task: Task  # the task as committed by the change that overwrote yours
+    seq: int | None
+    by: UserRef  # who overwrote it
+    fields: list[OverwrittenField]
+
+
+class TaskOverwritten(ServerFrameBase):
+    """v1.3: to the user whose change (within the last 60 s) someone else's ``task.update`` just
+    overwrote, on each of their connections in the workspace; not stored, not replayed."""
+
+    type: Literal["task.overwritten"]
+    data: TaskOverwrittenData
+
+
 class ErrorBody(BaseModel):
     code: ErrorCode
     message: str
@@ -81,6 +104,10 @@ class AckData(BaseModel):
     task: Task | None = None
     seq: int | None = None
     error: ErrorBody | None = None
+    # v1.3, a task.update with seen_version: the fields it replaced that someone else had changed
+    # after that version ([] when none), and the fields merged with a concurrent change
+    overwrote: list[Overwrite] | None = None
+    merged: list[TaskField] | None = None
 
 
 class Ack(ServerFrameBase):
@@ -127,6 +154,7 @@ ServerFrame = Annotated[
     | PresenceEvent
     | PresenceBatch
     | NotificationCreated
+    | TaskOverwritten
     | Ack
     | SyncReply
     | HeartbeatAck
