@@ -258,6 +258,8 @@ _FRAME_MODELS = (
     "PresenceBatchEvent",
     "PresenceBatchData",
     "PresenceBatch",
+    "PresenceEditingData",
+    "PresenceEditing",
     "NotificationCreatedData",
     "NotificationCreated",
     "OverwrittenField",

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from collab.errors import ErrorCode
-from collab.models import Notification, Overwrite, PresenceEntry, Task, TaskField, UserRef
+from collab.models import Editing, Notification, Overwrite, PresenceEntry, Task, TaskField, UserRef
 
 
 # Models of server frames, for the JSON Schema and the generated TypeScript types.
@@ -56,6 +56,19 @@ class PresenceBatch(ServerFrameBase):
 
     type: Literal["presence.batch"]
     data: PresenceBatchData
+
+
+class PresenceEditingData(BaseModel):
+    user: UserRef
+    editing: Editing | None  # null: they stopped (blur, or their connection closed)
+
+
+class PresenceEditing(ServerFrameBase):
+    """v1.3: a user's editing indicator set, refreshed or cleared; to connections that are not away.
+    Show it until ``editing.expires_at`` unless refreshed; drop it on ``presence.left``."""
+
+    type: Literal["presence.editing"]
+    data: PresenceEditingData
 
 
 class NotificationCreatedData(BaseModel):
@@ -153,6 +166,7 @@ ServerFrame = Annotated[
     | MemberEvent
     | PresenceEvent
     | PresenceBatch
+    | PresenceEditing
     | NotificationCreated
     | TaskOverwritten
     | Ack
