@@ -4,10 +4,13 @@
 committed meanwhile, ``mine`` the text of the change being applied. Each side's edit is diffed
 against ``base`` (diff-match-patch, with its semantic cleanup, so hunks follow words rather than
 stray characters) and turned into hunks: a range of ``base`` and what replaces it. Hunks of the two
-sides that do not overlap are both applied, so both people keep their text; two insertions at the
-same point are both kept (theirs first, since it committed first). Hunks that overlap (both sides
-changed the same stretch of text) are a conflict: that stretch takes ``mine``, the later write, as
-per-field last-write-wins would, and the caller reports it in the conflict receipt.
+sides that are apart are both applied, so both people keep their text; two insertions at the same
+point are both kept (theirs first, since it committed first: two people typing at the end of the
+text). Hunks are judged by the words they touch: where both sides changed the same word(s), that
+stretch is a conflict and takes ``mine``, the later write, as per-field last-write-wins would; the
+caller reports it in the conflict receipt. Judging by characters would not do: "Body." edited into
+"Bob's body." and into "Ann's body." are an insertion after "Bo" and a replacement of "B", apart by
+one character, and applying both gives "Ann's bob's body.".
 
 Why a diff3-style merge of hunks rather than ``patch_apply`` of diff-match-patch: ``patch_apply``
 fuzzy-matches context and may apply a hunk half over the other side's text; here the outcome is
@@ -65,12 +68,30 @@ def hunks(base: str, other: str, *, mine: bool) -> list[Hunk]:
     return out
 
 
-def _overlaps(h: Hunk, start: int, end: int) -> bool:
-    """Whether ``h`` (which starts at or after ``start``) touches the same text as [start, end).
-    Adjacent stretches, and an insertion at either edge of a range, do not."""
-    if h.start == h.end:
-        return start < h.start < end
-    return h.start < end
+def _widen(base: str, h: Hunk) -> tuple[int, int]:
+    """The stretch of ``base`` a hunk is judged by: the whole words it touches. An insertion claims
+    the word it joins (text typed against a word's edge edits that word); one that joins none, set
+    off by white space or at either end of the text, stays a point, so two people adding text in
+    different places, or both at the end, never conflict."""
+    start, end = h.start, h.end
+    if start == end:
+        left = start > 0 and not base[start - 1].isspace() and not h.text[:1].isspace()
+        right = end < len(base) and not base[end].isspace() and not h.text[-1:].isspace()
+        if not (left or right):
+            return start, end
+    while start > 0 and not base[start - 1].isspace():
+        start -= 1
+    while end < len(base) and not base[end].isspace():
+        end += 1
+    return start, end
+
+
+def _conflicts(start: int, end: int, group_start: int, group_end: int) -> bool:
+    """Whether a stretch (starting at or after the group's start) falls within the group's: a point
+    strictly inside it, a range overlapping it."""
+    if start == end:
+        return group_start < start < group_end
+    return start < group_end
 
 
 def merge(base: str, theirs: str, mine: str) -> Merged:
@@ -78,34 +99,37 @@ def merge(base: str, theirs: str, mine: str) -> Merged:
         return Merged(mine, 0)
     if mine == base:
         return Merged(theirs, 0)
-    both = sorted(
-        hunks(base, theirs, mine=False) + hunks(base, mine, mine=True),
-        key=lambda h: (h.start, h.end, h.mine),  # an insertion before a range at its start; theirs first
+    judged = sorted(
+        ((*_widen(base, h), h) for h in hunks(base, theirs, mine=False) + hunks(base, mine, mine=True)),
+        key=lambda x: (x[0], x[1], x[2].mine),  # a point before a range at its start; theirs first
     )
     out: list[str] = []
     pos = 0
     conflicts = 0
     i = 0
-    while i < len(both):
-        group = [both[i]]
-        start, end = both[i].start, both[i].end
+    while i < len(judged):
+        group_start, group_end, first = judged[i]
+        group = [first]
         i += 1
-        while i < len(both) and _overlaps(both[i], start, end):
-            group.append(both[i])
-            end = max(end, both[i].end)
+        while i < len(judged) and _conflicts(judged[i][0], judged[i][1], group_start, group_end):
+            group.append(judged[i][2])
+            group_end = max(group_end, judged[i][1])
             i += 1
-        out.append(base[pos:start])
-        sides = {h.mine for h in group}
-        if len(sides) == 1:  # one side's hunk (one side's hunks never overlap each other)
-            out.append(group[0].text)
-        else:  # both changed this stretch: mine, the later write, wins it
-            conflicts += 1
-            cursor = start
-            for h in (h for h in group if h.mine):
+        if len({h.mine for h in group}) == 1:  # one side's hunks: applied as they are
+            for h in group:
+                out.append(base[pos : h.start])
+                out.append(h.text)
+                pos = h.end
+            continue
+        conflicts += 1  # both changed these words: mine, the later write, wins them
+        out.append(base[pos:group_start])
+        cursor = group_start
+        for h in group:
+            if h.mine:
                 out.append(base[cursor : h.start])
                 out.append(h.text)
                 cursor = h.end
-            out.append(base[cursor:end])
-        pos = end
+        out.append(base[cursor:group_end])
+        pos = group_end
     out.append(base[pos:])
     return Merged("".join(out), conflicts)
