@@ -468,3 +468,29 @@ def test_a_merge_that_would_pass_the_length_limit_is_last_write_wins(board, worl
     ack = update(a, task["id"], seen=1, description=mine)
     assert ack["task"]["description"] == mine and "merged" not in ack
     assert ack["overwrote"][0]["field"] == "description" and "hunks" not in ack["overwrote"][0]
+
+
+# -- frame sizes ----------------------------------------------------------------------------------
+def test_the_largest_receipt_and_overwritten_notice_fit_one_websocket_message(world):
+    """The largest task the contract allows (200 four-byte characters of title, 10,000 of
+    description), every field overwritten: the ack (task + the replaced values) and the notice
+    stay within API Gateway's 128 KB."""
+    from collab.domain import tasks
+    from collab.protocol.client_frames import TaskDraft
+    from collab.protocol.wire import MESSAGE_LIMIT, frame, size
+    from collab.ws.message import _ok
+
+    wid = world.workspace("ann", "bob")
+    big = TaskDraft(title="😀" * 200, description="😀" * 10_000)
+    task = tasks.create(world.rt.db, "ann", big, workspace_id=wid).task
+    theirs = {"title": "🙂" * 200, "description": "🙂" * 10_000, "status": "done", "priority": "urgent",
+              "due_date": "2027-12-31", "assigned_to": "bob"}  # fmt: skip
+    tasks.update(world.rt.db, "bob", task["id"], theirs, scope=wid)
+    mine = {"title": "😎" * 200, "description": "😎" * 10_000, "status": "in_progress", "priority": "low",
+            "due_date": None, "assigned_to": "ann"}  # fmt: skip
+    m = tasks.update(world.rt.db, "ann", task["id"], mine, seen_version=1, scope=wid)
+    assert {o["field"] for o in m.overwrote} == set(mine)
+    ack = frame("ack", wid, "ann", m.task["updated_at"], _ok(str(uuid.uuid4()), m))
+    (notice,) = [body for _, body in m.committed.notices]
+    assert size(ack) > 80_000  # really the largest: two descriptions of 40 KB
+    assert size(ack) <= MESSAGE_LIMIT and size(notice) <= MESSAGE_LIMIT
