@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from diff_match_patch import diff_match_patch
 
 _dmp = diff_match_patch()
-_dmp.Diff_Timeout = 0.5  # seconds; a diff past it is coarser (fewer, larger hunks), never wrong
+_dmp.Diff_Timeout = 0.05  # seconds per diff; past it a diff is coarser (fewer, larger hunks), never wrong
 
 
 @dataclass(frozen=True, slots=True)
