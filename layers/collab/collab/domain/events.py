@@ -172,6 +172,9 @@ def post_notices(
                 messages.append((cid, payload))
     if not messages:
         return
+    from collab.domain import usage
+
+    usage.add(rt, workspace_id, posts_out=len(messages))
     outcomes = gateway.send_each(messages)
     gone = [cid for (cid, _), outcome in zip(messages, outcomes, strict=True) if outcome == "gone"]
     if gone:
