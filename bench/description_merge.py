@@ -27,10 +27,37 @@ import statistics
 import time
 from typing import Any
 
-WORDS = (
-    "the task board shows who changed what and when while two people edit one card at once "
-    "deadline review ship release notes meeting owner status priority risk plan draft"
-).split()
+WORDS = [
+    "the",
+    "task",
+    "board",
+    "shows",
+    "who",
+    "changed",
+    "what",
+    "and",
+    "when",
+    "while",
+    "two",
+    "people",
+    "edit",
+    "one",
+    "card",
+    "at",
+    "once",
+    "deadline",
+    "review",
+    "ship",
+    "release",
+    "notes",
+    "meeting",
+    "owner",
+    "status",
+    "priority",
+    "risk",
+    "plan",
+    "draft",
+]
 
 
 def prose(n: int, rng: random.Random) -> str:
