@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -129,4 +130,6 @@ async def live_scenario(ws: Any, ann: Any, bob: Any, carol: Any) -> None:
 
 
 def test_three_users_on_one_board_receipts_undo_merges_and_editing(gw: RunningGateway, settings: Any) -> None:
-    asyncio.run(scenario(gw, settings))
+    # on a thread of its own: the test's thread may already run a loop (Playwright's, in this worker)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(scenario(gw, settings))).result(timeout=180)

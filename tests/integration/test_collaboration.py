@@ -494,3 +494,16 @@ def test_the_largest_receipt_and_overwritten_notice_fit_one_websocket_message(wo
     (notice,) = [body for _, body in m.committed.notices]
     assert size(ack) > 80_000  # really the largest: two descriptions of 40 KB
     assert size(ack) <= MESSAGE_LIMIT and size(notice) <= MESSAGE_LIMIT
+
+
+def test_a_deleted_tasks_history_is_gone_with_it_and_back_when_the_deletion_is_undone(board, world):
+    _, a, _, _, task = board
+    api = Api(world.rt.settings)
+    gone = a.send({"action": "task.delete", "request_id": rid(), "task_id": task["id"]})["data"]
+    assert api.call("GET", f"/tasks/{task['id']}/history", "bob").status == 404
+    back = undo(a, gone["seq"])
+    items = api.ok("GET", f"/tasks/{task['id']}/history", "bob")["items"]
+    assert [(e["seq"], e["type"], e["changes"]) for e in items[:2]] == [
+        (back["seq"], "task.created", {"deleted": {"from": True, "to": False}}),
+        (gone["seq"], "task.deleted", {"deleted": {"from": False, "to": True}}),
+    ]

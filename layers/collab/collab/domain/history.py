@@ -1,7 +1,8 @@
 """A task's history (contract v1.3, ``GET /tasks/{task_id}/history``): its changes, newest first,
 from the activity log, each with who made it, when, what kind of change it was and the fields it
-changed (``{field: {from, to}}``). Members of the task's workspace read it, a deleted task's too (its
-deletion can be undone). A personal task has no activity log: its history is empty.
+changed (``{field: {from, to}}``). Members of the task's workspace read it; a deleted task is gone
+(404), its history with it, as ``GET /tasks/{id}`` is. A personal task has no activity log: its
+history is empty.
 
 Changes recorded before v1.3 have no field diffs (``changes`` is empty, ``kind`` null). Rows pruned
 by age (``Limits.retention_days``) are gone from the history as from ``sync``.
@@ -54,8 +55,10 @@ def history(
         raise ValidationError("limit: must be between 1 and 200", field="limit")
 
     def tx(cur: Cursor) -> dict[str, Any]:
-        task = cur.execute("SELECT workspace_id, created_by FROM tasks WHERE id = %s", (task_id,)).fetchone()
-        if task is None:
+        task = cur.execute(
+            "SELECT workspace_id, created_by, deleted FROM tasks WHERE id = %s", (task_id,)
+        ).fetchone()
+        if task is None or task["deleted"]:
             raise NotFound("task not found")
         if task["workspace_id"] is None:
             if task["created_by"] != actor_id:
