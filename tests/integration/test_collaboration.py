@@ -507,3 +507,24 @@ def test_a_deleted_tasks_history_is_gone_with_it_and_back_when_the_deletion_is_u
         (back["seq"], "task.created", {"deleted": {"from": True, "to": False}}),
         (gone["seq"], "task.deleted", {"deleted": {"from": False, "to": True}}),
     ]
+
+
+def test_patch_with_seen_version_merges_and_tells_the_overwritten_user(board, world):
+    _, _, b, _, task = board
+    base = task["description"]
+    update(b, task["id"], seen=1, description=base.replace("Intro.", "Intro, by Bob."), status="done")
+    world.sink.reset()
+    api = Api(world.rt.settings)
+    answer = api.call(
+        "PATCH",
+        f"/tasks/{task['id']}",
+        "ann",
+        {"description": base.replace("End.", "The end, by Ann."), "status": "in_progress"},
+        query={"seen_version": 1},
+    )
+    assert answer.status == 200
+    assert answer.body["description"] == "Intro, by Bob.\n\nBody.\n\nThe end, by Ann."
+    (note,) = b.received("task.overwritten")
+    assert [(f["field"], f["value"]) for f in note["data"]["fields"]] == [("status", "done")]
+    bad = api.call("PATCH", f"/tasks/{task['id']}", "ann", {"status": "done"}, query={"seen_version": 0})
+    assert bad.status == 422
