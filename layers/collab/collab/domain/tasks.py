@@ -69,9 +69,6 @@ def wire_task(row: dict[str, Any]) -> dict[str, Any]:
     return Task.model_validate(row).wire()
 
 
-_wire = wire_task
-
-
 def json_value(value: Any) -> Any:
     """A field's value as JSON (a due date as ISO text)."""
     return value.isoformat() if isinstance(value, date) else value
@@ -136,7 +133,7 @@ def event_and_notes(
 ) -> tuple[Committed, int | None, dict[str, Any]]:
     """The event of a committed task change (seq, activity row with its field changes) and the
     notifications it causes."""
-    task = _wire(row)
+    task = wire_task(row)
     wid = str(row["workspace_id"]) if row["workspace_id"] is not None else None
     committed = Committed(wid)
     seq = None
@@ -433,8 +430,9 @@ def _notices(
 ) -> None:
     """``task.overwritten`` to each user whose recent change this one replaced (sent after the commit
     to their connections in the workspace, if any: :func:`collab.domain.events.publish`)."""
-    if committed.workspace_id is None:
+    if committed.workspace_id is None or committed.event is None:
         return
+    at = committed.event["timestamp"]  # the protocol's form of the commit's time
     for uid, fields in sorted(told.items()):
         data = {
             "task": task,
@@ -442,9 +440,7 @@ def _notices(
             "by": {"id": actor_id, "display_name": actor_name},
             "fields": fields,
         }
-        committed.notices.append(
-            (uid, frame("task.overwritten", committed.workspace_id, actor_id, task["updated_at"], data))
-        )
+        committed.notices.append((uid, frame("task.overwritten", committed.workspace_id, actor_id, at, data)))
 
 
 def update(
@@ -474,7 +470,7 @@ def update(
         else:  # refused, changed under us, or a description to merge: step by step
             before = _load_for_write(cur, actor_id, task_id, scope)
             if base_version is not None and base_version != before["version"]:
-                raise Conflict("the task changed since base_version", task=_wire(before))
+                raise Conflict("the task changed since base_version", task=wire_task(before))
             if "assigned_to" in patch:
                 wid = str(before["workspace_id"]) if before["workspace_id"] is not None else None
                 check_assignee(cur, wid, before["created_by"], patch["assigned_to"])
@@ -534,7 +530,7 @@ def get(db: Database, actor_id: str, task_id: str) -> dict[str, Any]:
                 raise NotFound("task not found")
         else:
             require_member(cur, str(row["workspace_id"]), actor_id)
-        return _wire(row)
+        return wire_task(row)
 
     return db.run(tx)
 
@@ -572,7 +568,7 @@ def _page(cur: Cursor, where: str, args: tuple[Any, ...], cursor: str | None, li
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return {"items": [_wire(r) for r in rows], "next_cursor": nxt}
+    return {"items": [wire_task(r) for r in rows], "next_cursor": nxt}
 
 
 def list_workspace(
