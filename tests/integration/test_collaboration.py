@@ -265,11 +265,13 @@ def test_an_undo_cannot_itself_be_undone_and_bad_frames_are_refused(board, world
     before = state(world, wid, task["id"])
     out = undo(a, u["seq"])
     assert out["error"]["code"] == "validation_error" and out["error"]["field"] == "seq"
-    for bad in ({"seq": 0}, {"seq": "3"}, {}, {"seq": None}):
-        reply = a.send({"action": "task.undo", "request_id": rid(), **bad})
-        assert (
-            reply["data"]["error"]["code"] == "validation_error" and reply["data"]["error"]["field"] == "seq"
-        )
+    for action in ("task.undo", "task.redo"):
+        for bad in ({"seq": 0}, {"seq": -1}, {"seq": "x"}, {"seq": 1.5}, {}, {"seq": None}):
+            reply = a.send({"action": action, "request_id": rid(), **bad})
+            error = reply["data"]["error"]
+            assert (error["code"], error["field"]) == ("validation_error", "seq"), (action, bad)
+        missing_id = a.send({"action": action, "seq": change["seq"]})["data"]["error"]
+        assert (missing_id["code"], missing_id["field"]) == ("validation_error", "request_id")
     assert state(world, wid, task["id"]) == before
 
 
@@ -330,6 +332,8 @@ def test_history_lists_field_diffs_newest_first_for_members_only(board, world):
     world.user("dave")
     assert api.call("GET", f"/tasks/{task['id']}/history", "dave").status == 403
     assert api.call("GET", f"/tasks/{uuid.uuid4()}/history", "ann").status == 404
+    for limit in (0, 201, "x"):
+        assert api.call("GET", f"/tasks/{task['id']}/history", "ann", query={"limit": limit}).status == 422
     assert api.call("GET", f"/tasks/{task['id']}/history", "ann", query={"cursor": "bm9wZQ"}).body == {
         "items": [],
         "next_cursor": None,
