@@ -49,6 +49,7 @@ REQUIREMENTS: tuple[str, ...] = (
     "pyjwt[crypto]==2.15.1",
     "psycopg[binary]==3.3.9",
     "redis==8.1.0",
+    "diff-match-patch==20241021",  # the description merge (collab/domain/textmerge.py)
 )
 
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34), so wheels tagged up to

@@ -79,3 +79,40 @@ def test_concurrent_migrations_apply_once_without_error(settings):
         }
     finally:
         drop_db(settings, name)
+
+
+def test_migration_0005_marks_the_fields_of_tasks_changed_before_it(settings, monkeypatch):
+    """Tasks changed before provenance existed start with every field marked as of their last
+    change; a task never changed keeps none (it reads as its creation)."""
+    from collab.adapters.postgres import migrate as migrate_module
+
+    name = f"mig_0005_{id(settings) % 10000}"
+    dsn = fresh_db(settings, name)
+    try:
+        before = [(v, sql) for v, sql in migration_files() if v < "0005"]
+        monkeypatch.setattr(migrate_module, "migration_files", lambda: before)
+        migrate(dsn)
+        with psycopg.connect(dsn) as conn:
+            conn.execute("INSERT INTO users (id) VALUES ('ann'), ('bob')")
+            conn.execute(
+                "INSERT INTO tasks (id, title, created_by, updated_by, version, updated_at) VALUES"
+                " ('00000000-0000-0000-0000-000000000001', 'changed', 'ann', 'bob', 3, '2026-01-02T03:04:05Z'),"
+                " ('00000000-0000-0000-0000-000000000002', 'new', 'ann', 'ann', 1, now())"
+            )
+        monkeypatch.undo()
+        assert "0005_collaboration" in migrate(dsn)
+        with psycopg.connect(dsn) as conn:
+            rows = dict(conn.execute("SELECT title, fields FROM tasks").fetchall())
+        assert rows["new"] == {}
+        assert set(rows["changed"]) == {
+            "title",
+            "description",
+            "status",
+            "priority",
+            "due_date",
+            "assigned_to",
+        }
+        mark = rows["changed"]["status"]
+        assert mark["by"] == "bob" and mark["version"] == 3 and mark["at"].startswith("2026-01-02T03:04:05")
+    finally:
+        drop_db(settings, name)

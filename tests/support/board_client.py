@@ -98,6 +98,12 @@ class BoardClient:
     are retried up to three times after ``retry_after_ms``. The board is not rendered: ``tasks`` is
     the server state the client holds.
 
+    v1.3: ``update_task(..., seen_version=)`` asks for a conflict receipt (the ack's ``overwrote``),
+    ``undo(seq)`` / ``redo(seq)`` revert or re-apply one's own change, ``set_editing(task_id, field)``
+    shows an editing indicator (None: blur). ``overwritten`` collects the ``task.overwritten``
+    frames received, ``editing`` the indicators peers show (user id -> ``{task_id, field,
+    expires_at}``), from ``presence.editing`` frames and sync replies.
+
     Hooks (all optional, called on the client's loop): ``on_event(client, frame, recv_ns)`` for
     every live workspace event, ``before_sync(client)`` just before a ``sync`` is sent,
     ``on_live(client, reconnect_or_None)`` when a sync completes and the client is live.
@@ -135,6 +141,8 @@ class BoardClient:
         self.attempt = 0
         self.reconnects: list[Reconnect] = []
         self.presence: dict[str, dict[str, Any]] = {}
+        self.overwritten: list[dict[str, Any]] = []  # v1.3: task.overwritten frames received
+        self.editing: dict[str, dict[str, Any]] = {}  # v1.3: user id -> what they are editing
         self.counts: Counter[str] = Counter()  # frames by type, refusals, failures
         self.on_event: Callable[[BoardClient, dict[str, Any], int], None] | None = None
         self.before_sync: Callable[[BoardClient], None] | None = None
@@ -325,6 +333,7 @@ class BoardClient:
     async def _on_sync(self, data: dict[str, Any]) -> None:
         since, before = self._sync_since, self.last_seq
         self.presence = {p["user"]["id"]: p for p in data.get("presence") or []}
+        self.editing = {uid: p["editing"] for uid, p in self.presence.items() if p.get("editing")}
         full = since is None or bool(data.get("resync"))
         if full:
             self.last_seq = int(data["seq"])
@@ -393,12 +402,21 @@ class BoardClient:
             await self._on_sync(data)
         elif kind == "ack":
             await self._on_ack(data)
+        elif kind == "task.overwritten":  # v1.3: not a workspace event (no seq): a notice
+            self.overwritten.append(frame)
+            self._apply_task(data["task"])
+        elif kind == "presence.editing":
+            if data.get("editing"):
+                self.editing[data["user"]["id"]] = data["editing"]
+            else:
+                self.editing.pop(data["user"]["id"], None)
         elif isinstance(kind, str) and kind.startswith(("task.", "member.")):
             await self._apply_event(frame, received)
         elif kind in ("presence.joined", "presence.updated"):
             self.presence[data["user"]["id"]] = data
         elif kind == "presence.left":
             self.presence.pop(data["user"]["id"], None)
+            self.editing.pop(data["user"]["id"], None)
         elif kind is None and frame.get("message") == "Internal server error":
             self.counts["internal_server_error"] += 1
 
@@ -446,10 +464,33 @@ class BoardClient:
             self.tasks[task["id"]] = task
 
     # -- mutations -----------------------------------------------------------------------------
-    def update_task(self, task_id: str, changes: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        """Send ``task.update`` now if live, else queue it; the future gets the ``ack``'s data."""
+    def update_task(
+        self, task_id: str, changes: dict[str, Any], *, seen_version: int | None = None
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send ``task.update`` now if live, else queue it; the future gets the ``ack``'s data. With
+        ``seen_version`` (v1.3), the ack carries the conflict receipt."""
+        frame: dict[str, Any] = {"action": "task.update", "task_id": task_id, "changes": changes}
+        if seen_version is not None:
+            frame["seen_version"] = seen_version
+        return self._mutate(frame)
+
+    def undo(self, seq: int) -> asyncio.Future[dict[str, Any]]:
+        """v1.3 ``task.undo`` of one's own change at ``seq``; the future gets the ``ack``'s data."""
+        return self._mutate({"action": "task.undo", "seq": seq})
+
+    def redo(self, seq: int) -> asyncio.Future[dict[str, Any]]:
+        return self._mutate({"action": "task.redo", "seq": seq})
+
+    async def set_editing(self, task_id: str | None, field: str = "title") -> bool:
+        """v1.3: show peers what this user is editing (None: stop, as on blur)."""
+        editing = None if task_id is None else {"task_id": task_id, "field": field}
+        return await self._send(
+            {"action": "presence.update", "status": "active", "viewing": task_id, "editing": editing}
+        )
+
+    def _mutate(self, frame: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         rid = str(uuid.uuid4())
-        frame = {"action": "task.update", "request_id": rid, "task_id": task_id, "changes": changes}
+        frame = {"request_id": rid, **frame}
         op = _Op(frame, asyncio.get_running_loop().create_future())
         self._pending[rid] = op
         if self.state == "live":

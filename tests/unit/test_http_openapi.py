@@ -51,6 +51,7 @@ CONTRACT_ROUTES = {
     ("get", "/workspaces/{workspace_id}/presence"),
     ("get", "/notifications"),
     ("post", "/notifications/read"),
+    ("get", "/tasks/{task_id}/history"),  # v1.3
 }
 # Contract v1.2: what the operators of a workspace use (admins and owners only).
 OPERATOR_ROUTES = {

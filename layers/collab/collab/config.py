@@ -82,6 +82,9 @@ class Limits(BaseModel):
     frames_per_minute: int = Field(default=100, ge=1)
     # Per connection; a client sends one every 30 s, so 10 leaves room for reconnects and retries.
     heartbeats_per_minute: int = Field(default=10, ge=1)
+    # v1.3: presence.update frames that carry `editing`, per user: typing refreshes its indicator
+    # every 5 s (12 a minute per field), so this is room for field switches, not for a flood.
+    editing_per_minute: int = Field(default=60, ge=1)
     # Frames refused over budget in one window before the connection is closed.
     refusals_before_close: int = Field(default=20, ge=1)
     connect_attempts_per_minute: int = Field(default=30, ge=1)

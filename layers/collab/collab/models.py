@@ -9,11 +9,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 TaskStatus = Literal["todo", "in_progress", "done"]
 Priority = Literal["low", "medium", "high", "urgent"]
 Role = Literal["owner", "admin", "member"]
 PresenceStatus = Literal["active", "away"]
+# The writable fields of a task (contract 3.6): what a patch may carry, what provenance is kept of.
+TaskField = Literal["title", "description", "status", "priority", "due_date", "assigned_to"]
 
 # The text rule of contract 3.6, decided once here as patterns: no control characters other than
 # newline and tab (C0 but tab and newline, DEL, C1), and for titles and names at least one character
@@ -52,6 +55,14 @@ class Wire(BaseModel):
         return self.model_dump(mode="json")
 
 
+class FieldMark(Wire):
+    """v1.3 provenance of one field: who changed it last, the task version that change made, when."""
+
+    by: str
+    version: int
+    at: datetime
+
+
 class Task(Wire):
     id: UUID
     workspace_id: UUID | None
@@ -67,6 +78,10 @@ class Task(Wire):
     updated_at: datetime
     version: int
     deleted: bool
+    # v1.3: per writable field, its last change. A field absent was last set by the task's creation
+    # (by ``created_by``, version 1, at ``created_at``), which keeps a new task's frames small. Only
+    # changes that altered the value count.
+    fields: dict[TaskField, FieldMark] = Field(default_factory=dict)
 
 
 class Notification(Wire):
@@ -86,11 +101,51 @@ class UserRef(Wire):
     display_name: str
 
 
+class Editing(Wire):
+    """v1.3: what a user is editing. Shown until ``expires_at`` unless refreshed (15 s after the last
+    ``presence.update`` that carried it); gone at once when they blur or disconnect."""
+
+    task_id: UUID
+    field: TaskField
+    expires_at: datetime
+
+
 class PresenceEntry(Wire):
     user: UserRef
     status: PresenceStatus
     viewing: UUID | None
     last_seen: datetime
+    editing: Editing | None = None  # v1.3
+
+
+# v1.3: one field's change in a task's history. "from"/"to" are JSON values (a due date as text).
+FieldChange = TypedDict("FieldChange", {"from": Any, "to": Any})
+
+
+class HistoryEntry(Wire):
+    """v1.3: one change of a task (``GET /tasks/{task_id}/history``), from the activity log."""
+
+    seq: int
+    actor: UserRef
+    at: datetime
+    type: Literal["task.created", "task.updated", "task.deleted"]  # the event peers received
+    kind: (
+        Literal["create", "update", "delete", "undo", "redo"] | None
+    )  # what the actor did (None: before v1.3)
+    target_seq: int | None = None  # undo / redo: the seq of the change reverted or re-applied
+    changes: dict[str, FieldChange]  # field -> {"from", "to"}; "deleted" for deletions and restores
+
+
+class Overwrite(Wire):
+    """v1.3 conflict receipt item: a field a change replaced that someone else had changed after
+    the version its author saw (``seen_version``)."""
+
+    field: TaskField
+    value: Any  # the value replaced (for a description merged with conflicting hunks: the text before)
+    by: UserRef  # who had changed it
+    version: int  # the task version their change made
+    at: datetime  # when
+    hunks: int | None = None  # description only: the conflicting hunks where this change's text won
 
 
 class Member(Wire):

@@ -33,6 +33,8 @@ class Committed:
     workspace_id: str | None
     event: dict[str, Any] | None = None
     notifications: list[dict[str, Any]] = field(default_factory=list)  # each: {"user_id", "notification"}
+    # v1.3: frames for one user's connections in the workspace (``task.overwritten``): (user id, frame)
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def record(
@@ -42,13 +44,30 @@ def record(
     type_: str,
     data: dict[str, Any],
     task_id: str | None = None,
+    *,
+    changes: dict[str, Any] | None = None,
+    kind: str | None = None,
+    target_seq: int | None = None,
 ) -> dict[str, Any]:
-    """Take the next seq, write the activity row, and return the event frame (one statement)."""
+    """Take the next seq, write the activity row, and return the event frame (one statement).
+    A task change's row also says what changed (``changes``: field -> {from, to}), what the actor
+    did (``kind``) and, for undo and redo, which change they revert or re-apply (``target_seq``)."""
     row = cur.execute(
         "WITH s AS (UPDATE workspaces SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq)"
-        " INSERT INTO activity (workspace_id, seq, actor_id, type, task_id, payload)"
-        " SELECT %s, last_seq, %s, %s, %s, %s FROM s RETURNING seq, created_at",
-        (workspace_id, workspace_id, actor_id, type_, task_id, json.dumps(data)),
+        " INSERT INTO activity"
+        " (workspace_id, seq, actor_id, type, task_id, payload, changes, kind, target_seq)"
+        " SELECT %s, last_seq, %s, %s, %s, %s, %s, %s, %s FROM s RETURNING seq, created_at",
+        (
+            workspace_id,
+            workspace_id,
+            actor_id,
+            type_,
+            task_id,
+            json.dumps(data),
+            None if changes is None else json.dumps(changes),
+            kind,
+            target_seq,
+        ),
     ).fetchone()
     assert row is not None
     return frame(type_, str(workspace_id), actor_id, iso(row["created_at"]), data, int(row["seq"]))
@@ -135,7 +154,31 @@ def publish(
         webhooks.enqueue(rt, wid, int(event["seq"]))
     if committed.notifications:
         push_notifications(rt, committed.notifications, gateway)
+    if committed.notices and committed.workspace_id is not None:
+        post_notices(rt, str(committed.workspace_id), committed.notices, gateway)
     return receipt
+
+
+def post_notices(
+    rt: Runtime, workspace_id: str, notices: list[tuple[str, dict[str, Any]]], gateway: ManagementApi
+) -> None:
+    """Post each notice to its user's connections in the workspace; nothing when they are offline
+    (a notice is not stored: the receipt of the change that caused it is the actor's)."""
+    messages: list[tuple[str, bytes]] = []
+    for uid, body in notices:
+        payload = dumps(body).encode()
+        for cid, wid in rt.store.user_connections(uid).items():
+            if wid == workspace_id:
+                messages.append((cid, payload))
+    if not messages:
+        return
+    from collab.domain import usage
+
+    usage.add(rt, workspace_id, posts_out=len(messages))
+    outcomes = gateway.send_each(messages)
+    gone = [cid for (cid, _), outcome in zip(messages, outcomes, strict=True) if outcome == "gone"]
+    if gone:
+        _prune(rt, gateway, workspace_id, gone)
 
 
 def _prune(rt: Runtime, gateway: ManagementApi, wid: str, gone: list[str]) -> None:

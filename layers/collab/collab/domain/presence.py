@@ -44,26 +44,36 @@ DEAD_AFTER_S = MODES["active"][1]
 SWEEP_BATCH = 500  # the sweeper's bounded work per workspace batch
 LEAVE_GRACE_S = 1.0  # a user's leave waits this long for a reconnect that cancels it
 LEAVE_GRACE_STEPS = 10  # $disconnect looks every 100 ms whether it was cancelled
+EDITING_TTL_S = 15  # v1.3: an editing indicator expires this long after its last refresh
 
 
 def deadline_ms(rt: Runtime, mode: str) -> int:
     return rt.clock.now_ms() + MODES.get(mode, MODES["active"])[1] * 1000
 
 
-def entry(uid: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """The wire form of a presence entry from its Redis record."""
+def entry(uid: str, raw: dict[str, Any], editing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The wire form of a presence entry from its Redis record (with ``editing`` in snapshots)."""
     last = datetime.fromtimestamp(int(raw.get("last_seen_ms", 0)) / 1000, tz=UTC)
-    return {
+    out = {
         "user": {"id": uid, "display_name": raw.get("display_name") or uid},
         "status": raw.get("status", "active"),
         "viewing": raw.get("viewing"),
         "last_seen": iso(last),
     }
+    if editing is not None:
+        out["editing"] = _editing_wire(editing)
+    return out
+
+
+def _editing_wire(indicator: dict[str, Any]) -> dict[str, Any]:
+    expires = datetime.fromtimestamp(int(indicator["exp"]) / 1000, tz=UTC)
+    return {"task_id": indicator["task_id"], "field": indicator["field"], "expires_at": iso(expires)}
 
 
 def snapshot(rt: Runtime, workspace_id: str) -> list[dict[str, Any]]:
-    """One entry per online user, ordered by user id."""
-    return [entry(uid, raw) for uid, raw in sorted(rt.store.presence(workspace_id).items())]
+    """One entry per online user, ordered by user id; v1.3: with what they are editing, if anything."""
+    entries, editing = rt.store.presence_and_editing(workspace_id, rt.clock.now_ms())
+    return [entry(uid, raw, editing.get(uid)) for uid, raw in sorted(entries.items())]
 
 
 def _presence_frame(rt: Runtime, type_: str, workspace_id: str, uid: str, data: dict[str, Any]) -> bytes:
@@ -147,9 +157,9 @@ def announce_joined(rt: Runtime, gateway: ManagementApi, info: ConnInfo, raw: di
     )
 
 
-def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, viewing: str | None) -> None:
+def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, viewing: str | None) -> bool:
     """``presence.update``: the connection's status is its mode; peers hear of it when the user's
-    entry changed."""
+    entry changed. False when the user is not online (nothing stored)."""
     raw, changed = rt.store.set_presence(info, status, viewing, rt.clock.now_ms(), deadline_ms(rt, status))
     # Over its budget, a workspace's presence updates are throttled first (stored, sent less often).
     if raw is not None and changed and usage.presence_allowed(rt, info.workspace_id, info.user_id):
@@ -162,6 +172,55 @@ def update(rt: Runtime, gateway: ManagementApi, info: ConnInfo, status: str, vie
             entry(info.user_id, raw),
             exclude=info.connection_id,
         )
+    return raw is not None
+
+
+def update_editing(
+    rt: Runtime,
+    gateway: ManagementApi,
+    info: ConnInfo,
+    status: str,
+    viewing: str | None,
+    target: tuple[str, str] | None,
+) -> None:
+    """v1.3 ``presence.update`` carrying ``editing``: the status and viewing as any presence update,
+    then the indicator, set (or refreshed: it expires ``EDITING_TTL_S`` after this) or, with None,
+    cleared (when this connection set it). Peers get ``presence.editing``. Never in Postgres."""
+    wid, uid, cid = info.workspace_id, info.user_id, info.connection_id
+    if not update(rt, gateway, info, status, viewing):  # not online (never synced): nobody to tell
+        return
+    if target is None:
+        if rt.store.clear_editing(wid, {cid}):
+            _editing_broadcast(rt, gateway, wid, uid, info.display_name, None, exclude=cid)
+        return
+    now = rt.clock.now_ms()
+    indicator = {"task_id": target[0], "field": target[1], "cid": cid, "exp": now + EDITING_TTL_S * 1000}
+    rt.store.set_editing(wid, uid, indicator, EDITING_TTL_S * 1000)
+    _editing_broadcast(rt, gateway, wid, uid, info.display_name, indicator, exclude=cid)
+
+
+def _editing_broadcast(
+    rt: Runtime,
+    gateway: ManagementApi,
+    workspace_id: str,
+    uid: str,
+    name: str,
+    indicator: dict[str, Any] | None,
+    *,
+    exclude: str | None = None,
+) -> None:
+    """``presence.editing {user, editing}`` to the workspace's connections that are not away."""
+    data = {
+        "user": {"id": uid, "display_name": name or uid},
+        "editing": None if indicator is None else _editing_wire(indicator),
+    }
+    targets = [c for c in rt.store.fanout_targets(workspace_id, active_only=True) if c != exclude]
+    if not targets:
+        return
+    usage.add(rt, workspace_id, posts_out=len(targets))
+    receipt = gateway.broadcast(targets, _presence_frame(rt, "presence.editing", workspace_id, uid, data))
+    if receipt.gone:
+        settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
 
 
 def _left(uid: str, raw: dict[str, Any] | None, name: str, now: datetime) -> dict[str, Any]:
@@ -187,6 +246,11 @@ def settle(
     instead (:func:`flush_leaves` sends them)."""
     if close and removed:
         gateway.delete_many([r.connection_id for r in removed])  # all at once, not one by one
+    if removed:  # v1.3: what they were editing ends with the connection (a leave says it for the rest)
+        still_here = {r.user_id: r.display_name for r in removed if not r.left}
+        for uid in rt.store.clear_editing(workspace_id, {r.connection_id for r in removed}):
+            if uid in still_here:
+                _editing_broadcast(rt, gateway, workspace_id, uid, still_here[uid], None)
     now = rt.clock.utcnow()
     changes: list[tuple[str, str, dict[str, Any]]] = []
     for r in removed:

@@ -18,6 +18,7 @@ from collab.models import (
     CONTROLS,
     PLAIN_TEXT,
     SPACES,
+    HistoryEntry,
     Member,
     Name,
     Notification,
@@ -105,6 +106,13 @@ class MemberPage(BaseModel):
 
 class TaskPage(BaseModel):
     items: list[Task]
+    next_cursor: str | None
+
+
+class HistoryPage(BaseModel):
+    """v1.3: a task's changes, newest first."""
+
+    items: list[HistoryEntry]
     next_cursor: str | None
 
 

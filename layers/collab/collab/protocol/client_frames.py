@@ -18,7 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from collab.errors import PayloadTooLarge, ValidationError
-from collab.models import Description, PresenceStatus, Priority, TaskStatus, Title, UserId, error_message
+from collab.models import (
+    Description,
+    PresenceStatus,
+    Priority,
+    TaskField,
+    TaskStatus,
+    Title,
+    UserId,
+    error_message,
+)
 from collab.protocol.wire import dumps, frame
 
 __all__ = ["dumps", "frame"]
@@ -105,6 +114,10 @@ class TaskUpdate(_Frame):
     task_id: UUID
     changes: TaskChanges
     base_version: Annotated[int, Field(ge=1)] | None = None
+    # v1.3: the task version the user was looking at when they made this edit. Not a condition: the
+    # change is applied (per-field last write wins) and its ack lists what it overwrote; a
+    # description changed concurrently since this version is merged rather than replaced.
+    seen_version: Annotated[int, Field(ge=1)] | None = None
 
 
 class TaskDelete(_Frame):
@@ -113,20 +126,59 @@ class TaskDelete(_Frame):
     task_id: UUID
 
 
+class TaskUndo(_Frame):
+    """v1.3: revert the caller's own change recorded at ``seq`` (its fields back to their values
+    before it; a deletion undone restores the task, a creation undone deletes it)."""
+
+    action: Literal["task.undo"]
+    request_id: UUID
+    seq: Annotated[int, Field(ge=1)]
+
+
+class TaskRedo(_Frame):
+    """v1.3: re-apply the caller's change at ``seq`` that they undid."""
+
+    action: Literal["task.redo"]
+    request_id: UUID
+    seq: Annotated[int, Field(ge=1)]
+
+
 class NotificationRead(_Frame):
     action: Literal["notification.read"]
     request_id: UUID
     notification_ids: Annotated[list[UUID], Field(min_length=1, max_length=100)]
 
 
+class EditingTarget(_Strict):
+    task_id: UUID
+    field: TaskField
+
+
 class PresenceUpdate(_Frame):
+    """``editing`` (v1.3): the field the user is typing in (refresh every 5 s while they type; peers
+    drop it 15 s after the last refresh); ``null`` on blur. A frame that carries ``editing`` (even
+    null) counts against the editing budget, not the 100-frame one."""
+
     action: Literal["presence.update"]
     status: PresenceStatus
     viewing: UUID | None = None
+    editing: EditingTarget | None = None
+
+    @property
+    def carries_editing(self) -> bool:
+        return "editing" in self.model_fields_set
 
 
 ClientFrame = Annotated[
-    Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | NotificationRead | PresenceUpdate,
+    Heartbeat
+    | Sync
+    | TaskCreate
+    | TaskUpdate
+    | TaskDelete
+    | TaskUndo
+    | TaskRedo
+    | NotificationRead
+    | PresenceUpdate,
     Field(discriminator="action"),
 ]
 ACTIONS = (
@@ -135,10 +187,12 @@ ACTIONS = (
     "task.create",
     "task.update",
     "task.delete",
+    "task.undo",
+    "task.redo",
     "notification.read",
     "presence.update",
 )
-MUTATIONS = ("task.create", "task.update", "task.delete", "notification.read")
+MUTATIONS = ("task.create", "task.update", "task.delete", "task.undo", "task.redo", "notification.read")
 _adapter: TypeAdapter[Any] | None = None
 
 
@@ -204,8 +258,13 @@ _FRAME_MODELS = (
     "PresenceBatchEvent",
     "PresenceBatchData",
     "PresenceBatch",
+    "PresenceEditingData",
+    "PresenceEditing",
     "NotificationCreatedData",
     "NotificationCreated",
+    "OverwrittenField",
+    "TaskOverwrittenData",
+    "TaskOverwritten",
     "ErrorBody",
     "AckData",
     "Ack",

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from collab.errors import ErrorCode
-from collab.models import Notification, PresenceEntry, Task
+from collab.models import Editing, Notification, Overwrite, PresenceEntry, Task, TaskField, UserRef
 
 
 # Models of server frames, for the JSON Schema and the generated TypeScript types.
@@ -58,6 +58,19 @@ class PresenceBatch(ServerFrameBase):
     data: PresenceBatchData
 
 
+class PresenceEditingData(BaseModel):
+    user: UserRef
+    editing: Editing | None  # null: they stopped (blur, or their connection closed)
+
+
+class PresenceEditing(ServerFrameBase):
+    """v1.3: a user's editing indicator set, refreshed or cleared; to connections that are not away.
+    Show it until ``editing.expires_at`` unless refreshed; drop it on ``presence.left``."""
+
+    type: Literal["presence.editing"]
+    data: PresenceEditingData
+
+
 class NotificationCreatedData(BaseModel):
     notification: Notification
 
@@ -65,6 +78,29 @@ class NotificationCreatedData(BaseModel):
 class NotificationCreated(ServerFrameBase):
     type: Literal["notification.created"]
     data: NotificationCreatedData
+
+
+class OverwrittenField(BaseModel):
+    field: TaskField
+    value: Any  # your value, now replaced
+    version: int  # the task version your change made
+    at: datetime  # when you made it
+    hunks: int | None = None  # description: the conflicting hunks where the other change won
+
+
+class TaskOverwrittenData(BaseModel):
+    task: Task  # the task as committed by the change that overwrote yours
+    seq: int | None
+    by: UserRef  # who overwrote it
+    fields: list[OverwrittenField]
+
+
+class TaskOverwritten(ServerFrameBase):
+    """v1.3: to the user whose change (within the last 60 s) someone else's ``task.update`` just
+    overwrote, on each of their connections in the workspace; not stored, not replayed."""
+
+    type: Literal["task.overwritten"]
+    data: TaskOverwrittenData
 
 
 class ErrorBody(BaseModel):
@@ -81,6 +117,10 @@ class AckData(BaseModel):
     task: Task | None = None
     seq: int | None = None
     error: ErrorBody | None = None
+    # v1.3, a task.update with seen_version: the fields it replaced that someone else had changed
+    # after that version ([] when none), and the fields merged with a concurrent change
+    overwrote: list[Overwrite] | None = None
+    merged: list[TaskField] | None = None
 
 
 class Ack(ServerFrameBase):
@@ -126,7 +166,9 @@ ServerFrame = Annotated[
     | MemberEvent
     | PresenceEvent
     | PresenceBatch
+    | PresenceEditing
     | NotificationCreated
+    | TaskOverwritten
     | Ack
     | SyncReply
     | HeartbeatAck

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from collab.deadline import remaining
-from collab.domain import admission, events, ledger, notifications, presence, tasks
+from collab.domain import admission, events, ledger, notifications, presence, tasks, undo
 from collab.domain.sync import sync
 from collab.errors import CollabError, Forbidden, RateLimited, Unauthorized, ValidationError
 from collab.observability import MetricUnit, logger, metrics
@@ -102,17 +102,20 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         # it reached $default: it counts against the frame budget, not the heartbeats' own
         return _count(rt, gateway, info, None) or heartbeat.handle(rt, event, budget=False)
     rid = str(msg.request_id) if mutation else None
+    # v1.3: editing indicators have their own budget, so typing does not eat the frame budget
+    editing = msg.action == "presence.update" and msg.carries_editing
+    bucket, limit = ("ed", rt.settings.limits.editing_per_minute) if editing else ("rl", None)
     try:
         kind, value = rt.store.begin(
             info.user_id,
-            bucket="rl",
-            limit=rt.settings.limits.frames_per_minute,
+            bucket=bucket,
+            limit=limit or rt.settings.limits.frames_per_minute,
             window_ms=WINDOW_MS,
             now_ms=rt.clock.now_ms(),
             request_id=rid,
         )
         if kind == "limited":
-            return _over_budget(rt, gateway, info, rid, int(value))
+            return _over_budget(rt, gateway, info, rid, int(value), bucket=bucket)
     except CollabError as exc:
         return ack(rt, info, ack_error(rid, exc)) if mutation else error(rt, exc, info)
     if kind == "seen":
@@ -160,15 +163,20 @@ def _count(rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: Any) -> dic
 
 
 def _over_budget(
-    rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: str | None, retry_ms: int
+    rt: Runtime, gateway: ManagementApi, info: ConnInfo, rid: str | None, retry_ms: int, *, bucket: str = "rl"
 ) -> dict[str, Any]:
-    """Refuse a frame over the user's budget with ``rate_limited``; a client that keeps sending
-    (``refusals_before_close`` refusals in one window) has its connection closed."""
+    """Refuse a frame over the user's budget (``bucket``: ``rl`` frames, ``ed`` editing indicators)
+    with ``rate_limited``; a client that keeps sending (``refusals_before_close`` refusals in one
+    window) has its connection closed."""
     limits = rt.settings.limits
-    exc = RateLimited(f"rate limit: {limits.frames_per_minute} frames per minute", retry_after_ms=retry_ms)
+    if bucket == "ed":
+        what = f"rate limit: {limits.editing_per_minute} editing updates per minute"
+    else:
+        what = f"rate limit: {limits.frames_per_minute} frames per minute"
+    exc = RateLimited(what, retry_after_ms=retry_ms)
     metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
     try:
-        refusals = rt.store.count_refusal(info.user_id, "rl", WINDOW_MS)
+        refusals = rt.store.count_refusal(info.user_id, bucket, WINDOW_MS)
     except CollabError:
         refusals = 0
     if refusals > limits.refusals_before_close:
@@ -226,7 +234,12 @@ def _read_action(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any) 
     try:
         if msg.action == "sync":
             return reply(rt, "sync", sync(rt, gateway, info, msg.since), info)
-        presence.update(rt, gateway, info, msg.status, str(msg.viewing) if msg.viewing else None)
+        viewing = str(msg.viewing) if msg.viewing else None
+        if msg.carries_editing:
+            target = (str(msg.editing.task_id), msg.editing.field) if msg.editing else None
+            presence.update_editing(rt, gateway, info, msg.status, viewing, target)
+        else:
+            presence.update(rt, gateway, info, msg.status, viewing)
         return {"statusCode": 200}
     except CollabError as exc:
         if isinstance(exc, Forbidden):  # removed from the workspace: this connection is over
@@ -245,9 +258,7 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
 
     def answer_of(result: Any) -> ledger.Answer:
         if isinstance(result, tasks.Mutation):
-            return ledger.Answer(
-                200, dumps({"request_id": rid, "ok": True, "task": result.task, "seq": result.seq})
-            )
+            return ledger.Answer(200, dumps(_ok(rid, result)))
         return ledger.Answer(200, dumps({"request_id": rid, "ok": True, "notification_ids": result}))
 
     def refused(exc: CollabError) -> ledger.Answer:
@@ -265,8 +276,11 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
                 str(msg.task_id),
                 msg.changes.patch(),
                 base_version=msg.base_version,
+                seen_version=msg.seen_version,
                 scope=info.workspace_id,
             )
+        if msg.action in ("task.undo", "task.redo"):
+            return undo.revert(db, uid, info.workspace_id, msg.seq, redo=msg.action == "task.redo")
         return tasks.delete(db, uid, str(msg.task_id), scope=info.workspace_id)
 
     try:
@@ -300,4 +314,15 @@ def _mutate(rt: Runtime, gateway: ManagementApi, info: ConnInfo, msg: Any, rid: 
     metrics.add_metric(
         name="MutationLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
     )
-    return ack(rt, info, {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq})
+    return ack(rt, info, _ok(rid, m))
+
+
+def _ok(rid: str, m: tasks.Mutation) -> dict[str, Any]:
+    """A task mutation's ``ack``: the committed task and seq; with ``seen_version`` (v1.3) the
+    conflict receipt (``overwrote``) and, when a description was merged, ``merged``."""
+    out: dict[str, Any] = {"request_id": rid, "ok": True, "task": m.task, "seq": m.seq}
+    if m.overwrote is not None:
+        out["overwrote"] = m.overwrote
+    if m.merged:
+        out["merged"] = m.merged
+    return out

@@ -13,7 +13,8 @@ def ws(wid: str, name: str) -> str:
     """conns (hash cid->uid) | hb (zset cid->deadline ms) | modes (hash cid->'away', absent: active)
     | online (hash uid->announced conns) | joined (set of announced cids) | presence (hash uid->json)
     | leaving (hash uid->json: leaves held for the grace) | history (zset seq->event json)
-    | members (hash uid->role, a cache of Postgres)."""
+    | members (hash uid->role, a cache of Postgres)
+    | editing (hash uid->json {task_id, field, cid, exp}: v1.3 editing indicators, expiring)."""
     return f"{P}{{w:{wid}}}:{name}"
 
 

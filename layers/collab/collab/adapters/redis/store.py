@@ -468,6 +468,33 @@ class Store:
         raw = self._call(self.r.hgetall, keys.ws(wid, "presence"))
         return {_s(k): json.loads(_s(v)) for k, v in raw.items()}
 
+    # -- editing indicators (v1.3): Redis only; each entry carries its own expiry -----------------
+    def presence_and_editing(
+        self, wid: str, now_ms: int
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The presence entries and the editing indicators not yet expired, in one round trip."""
+        raw, editing = self._batch(
+            lambda c: c.hgetall(keys.ws(wid, "presence")), lambda c: c.hgetall(keys.ws(wid, "editing"))
+        )
+        entries = {_s(k): json.loads(_s(v)) for k, v in raw.items()}
+        live = {_s(k): json.loads(_s(v)) for k, v in editing.items()}
+        return entries, {uid: e for uid, e in live.items() if int(e["exp"]) > now_ms}
+
+    def set_editing(self, wid: str, uid: str, indicator: dict[str, Any], ttl_ms: int) -> None:
+        """A user's indicator (``task_id``, ``field``, ``cid`` that set it, ``exp`` ms). The hash
+        expires with its latest indicator, so an abandoned one leaves nothing behind."""
+        k = keys.ws(wid, "editing")
+        self._batch(lambda c: c.hset(k, uid, json.dumps(indicator)), lambda c: c.pexpire(k, ttl_ms))
+
+    def clear_editing(self, wid: str, cids: set[str]) -> list[str]:
+        """Drop the indicators set by these connections; returns the users whose indicator went."""
+        k = keys.ws(wid, "editing")
+        raw = self._call(self.r.hgetall, k)
+        gone = sorted(_s(u) for u, v in raw.items() if json.loads(_s(v)).get("cid") in cids)
+        if gone:
+            self._call(self.r.hdel, k, *gone)
+        return gone
+
     # -- history and fan-out -----------------------------------------------------------------
     def append_event(
         self, wid: str, seq: int, event_json: str, *, answer: tuple[str, str, str] | None = None
@@ -497,7 +524,7 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
     def drop_workspace(self, wid: str) -> None:
-        names = ("history", "presence", "online", "joined", "modes", "leaving")
+        names = ("history", "presence", "online", "joined", "modes", "leaving", "editing")
         self._call(self.r.delete, *[keys.ws(wid, n) for n in names])
 
     def ping(self) -> bool:

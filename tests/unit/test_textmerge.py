@@ -1,0 +1,53 @@
+"""The description merge (collab.domain.textmerge): both sides' edits kept when they touch different
+words, the later write winning the words both changed, and each such stretch counted."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from collab.domain.textmerge import merge
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzé😀", min_size=1, max_size=8)
+
+
+def test_edits_of_different_words_are_both_kept():
+    assert merge("hello world", "hello brave world", "hello world!").text == "hello brave world!"
+    m = merge(
+        "Intro.\n\nBody.\n\nEnd.", "Intro, by Bob.\n\nBody.\n\nEnd.", "Intro.\n\nBody.\n\nThe end, by Ann."
+    )
+    assert m == type(m)("Intro, by Bob.\n\nBody.\n\nThe end, by Ann.", 0)
+
+
+def test_two_people_typing_at_the_same_place_both_keep_their_text_theirs_first():
+    assert merge("Notes:", "Notes: from Bob", "Notes: from Ann").text == "Notes: from Bob from Ann"
+    assert merge("", "A", "B").text == "AB"
+
+
+def test_the_same_word_changed_by_both_is_a_conflict_the_later_write_wins():
+    m = merge("Intro.\n\nBody.\n\nEnd.", "Intro.\n\nBob's body.\n\nEnd.", "Intro.\n\nAnn's body.\n\nFin.")
+    assert m.text == "Intro.\n\nAnn's body.\n\nFin." and m.conflicts == 1
+
+
+def test_one_side_unchanged_gives_the_other():
+    assert merge("a b", "a b", "a c").text == "a c"
+    assert merge("a b", "a c", "a b").text == "a c"
+    assert merge("a b", "a c", "a c") == merge("x", "a c", "a c")
+
+
+@given(st.lists(WORD, min_size=4, max_size=12), st.data())
+def test_words_changed_apart_are_all_kept_and_the_same_word_goes_to_mine(words, data):
+    i = data.draw(st.integers(0, len(words) - 1))
+    j = data.draw(st.integers(0, len(words) - 1))
+    new_i, new_j = data.draw(WORD), data.draw(WORD)
+    base = " ".join(words)
+    theirs = " ".join(new_i if k == i else w for k, w in enumerate(words))
+    mine = " ".join(new_j if k == j else w for k, w in enumerate(words))
+    m = merge(base, theirs, mine)
+    if i != j:
+        both = " ".join(new_i if k == i else new_j if k == j else w for k, w in enumerate(words))
+        assert m.text == both and m.conflicts == 0
+    elif mine == base:  # mine changed nothing: theirs
+        assert m.text == theirs and m.conflicts == 0
+    else:
+        assert m.text == mine and m.conflicts == (0 if theirs in (base, mine) else 1)
