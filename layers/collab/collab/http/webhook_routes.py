@@ -75,8 +75,13 @@ class WebhookPage(BaseModel):
 
 class RedeliveryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    from_seq: int = Field(ge=1)
-    to_seq: int = Field(ge=1)
+    from_seq: int = Field(ge=1, description="the first seq to send again")
+    to_seq: int = Field(
+        ge=1,
+        description=(
+            f"the last seq to send again: not below from_seq, at most {webhooks.MAX_REDELIVER - 1} after it"
+        ),
+    )
 
     @model_validator(mode="after")
     def _range(self) -> RedeliveryIn:
