@@ -71,6 +71,10 @@ def system_ca_bundle() -> str:
     return "system"
 
 
+# The hard ceiling of a workspace's members: the CHECK on workspaces.member_count (migration 0005).
+MEMBERS_CEILING = 1000
+
+
 class Limits(BaseModel):
     """Every limit that holds under abuse, in one place (docs/hardening.md has the table and the
     reasons). Each can be set by ``LIMIT_<NAME>`` (``LIMIT_FRAMES_PER_MINUTE=200``)."""
@@ -87,6 +91,9 @@ class Limits(BaseModel):
     # Live connections: each is a fan-out target of every edit of its workspace.
     connections_per_user_workspace: int = Field(default=10, ge=1)
     connections_per_workspace: int = Field(default=500, ge=1)
+    # Members of one workspace: every edit is posted to each of them. Past 100 live members the fan-out is
+    # split across invocations (collab.domain.fanout); 1,000 is the database's own ceiling (migration 0005).
+    members_per_workspace: int = Field(default=50, ge=1, le=MEMBERS_CEILING)
     # HTTP writes (POST, PATCH, PUT, DELETE) per user, besides the stage-wide throttle.
     http_writes_per_minute: int = Field(default=120, ge=1)
     workspaces_per_user: int = Field(default=100, ge=1)

@@ -334,22 +334,13 @@ class Store:
         updated = _s(flat[3])
         return Beat(alive, int(flat[2]), json.loads(updated) if updated else None, removed)
 
-    def live_connections(self, *, page: int = 1000) -> dict[str, dict[str, str]]:
-        """Every registered connection, by workspace: workspace id -> {connection id -> user id}
-        (the sweeper reconciles them against memberships)."""
-        wids: set[str] = set()
-        cursor = 0
-        while True:
-            cursor, items = self._call(self.r.zscan, keys.SWEEP, cursor, count=page)
-            for member, _ in items:
-                wids.add(_s(member).partition("|")[0])
-            if int(cursor) == 0:
-                break
+    def connections_of(self, wids: list[str]) -> dict[str, dict[str, str]]:
+        """Every registered connection of the given workspaces: workspace id -> {connection id -> user
+        id} (one pipelined round trip; the sweeper's reconciliation of recent revocations)."""
         if not wids:
             return {}
-        order = sorted(wids)
-        raw = self._batch(*[lambda c, w=w: c.hgetall(keys.ws(w, "conns")) for w in order])
-        return {w: {_s(k): _s(v) for k, v in r.items()} for w, r in zip(order, raw, strict=True) if r}
+        raw = self._batch(*[lambda c, w=w: c.hgetall(keys.ws(w, "conns")) for w in wids])
+        return {w: {_s(k): _s(v) for k, v in r.items()} for w, r in zip(wids, raw, strict=True) if r}
 
     def due_for_sweep(self, now_ms: int, limit: int) -> dict[str, list[str]]:
         """Connections whose deadline has passed, grouped by workspace."""
