@@ -76,9 +76,12 @@ def test_revocations_are_reconciled_from_their_log_and_leave_it(world: Any) -> N
     assert world.rt.store.connection(b.cid) is None and b.cid in world.sink.deleted
     other_keys = {k for k in wire.keys if other.encode() in k}
     assert other_keys == set(), "the other workspace was not read"
-    log = lambda: world.rt.db.run(
-        lambda cur: cur.execute("SELECT count(*) AS n FROM revocations").fetchone()["n"]
-    )  # noqa: E731
+
+    def log() -> int:
+        return int(
+            world.rt.db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM revocations").fetchone()["n"])
+        )
+
     assert log() == 1  # kept until a sweep a minute after it has succeeded
     world.rt.db.run(lambda cur: cur.execute("UPDATE revocations SET at = at - interval '2 minutes'"))
     assert world.sweep()["revoked"] == 0

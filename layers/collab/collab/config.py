@@ -48,6 +48,8 @@ ENV = {
     "webhook_allow_loopback": "WEBHOOK_ALLOW_LOOPBACK",
     "webhook_timeout_s": "WEBHOOK_TIMEOUT_S",
     "workspace_budget_usd": "WORKSPACE_BUDGET_USD",
+    "fanout_function": "FANOUT_FUNCTION",
+    "lambda_endpoint_url": "LAMBDA_ENDPOINT_URL",
 }
 
 # Where libpq finds the CAs that RDS Proxy's certificate chains to (Amazon's root CAs, in every
@@ -143,6 +145,11 @@ class Settings(BaseModel):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
     # Each workspace's monthly budget (docs/operations.md, usage); over it, presence is throttled.
     workspace_budget_usd: float | None = Field(default=None, ge=0)
+    # Large fan-outs (collab.domain.fanout): the function that posts a chunk of one, invoked
+    # asynchronously (unset: every fan-out is posted by the invocation that made the event), and the
+    # Invoke API's endpoint when it is not AWS's (the local gateway under collab dev).
+    fanout_function: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:.-]{1,140}$")
+    lambda_endpoint_url: str | None = None
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")
@@ -159,7 +166,7 @@ class Settings(BaseModel):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return v
 
-    @field_validator("connections_endpoint", "jwt_jwks_url", "websocket_url")
+    @field_validator("connections_endpoint", "jwt_jwks_url", "websocket_url", "lambda_endpoint_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None:
