@@ -64,6 +64,8 @@ export interface HeartbeatAck {
 export interface HeartbeatAckData {
   seq?: number | null;
   presence?: PresenceEntry[] | null;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface MemberEvent {
@@ -180,6 +182,8 @@ export interface SyncData {
   notifications: Notification[];
   /** default false */
   more_notifications?: boolean;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface SyncReply {

@@ -44,7 +44,7 @@ class InProcessInvoker:
         return out
 
 
-def _peers(world: Any, wid: str, n: int) -> list[str]:
+def announced_peers(world: Any, wid: str, n: int) -> list[str]:
     """n announced connections of members of ``wid``, registered straight in Redis (set-up)."""
     store, now = world.rt.store, world.rt.clock.now_ms()
     uids = [f"peer{i:03d}" for i in range(n)]
@@ -76,7 +76,7 @@ def large(world: Any, monkeypatch: Any) -> tuple[Any, Any, list[str], InProcessI
         world.rt.settings.model_copy(update={"limits": Limits(members_per_workspace=300)}),
     )
     wid = world.workspace("ann")
-    peers = _peers(world, wid, 249)
+    peers = announced_peers(world, wid, 249)
     ann = world.connect("ann", wid)
     invoker = InProcessInvoker(world)
     world.rt._given["invoker"] = invoker
@@ -130,7 +130,7 @@ def test_a_chunk_prunes_the_gone_connections_it_finds(large: Any) -> None:
 
 def test_without_a_fanout_function_everything_is_posted_inline(world: Any) -> None:
     wid = world.workspace("ann")
-    peers = _peers(world, wid, 120)
+    peers = announced_peers(world, wid, 120)
     ann = world.connect("ann", wid)
     assert world.rt.invoker is None
     task = ann.create("big room")["data"]["task"]
