@@ -12,9 +12,9 @@ bytes: the presence list first (at most ``presence.PRESENCE_BYTES``, 32 KB: a la
 list is cut, active users first, and ``more_presence`` tells the client to read it over HTTP), then
 events, oldest first, at most ``MAX_EVENTS`` and ``MAX_BYTES`` of them but always one when any is
 due (an event is at most ~45 KB: a 200-character title and a 10,000-character description of 4-byte
-characters), then notifications in what is left. Both are paged: when ``data.seq`` is beyond the last event in the
-reply, or ``data.more_notifications`` is true, the client syncs again (contract v1.2). Only the
-notifications in the reply are marked delivered.
+characters), then notifications in what is left. Both are paged: when ``data.seq`` is beyond the
+last event in the reply, or ``data.more_notifications`` is true, the client syncs again (contract
+v1.2). Only the notifications in the reply are marked delivered.
 """
 
 from __future__ import annotations
