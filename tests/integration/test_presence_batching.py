@@ -95,3 +95,21 @@ def test_a_presence_list_longer_than_a_reply_holds_is_cut_and_flagged(world: Any
     assert 0 < len(data["presence"]) < 301 and size(data["presence"]) <= PRESENCE_BYTES
     everyone = api.ok("GET", f"/workspaces/{wid}/presence", "ann")["items"]
     assert len(everyone) == 301
+
+
+def test_a_large_workspace_stays_large_while_its_connections_come_back(world: Any) -> None:
+    """A storm: most connections of a large workspace are gone at once (fewer than 100 remain);
+    the users coming back are still batched, not posted one by one to everyone."""
+    wid = world.workspace("ann", "late")
+    peers = announced_peers(world, wid, 120)
+    world.connect("ann", wid)  # a change while large: the workspace is known large for 10 minutes
+    world.rt.store.remove_connections(wid, peers[:100])  # dropped, as in a storm
+    world.rt.clock.advance(presence.BATCH_INTERVAL_MS / 1000)
+    world.sweep()  # ann's join goes out
+    world.sink.reset()
+    world.connect("late", wid)
+    assert _presence_posts(world) == []
+    world.rt.clock.advance(presence.BATCH_INTERVAL_MS / 1000)
+    world.sweep()
+    posts = _presence_posts(world)
+    assert len(posts) == 22 and {f["type"] for _, f in posts} == {"presence.batch"}

@@ -20,7 +20,8 @@ told: a reconnect in that time (a tab reconnecting at API Gateway's 2-hour limit
 cancels it, and peers see nothing at all. Leaves found together (a sweep, a fan-out's 410s, the
 leaves held in a workspace) go out as one ``presence.batch`` frame rather than one frame each.
 
-Large workspaces (:data:`LARGE_ROOM` synced connections or more, issue 15): every change would be a
+Large workspaces (:data:`LARGE_ROOM` synced connections or more at any time in the last 10 minutes,
+so that one stays large through a reconnect storm, issue 15): every change would be a
 post to every peer, so n users reconnecting at once would cost n^2 posts. There, changes wait in the
 workspace's batch (``presence_batch.lua``: the latest change per user) and go out as one
 ``presence.batch`` frame to everyone at most once per :data:`BATCH_INTERVAL_MS`: posted by the first

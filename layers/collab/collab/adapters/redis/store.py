@@ -451,7 +451,7 @@ class Store:
         args: list[Any] = [threshold, now_ms, interval_ms]
         for type_, uid, data in changes:
             args += [uid, f"{type_}|{json.dumps(data, separators=(',', ':'))}"]
-        ks = [keys.ws(wid, "joined"), keys.ws(wid, "presence_batch")]
+        ks = [keys.ws(wid, "joined"), keys.ws(wid, "presence_batch"), keys.ws(wid, "large")]
         flat = self._call(self._presence_batch, keys=ks, args=args)
         mode = _s(flat[0])
         if mode == "held-new":  # the sweeper's backstop, should no later change or heartbeat post it
@@ -504,7 +504,7 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
     def drop_workspace(self, wid: str) -> None:
-        names = ("history", "presence", "online", "joined", "modes", "leaving", "presence_batch")
+        names = ("history", "presence", "online", "joined", "modes", "leaving", "presence_batch", "large")
         self._call(self.r.delete, *[keys.ws(wid, n) for n in names])
 
     def ping(self) -> bool:

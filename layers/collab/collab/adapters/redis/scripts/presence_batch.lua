@@ -1,7 +1,9 @@
 -- Presence in a large workspace (collab.domain.presence.LARGE_ROOM synced connections or more): its
 -- changes wait in one hash and go out together, one presence.batch frame per interval, instead of
 -- one frame per change to every peer (a reconnect storm of n users would otherwise be n^2 posts).
--- KEYS: joined (set of announced connections), batch (hash uid -> 'type|data json', '~since' -> ms).
+-- KEYS: joined (set of announced connections), batch (hash uid -> 'type|data json', '~since' -> ms),
+-- large (set for 10 minutes whenever the workspace had threshold synced connections: a workspace
+-- stays large through a reconnect storm, when its connections are briefly few).
 -- ARGV: threshold (connections), now_ms, interval_ms, then pairs uid, 'type|data json' (none: only
 -- flush what is due).
 -- Returns {'direct'} (a small workspace with nothing pending: the caller posts as before),
@@ -11,8 +13,13 @@
 -- entry peers first see) and a join then a leave within one interval cancel out.
 local now, interval = tonumber(ARGV[2]), tonumber(ARGV[3])
 local adding = #ARGV > 3
-if adding and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('SCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  return {'direct'}
+if adding then
+  local large = redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1])
+  if large then
+    redis.call('SET', KEYS[3], 1, 'PX', 600000)
+  elseif redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+    return {'direct'}
+  end
 end
 local created = false
 if adding then
