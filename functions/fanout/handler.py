@@ -17,4 +17,4 @@ rt = runtime()
 @logger.inject_lambda_context(log_event=False)
 @bounded  # every wait ends before the invocation does (collab.deadline)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return fanout.handle(runtime(), event)
+    return fanout.handle(runtime(), event, memory_mb=int(getattr(context, "memory_limit_in_mb", 0) or 0))

@@ -21,6 +21,7 @@ Imports: Redis and the Management API only (the fan-out function never loads psy
 from __future__ import annotations
 
 import base64
+import time
 from typing import TYPE_CHECKING, Any
 
 from collab.adapters.awslambda.invoker import PayloadTooLarge
@@ -73,10 +74,13 @@ def deliver(
     return gateway.broadcast(inline, payload), dispatched
 
 
-def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, int]:
-    """The fan-out function: post one chunk, prune its gone connections, trace its outcomes."""
+def handle(rt: Runtime, event: dict[str, Any], *, memory_mb: int = 0) -> dict[str, int]:
+    """The fan-out function: post one chunk, prune its gone connections, trace its outcomes, and
+    meter the invocation to the workspace (its posts were counted by the invocation that made the
+    event)."""
     if event.get("kind") != KIND:
         raise ValueError("not a fan-out chunk")
+    started = time.perf_counter()
     wid = str(event["workspace_id"])
     gateway = rt.gateway_for(event.get("endpoint"))
     cids = [str(c) for c in event["connections"]][:CHUNK]
@@ -94,6 +98,10 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, int]:
         from collab.domain import presence
 
         presence.settle(rt, gateway, wid, rt.store.remove_connections(wid, receipt.gone))
+    from collab.domain import usage
+
+    ms = (time.perf_counter() - started) * 1000
+    usage.add(rt, wid, invocations=1, handler_ms=ms, gb_ms=ms * memory_mb / 1024)
     return receipt.counts()
 
 
