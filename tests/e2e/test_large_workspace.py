@@ -6,6 +6,7 @@ the fan-out function's own (the gateway enforces both, collab_dev/permissions.py
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 import uuid
@@ -99,7 +100,10 @@ def test_an_edit_in_a_workspace_of_130_reaches_every_peer_once(
         settings.dsn, settings, workspaces=1, members=MEMBERS, tasks=1, tag=f"big{uuid.uuid4().hex[:6]}"
     )
     uids = [m.user_id for m in team.members]
-    out = asyncio.run(_edit_reaches_everyone(gw, settings, team.workspace_id, uids, next(iter(team.tasks))))
+    # in a thread of its own: a browser test of the same worker may have left its loop running here
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        coro = _edit_reaches_everyone(gw, settings, team.workspace_id, uids, next(iter(team.tasks)))
+        out = pool.submit(asyncio.run, coro).result()
     assert out["counts"] == [1] * (MEMBERS - 1)
     # 129 peers: 100 posted by the message function, 29 by a fan-out invocation (presence batches
     # to the 130 made others), and the event's trace holds every outcome, the chunk's merged in
