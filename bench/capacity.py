@@ -93,8 +93,8 @@ APIGW_NEW_CONNECTIONS_S = 500
 APIGW_REQUESTS_S = 10_000
 WS_STAGE_RATE = 500  # infra/config.py ws_throttle_rate
 LAMBDA_CONCURRENCY = 1000
-# Commits per second a db.t4g.small sustains with its WAL on gp3 (an assumption: ~1 ms per commit
-# flush, grouped); an r7g.large about 5x.
+# Commits per second the stack's db.t4g instance sustains with its WAL on gp3 (an assumption: ~1 ms
+# per commit flush, grouped); an r7g.large about 5x.
 PG_COMMITS_S = 1000
 # RDS Proxy's connections to Postgres: the instance's max_connections (t4g.micro ~110, t4g.small
 # ~225: memory / 9.5 MB); each transaction in flight holds one for its duration.
