@@ -10,6 +10,9 @@ their own, since each answers a narrower question:
     python -m bench.cost        AWS cost per million edits, from bench.task_update's durations
     python -m bench.emulator_posts     the local gateway's Management API alone: CPU per POST, fan-out latency
     python -m bench.broadcast   one fan-out alone: the Management API client's time and CPU per post
+    python -m bench.sweeper_scale    the minute sweep with 100,000 registered connections, 1% overdue
+    python -m bench.large_workspace  a workspace of 500 live members: edit->peer, a reconnect storm's posts
+    python -m bench.capacity    1k / 10k / 100k users: rates, AWS limits, the first one hit, the bill
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def main() -> int:
     print(
         "\nmore: python -m bench.task_update (per-handler time and CPU), python -m bench.coldstart,"
         " python -m bench.memory, python -m bench.cost, python -m bench.emulator_posts,"
-        " python -m bench.broadcast"
+        " python -m bench.broadcast, python -m bench.sweeper_scale, python -m bench.large_workspace,"
+        " python -m bench.capacity"
     )
     return code
 

@@ -35,6 +35,8 @@ class Permissions:
     # administers the schema: logs in as the RDS master user (through the proxy), creates the
     # runtime and migration roles and sets their passwords from their secrets
     migrates: bool = False
+    # lambda:InvokeFunction on these functions (asynchronously: a large fan-out's chunks)
+    invokes: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -59,15 +61,19 @@ class Permissions:
 # - webhooks: Postgres (endpoints, the activity log, attempts), Redis and posts (presence debounce,
 #   notifying admins of a disabled endpoint).
 # - migrate: Postgres only: as the master user for the roles, then as the migration role.
+# - fanout: a chunk of a large fan-out: posts, and Redis to prune gone connections and trace. Every
+#   function that fans out to a workspace (events, presence batches) may invoke it.
+FANS_OUT = ("fanout",)
 PERMISSIONS: dict[str, Permissions] = {
     "connect": Permissions(redis=True, jwt=True),
-    "disconnect": Permissions(redis=True, posts=True),
-    "heartbeat": Permissions(redis=True, posts=True),
-    "message": Permissions(redis=True, postgres=True, posts=True),
-    "sweeper": Permissions(redis=True, postgres=True, posts=True),
-    "api": Permissions(redis=True, postgres=True, jwt=True, posts=True),
+    "disconnect": Permissions(redis=True, posts=True, invokes=FANS_OUT),
+    "heartbeat": Permissions(redis=True, posts=True, invokes=FANS_OUT),
+    "message": Permissions(redis=True, postgres=True, posts=True, invokes=FANS_OUT),
+    "sweeper": Permissions(redis=True, postgres=True, posts=True, invokes=FANS_OUT),
+    "api": Permissions(redis=True, postgres=True, jwt=True, posts=True, invokes=FANS_OUT),
     "webhooks": Permissions(redis=True, postgres=True, posts=True),
     "migrate": Permissions(postgres=True, migrates=True),
+    "fanout": Permissions(redis=True, posts=True),
 }
 
 _KEY_PREFIX = "AKIALOCAL"  # placeholder access keys of the local functions: AKIALOCALDISCONNECT, ...
@@ -76,6 +82,20 @@ _KEY_PREFIX = "AKIALOCAL"  # placeholder access keys of the local functions: AKI
 def access_key_for(function: str) -> str:
     """The access key the local gateway and the test harness give ``function`` (its role, locally)."""
     return _KEY_PREFIX + function.upper()
+
+
+def invoke_denied(authorization: str, target: str) -> str | None:
+    """The AccessDenied message Lambda would give a function invoking ``target`` without
+    ``lambda:InvokeFunction`` on it, or None when the call is allowed (keys that are not a local
+    function's, an operator's or a test's, are allowed, as with posts)."""
+    function = function_of(authorization)
+    if function is None or target in PERMISSIONS[function].invokes:
+        return None
+    return (
+        f"User: arn:aws:sts::123456789012:assumed-role/collab-{function}/collab-{function} is not"
+        f" authorized to perform: lambda:InvokeFunction on resource:"
+        f" arn:aws:lambda:us-east-1:123456789012:function:collab-{target}"
+    )
 
 
 def credentials_for(function: str) -> tuple[str, str]:

@@ -42,9 +42,13 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 DEAD_LETTER_RETENTION = Duration.days(14)
 
 # How a function is invoked: the WebSocket or HTTP stage (synchronously, at most the stage's
-# throttle rate), the one-minute schedule (asynchronously) or the deploy (once, synchronously by
-# the custom resource provider).
-Trigger = Literal["websocket", "http", "schedule", "queue", "deploy"]
+# throttle rate), the one-minute schedule (asynchronously), the deploy (once, synchronously by
+# the custom resource provider) or another function (asynchronously: a large fan-out's chunks).
+Trigger = Literal["websocket", "http", "schedule", "queue", "deploy", "async"]
+# A fan-out chunk older than this is dropped (to the dead-letter queue): clients that missed the
+# event find the gap at their next heartbeat (it carries their seq) and sync; a minute-old post
+# would only arrive after that.
+ASYNC_MAX_EVENT_AGE = Duration.seconds(60)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                              "queue", 2000, PERMISSIONS["webhooks"]),
     "migrate": FunctionSpec(256, 120, "Deploy-time custom resource: apply schema migrations",
                             "deploy", 5000, PERMISSIONS["migrate"]),
+    # fanout: 1,769 MB like message, whose work it shares (CPU-bound posts); ~100 posts in ~15 ms.
+    "fanout": FunctionSpec(1769, 10, "A chunk of a large fan-out (at most 100 posts), invoked asynchronously",
+                           "async", 20, PERMISSIONS["fanout"]),
 }  # fmt: skip
 
 QUEUE_WORKERS = 5  # webhook deliveries in flight at once (one workspace each)
@@ -134,6 +141,11 @@ def reserved_concurrency(name: str, config: DeployConfig) -> int | None:
         return None
     spec = FUNCTIONS[name]
     if spec.trigger == "websocket":
+        rate = config.ws_throttle_rate
+    elif spec.trigger == "async":
+        # fan-out chunks: at most one per 100 recipients of an event, and events come from frames
+        # (the WebSocket stage's rate); workspaces over 100 live members are few, so the stage's rate
+        # bounds the chunks' rate as well for any realistic mix (docs/capacity.md)
         rate = config.ws_throttle_rate
     elif spec.trigger == "http":
         rate = config.http_throttle_rate
@@ -273,7 +285,7 @@ class FunctionFactory(Construct):
         # Only an asynchronous invocation can end in a dead-letter queue; the stages and the provider
         # invoke synchronously and see the error themselves.
         dead_letters = None
-        if spec.trigger in ("schedule", "queue"):  # the webhooks worker also runs on a schedule
+        if spec.trigger in ("schedule", "queue", "async"):  # the webhooks worker also runs on a schedule
             dead_letters = dead_letter_queue(self, f"{title}DeadLetters", self.key, sender=role)
             self.dead_letter_queues[name] = dead_letters
         fn = lambda_.Function(
@@ -299,6 +311,9 @@ class FunctionFactory(Construct):
             environment_encryption=self.key,
             reserved_concurrent_executions=reserved_concurrency(name, self._config),
             dead_letter_queue=dead_letters,
+            **(
+                {"max_event_age": ASYNC_MAX_EVENT_AGE, "retry_attempts": 2} if spec.trigger == "async" else {}
+            ),
         )
         # Network reach mirrors secret access: no ingress rule, no connection, whatever the code.
         if spec.redis:
@@ -398,6 +413,17 @@ class FunctionFactory(Construct):
                 role.add_to_policy(
                     iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=resources)
                 )
+
+    def allow_invoke(self) -> None:
+        """Let the table's fanning-out functions invoke the functions of their ``invokes`` row (and
+        nothing else), and tell them which (``FANOUT_FUNCTION``)."""
+        for name, fn in self.functions.items():
+            for target in FUNCTIONS[name].permissions.invokes:
+                callee = self.functions[target]
+                self.roles[name].add_to_policy(
+                    iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[callee.function_arn])
+                )
+                fn.add_environment(f"{target.upper()}_FUNCTION", callee.function_name)
 
 
 def dead_letter_queue(

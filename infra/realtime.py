@@ -78,7 +78,7 @@ class Realtime(Construct):
         self.url = self.stage.url
         env = {"CONNECTIONS_ENDPOINT": self.connections_endpoint}
         self.functions: dict[str, lambda_.Function] = {}
-        for name in (*ROUTES.values(), "sweeper"):
+        for name in (*ROUTES.values(), "sweeper", "fanout"):
             self.functions[name] = functions.create(name, environment=env)
 
         self.routes: dict[str, apigwv2.WebSocketRoute] = {}

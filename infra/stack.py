@@ -57,6 +57,7 @@ class CollabStack(Stack):
         )
         # After every function exists: the table decides who may post to connections.
         self.functions.allow_manage_connections(self.realtime.api.api_id, self.realtime.stage.stage_name)
+        self.functions.allow_invoke()
         self.observability = Observability(
             self,
             "Observability",

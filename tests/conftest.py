@@ -137,7 +137,7 @@ def settings(service_urls: dict[str, str]) -> Any:
     )
 
 
-TABLES = "notifications, activity, tasks, workspace_members, workspaces, users, request_ledger, used_tickets"
+TABLES = "notifications, activity, tasks, workspace_members, workspaces, users, request_ledger, used_tickets, revocations"
 
 
 @pytest.fixture

@@ -570,6 +570,7 @@ export class CollabClient extends EventTarget {
     const since = this._syncSince;
     const before = this.lastSeq;
     this._setPresenceList(data.presence || []);
+    if (data.more_presence) this._loadPresence();
     this._addNotifications(data.notifications || []);
     const full = since === null || data.resync;
     if (full) {
@@ -706,6 +707,7 @@ export class CollabClient extends EventTarget {
    */
   _onHeartbeatAck(data) {
     if (Array.isArray(data.presence)) this._setPresenceList(data.presence); // a probe's answer
+    if (data.more_presence) this._loadPresence();
     const latest = data.seq;
     if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
     this._clear("behind");
@@ -713,6 +715,20 @@ export class CollabClient extends EventTarget {
       delete this._timers.behind;
       if (this.lastSeq !== null && this.lastSeq < latest) this._sendSync();
     }, this.gapGraceMs);
+  }
+
+  /**
+   * A large workspace's presence list is longer than a WebSocket reply's share (v1.2: the reply holds
+   * its active users first and says `more_presence`): the whole list comes over HTTP. On failure the
+   * partial list stays until the next sync or probe.
+   */
+  async _loadPresence() {
+    try {
+      const page = await this.api("GET", `/workspaces/${this.workspaceId}/presence`);
+      this._setPresenceList(page.items || []);
+    } catch (err) {
+      this._changed("presence");
+    }
   }
 
   /** The whole list (sync, or a probe's answer: away tabs are sent no presence.updated). @param {PresenceEntry[]} list */

@@ -89,6 +89,8 @@ export interface HeartbeatAck {
 export interface HeartbeatAckData {
   seq?: number | null;
   presence?: PresenceEntry[] | null;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface MemberEvent {
@@ -244,6 +246,8 @@ export interface SyncData {
   notifications: Notification[];
   /** default false */
   more_notifications?: boolean;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface SyncReply {

@@ -26,6 +26,7 @@ WEBSOCKET_ROUTES = {
 }
 HTTP_API = "api"
 SWEEPER = "sweeper"
+INVOKED = ("fanout",)  # functions other functions invoke (Lambda's Invoke API)
 
 
 def project_root() -> Path:

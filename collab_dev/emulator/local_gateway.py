@@ -21,6 +21,11 @@ the rules the handlers are written against, and fails locally where AWS would fa
   hands its connection to aiohttp, where the same rules answer (``_manage``).
 * ``/api/...``: the HTTP API handler with payload format 2.0 events; ``/``: the demo page.
 * The sweeper is invoked every minute with EventBridge's scheduled event.
+* ``POST /2015-03-31/functions/{name}/invocations``: Lambda's Invoke API for the functions other
+  functions invoke (the fan-out function): ``X-Amz-Invocation-Type: Event`` answers 202 and runs the
+  function in the background, ``RequestResponse`` (the default) answers with its result. As in AWS: a
+  SigV4 ``Authorization`` header, 403 ``AccessDeniedException`` for a caller whose role may not
+  invoke it (``collab_dev.permissions``), 413 over 1 MB for an asynchronous payload (6 MB otherwise).
 
 Close codes and ``disconnectReason`` values: a client's close frame is reported as sent (1005
 "Client-side close frame status not set" when it had no code); a dropped TCP connection as 1006;
@@ -52,6 +57,7 @@ from collab_dev.emulator.frame_limits import MAX_MESSAGE_BYTES, FrameMeter
 from collab_dev.emulator.lambda_events import LambdaContext, Peer
 from collab_dev.emulator.lambda_loader import (
     HTTP_API,
+    INVOKED,
     SWEEPER,
     Handler,
     LambdaFunction,
@@ -68,6 +74,9 @@ IDLE_TIMEOUT_S = 10 * 60.0  # "Idle Connection Timeout: 10 minutes" -> clients h
 MAX_CONNECTION_S = 2 * 3600.0  # "Maximum connection duration: 2 hours" -> clients must reconnect
 SWEEP_INTERVAL_S = 60.0  # the sweeper's EventBridge schedule: rate(1 minute)
 POST_MAX_BYTES = MAX_MESSAGE_BYTES  # PostToConnection refuses more than 128 KB (413)
+# Lambda's Invoke payload quotas: 1 MB asynchronous (256 KB before 2025), 6 MB synchronous.
+INVOKE_ASYNC_MAX_BYTES = 1024 * 1024
+INVOKE_SYNC_MAX_BYTES = 6 * 1024 * 1024
 WORKERS = 32  # concurrent invocations; like Lambda's concurrency, more than a dev box ever needs
 CLOSE_TIMEOUT_S = 5.0  # how long a server-side close waits for the client's close frame
 
@@ -201,6 +210,16 @@ _POSTED: Reply = (200, (), b"")
 _DELETED: Reply = (204, (), b"")
 
 
+def _invoke_error(status: int, message: str, error_type: str) -> Reply:
+    """An error of Lambda's Invoke API, as Lambda answers it."""
+    return _json(status, {"Type": "User", "Message": message}, error_type)
+
+
+def _response(reply: Reply) -> web.Response:
+    status, headers, body = reply
+    return web.Response(status=status, headers=dict(headers), body=body or None)
+
+
 class LocalGateway:
     """One port: ``/ws`` (WebSocket API), ``/@connections/{id}`` (Management API), ``/api/...``
     (HTTP API), ``/`` (the demo page from ``web/``).
@@ -220,6 +239,7 @@ class LocalGateway:
         routes: Mapping[str, Handler] | None = None,
         http_api: Handler | None = None,
         sweeper: Handler | None = None,
+        functions: Mapping[str, Handler] | None = None,
         web_dir: Path | None = None,
         idle_timeout_s: float | None = None,
         max_connection_s: float | None = None,
@@ -232,11 +252,15 @@ class LocalGateway:
             routes = websocket_routes(root)
             http_api = http_api or LambdaFunction(HTTP_API, root)
             sweeper = sweeper or LambdaFunction(SWEEPER, root)
+            functions = functions or {name: LambdaFunction(name, root) for name in INVOKED}
         self.host = host
         self._requested_port = port
         self.routes = dict(routes)
         self.http_api = http_api
         self.sweeper = sweeper
+        # functions invoked through the Invoke API, by folder name (collab-<name> in AWS)
+        self.functions: dict[str, Handler] = dict(functions or {})
+        self.invocations: dict[str, int] = {}  # asynchronous invocations accepted, per function
         self.web_dir = web_dir if web_dir is not None else root / "web"
         self.idle_timeout_s = _setting(idle_timeout_s, "COLLAB_IDLE_TIMEOUT_S", IDLE_TIMEOUT_S)
         self.max_connection_s = _setting(max_connection_s, "COLLAB_MAX_CONNECTION_S", MAX_CONNECTION_S)
@@ -280,6 +304,7 @@ class LocalGateway:
         app.router.add_get("/ws", self._websocket)
         for method in ("POST", "GET", "DELETE"):
             app.router.add_route(method, "/@connections/{connection_id}", self._management)
+        app.router.add_post("/2015-03-31/functions/{name}/invocations", self._lambda_invoke)
         app.router.add_route("*", "/api", self._http)
         app.router.add_route("*", "/api/{tail:.*}", self._http)
         if self.web_dir.is_dir():
@@ -309,6 +334,9 @@ class LocalGateway:
             # The handlers sign Management API requests; the gateway accepts any signature.
             os.environ["AWS_ACCESS_KEY_ID"] = "local"
             os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # a placeholder, never checked
+        os.environ["LAMBDA_ENDPOINT_URL"] = self.http_url
+        if "fanout" in self.functions:  # large fan-outs are split across invocations, as in AWS
+            os.environ["FANOUT_FUNCTION"] = "collab-fanout"
         os.environ.setdefault("AWS_REGION", lambda_events.REGION)
         os.environ.setdefault("AWS_DEFAULT_REGION", lambda_events.REGION)
         # Handlers already loaded in this process (an earlier gateway in the same test run) must
@@ -365,6 +393,17 @@ class LocalGateway:
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, permissions.call_as, function, handler, event, ctx
         )
+
+    async def run_function(self, name: str, event: dict[str, Any]) -> Any:
+        """Run the named function (``functions/<name>``) with ``event``: the one place the Invoke
+        API runs a function, however the gateway runs invocations."""
+        return await self.invoke(self.functions[name], event)
+
+    async def _run_in_background(self, name: str, event: dict[str, Any]) -> None:
+        try:
+            await self.run_function(name, event)
+        except Exception:  # Lambda logs it (and retries twice); the caller has its 202 already
+            log.exception("asynchronous invocation of %s failed", name)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -631,6 +670,44 @@ class LocalGateway:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 response.headers.add(name, value)
         return response
+
+    # -- Lambda's Invoke API ---------------------------------------------------------------------
+    async def _lambda_invoke(self, request: web.Request) -> web.StreamResponse:
+        """``Invoke``: by function name or ARN, ``collab-<name>`` for the project's functions."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("AWS4-HMAC-SHA256 "):
+            return _response(_MISSING_TOKEN)
+        name = request.match_info["name"].rsplit(":function:", 1)[-1].split(":", 1)[0].removeprefix("collab-")
+        if name not in self.functions:
+            message = f"Function not found: {request.match_info['name']}"
+            return _response(_invoke_error(404, message, "ResourceNotFoundException"))
+        refusal = permissions.invoke_denied(authorization, name)
+        if refusal is not None:
+            log.warning("Invoke refused: %s", refusal)
+            self.denied.append(refusal)
+            return _response(_invoke_error(403, refusal, "AccessDeniedException"))
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        limit = INVOKE_ASYNC_MAX_BYTES if kind == "Event" else INVOKE_SYNC_MAX_BYTES
+        body = await request.read()
+        if len(body) > limit:
+            message = f"Request must be smaller than {limit} bytes for the Invoke operation"
+            return _response(_invoke_error(413, message, "RequestEntityTooLargeException"))
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            message = "Could not parse request body into json"
+            return _response(_invoke_error(400, message, "InvalidRequestContentException"))
+        if kind == "Event":
+            self.invocations[name] = self.invocations.get(name, 0) + 1
+            self._spawn(self._run_in_background(name, event))
+            return web.Response(status=202)
+        try:
+            result = await self.run_function(name, event)
+        except Exception as exc:  # Lambda answers 200 with the error as the payload
+            log.exception("invocation of %s failed", name)
+            error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            return web.json_response(error, headers={"X-Amz-Function-Error": "Unhandled"})
+        return web.json_response(result)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.web_dir / "index.html")

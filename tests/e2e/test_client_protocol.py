@@ -103,6 +103,8 @@ class Harness:
         self.page = page
         self.tickets = 0
         self.tasks: list[dict[str, Any]] = [task(2)]
+        self.presence: list[dict[str, Any]] = []  # GET /workspaces/{id}/presence
+        self.presence_reads = 0
 
     def js(self, expression: str, arg: Any = None) -> Any:
         return self.page.evaluate(expression, arg)
@@ -183,6 +185,9 @@ def client(browser: Any) -> Iterator[Harness]:
             }
         elif f"/api/workspaces/{WID}/tasks" in url:
             body = {"items": h.tasks, "next_cursor": None}
+        elif url.endswith(f"/api/workspaces/{WID}/presence"):
+            h.presence_reads += 1
+            body = {"items": h.presence, "next_cursor": None}
         else:
             body = {"items": [], "next_cursor": None}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
@@ -479,6 +484,26 @@ def test_an_idle_tab_goes_away_and_input_brings_it_back(client: Harness) -> None
     client.wait_sent("f.action === 'heartbeat' && f.mode === 'away'")
     client.js("() => window.dispatchEvent(new Event('keydown'))")
     client.wait_sent("f.action === 'heartbeat' && f.mode === 'active' && f.probe === true")
+
+
+def test_a_presence_list_too_long_for_a_reply_is_read_over_http(client: Harness) -> None:
+    """v1.2 (issue 15): a large workspace's sync holds part of the presence list and says
+    ``more_presence``; the client reads the whole list over HTTP, and again after a probe's answer
+    that says the same."""
+    client.presence = [
+        presence_event("presence.joined", u, "2026-01-01T00:00:01.000Z")["data"] for u in "abc"
+    ]
+    client.start()
+    client.wait_sent("f.action === 'sync'")
+    client.deliver(sync_reply(5, presence=client.presence[:1], more_presence=True))
+    client.wait_state("live")
+    users = "() => [...window.client.presence.values()].map((p) => p.user.id).sort()"
+    client.page.wait_for_function("() => window.client.presence.size === 3", timeout=WAIT_MS)
+    assert client.js(users) == ["a", "b", "c"] and client.presence_reads == 1
+    client.presence = client.presence[:2]
+    client.deliver(reply("heartbeat.ack", {"seq": 5, "presence": client.presence[:1], "more_presence": True}))
+    client.page.wait_for_function("() => window.client.presence.size === 2", timeout=WAIT_MS)
+    assert client.js(users) == ["a", "b"] and client.presence_reads == 2
 
 
 def test_a_presence_batch_applies_each_change_in_order(client: Harness) -> None:

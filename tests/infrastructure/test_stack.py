@@ -241,6 +241,7 @@ def test_one_function_per_entry_point_plus_migrate(synth: Synth) -> None:
         "api",
         "webhooks",
         "migrate",
+        "fanout",
     }
     python_functions = [
         r
@@ -364,6 +365,7 @@ ALLOWED_ACTIONS = {
     "kms:Decrypt",  # secrets (via Secrets Manager) and the dead-letter queue (via SQS)
     "kms:GenerateDataKey",  # the dead-letter queue, via SQS
     "sqs:SendMessage",  # the dead-letter queue
+    "lambda:InvokeFunction",  # the fan-out function, by its ARN (test below)
     # the webhooks function's SQS event source
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -402,8 +404,38 @@ def test_secret_access_matches_the_issue(synth: Synth) -> None:
     assert readers["redis"] == set(FUNCTIONS) - {"migrate"}
     # $disconnect posts presence.left to the peers: without the grant every such post is a 403
     assert {n for n, s in FUNCTIONS.items() if s.posts} == {
-        "disconnect", "heartbeat", "message", "sweeper", "api", "webhooks"
+        "disconnect", "heartbeat", "message", "sweeper", "api", "webhooks", "fanout"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_only_fanning_out_functions_may_invoke_the_fanout_function_and_nothing_else(
+    synth: Synth, name: str
+) -> None:
+    """Large fan-outs are split across asynchronous invocations of the fan-out function (issue 15):
+    the functions that fan out to a workspace may invoke it, by its ARN, and are told its name."""
+    statements = statements_of_role(synth, name)
+    granted = resources_for(statements, "lambda:InvokeFunction")
+    env = function_props(synth, name)["Environment"]["Variables"]
+    fanout = function_id(synth, "fanout")
+    if name in ("disconnect", "heartbeat", "message", "sweeper", "api"):
+        assert granted == [{"Fn::GetAtt": [fanout, "Arn"]}], name
+        assert env["FANOUT_FUNCTION"] == ref(fanout)
+    else:
+        assert granted == [] and "FANOUT_FUNCTION" not in env, name
+    for statement in statements:
+        assert "lambda:*" not in as_list(statement["Action"])
+
+
+def test_fanout_chunks_are_dropped_after_a_minute_to_a_dead_letter_queue(synth: Synth) -> None:
+    [config] = [
+        r["Properties"]
+        for r in synth.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == ref(function_id(synth, "fanout"))
+    ]
+    assert config["MaximumEventAgeInSeconds"] == 60 and config["MaximumRetryAttempts"] == 2
+    props = function_props(synth, "fanout")
+    assert "DeadLetterConfig" in props
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -709,7 +741,7 @@ def test_one_rotated_key_encrypts_logs_secrets_environments_and_dead_letters(syn
     condition = json.dumps(logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
     assert ":logs:us-east-1:123456789012:log-group:*" in condition
     log_groups = synth.of_type("AWS::Logs::LogGroup")
-    assert len(log_groups) == 12  # one per function (8), the APIs' access logs, flow logs, ...
+    assert len(log_groups) == 13  # one per function (9), the APIs' access logs, flow logs, ...
     for lid, group in log_groups.items():
         assert group["Properties"]["KmsKeyId"] == key_arn(synth), lid
     for lid, secret in synth.of_type("AWS::SecretsManager::Secret").items():
@@ -726,7 +758,7 @@ def test_reading_a_secret_needs_the_key_through_secrets_manager_only(synth: Synt
     if name == "webhooks":  # the SQS event source reads the encrypted queue: CDK's consumer grant
         decrypts = [s for s in decrypts if "Condition" in s]
     via = {s["Condition"]["StringEquals"]["kms:ViaService"] for s in decrypts}
-    sends = {"sweeper", "webhooks", "api", "message"}  # dead-letter queues, the webhook queue
+    sends = {"sweeper", "webhooks", "api", "message", "fanout"}  # dead-letter queues, the webhook queue
     assert via == {"secretsmanager.us-east-1.amazonaws.com"} | (
         {"sqs.us-east-1.amazonaws.com"} if name in sends else set()
     )
@@ -742,6 +774,7 @@ RESERVED = {
     "sweeper": 1,
     "migrate": 1,
     "webhooks": 5,
+    "fanout": 40,
 }
 
 
@@ -756,7 +789,7 @@ def test_reserved_concurrency_follows_the_stage_throttles(synth: Synth) -> None:
         f["Properties"]["ReservedConcurrentExecutions"]
         for f in synth.of_type("AWS::Lambda::Function").values()
     )
-    assert total == synth.stack.functions.reserved_total == 388
+    assert total == synth.stack.functions.reserved_total == 428
     assert total <= 1000 - 100, "Lambda keeps 100 of the default quota unreserved"
 
 
@@ -773,7 +806,9 @@ def test_asynchronously_invoked_functions_have_encrypted_alarmed_dead_letter_que
         for lid, fn in synth.of_type("AWS::Lambda::Function").items()
         if "DeadLetterConfig" in fn["Properties"]
     }
-    assert set(with_dlq) == {function_id(synth, "sweeper"), function_id(synth, "webhooks"), framework}
+    assert set(with_dlq) == {
+        function_id(synth, "sweeper"), function_id(synth, "webhooks"), function_id(synth, "fanout"), framework
+    }  # fmt: skip
     deliveries = synth.logical_id(synth.stack.webhooks.queue)  # the webhooks' FIFO queue itself
     dead_letters = set(queues) - {deliveries}
     assert set(with_dlq.values()) == dead_letters - {synth.logical_id(synth.stack.webhooks.dead_letters)}

@@ -40,47 +40,87 @@ def test_an_exception_rolls_the_whole_transaction_back(settings, clean):
     db.close()
 
 
-def test_fifty_member_cap_holds_under_concurrent_joins(settings, clean):
-    """60 users join at once: exactly 50 rows, enforced by the database, not a racy count."""
-    db = Database(settings.dsn)
-    wid = make_workspace(db)
-    users = [f"user-{i}" for i in range(60)]
-    db.run(lambda cur: cur.executemany("INSERT INTO users (id) VALUES (%s)", [(u,) for u in users]))
+def _join_at_once(settings, wid, users, join_one, threads=12):
+    """Every user in ``users`` joins at once, from ``threads`` connections; returns the outcomes."""
     outcomes = []
-    barrier = threading.Barrier(12)
+    barrier = threading.Barrier(threads)
 
     def join(chunk):
         local = Database(settings.dsn)
         barrier.wait()
         for u in chunk:
             try:
-                local.run(
-                    lambda cur, u=u: cur.execute(
-                        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'member')",
-                        (wid, u),
-                    )
-                )
+                join_one(local, u)
                 outcomes.append("ok")
-            except Conflict as exc:  # Database.run turns the CHECK violation into the client error
-                outcomes.append("full" if "50 members" in exc.message else repr(exc))
+            except Conflict as exc:  # the cap, or the CHECK violation Database.run turns into it
+                outcomes.append("full" if "members" in exc.message else repr(exc))
             except psycopg.Error as exc:
                 outcomes.append(repr(exc))
         local.close()
 
-    threads = [threading.Thread(target=join, args=(users[i::12],)) for i in range(12)]
-    for t in threads:
+    workers = [threading.Thread(target=join, args=(users[i::threads],)) for i in range(threads)]
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join()
-    assert outcomes.count("ok") == 50 and outcomes.count("full") == 10
-    counts = db.run(
+    return outcomes
+
+
+def _counts(db, wid):
+    return db.run(
         lambda cur: cur.execute(
             "SELECT (SELECT count(*) FROM workspace_members WHERE workspace_id = %s) AS rows,"
             " (SELECT member_count FROM workspaces WHERE id = %s) AS counter",
             (wid, wid),
         ).fetchone()
     )
-    assert counts == {"rows": 50, "counter": 50}
+
+
+def test_member_ceiling_holds_under_concurrent_joins(settings, clean):
+    """1,010 users inserted at once, past any setting: exactly 1,000 rows, enforced by the database
+    (the member_count CHECK), not a racy count."""
+    db = Database(settings.dsn)
+    wid = make_workspace(db)
+    users = [f"user-{i}" for i in range(1010)]
+    db.run(lambda cur: cur.executemany("INSERT INTO users (id) VALUES (%s)", [(u,) for u in users]))
+
+    def insert(local, u):
+        local.run(
+            lambda cur: cur.execute(
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'member')",
+                (wid, u),
+            )
+        )
+
+    outcomes = _join_at_once(settings, wid, users, insert)
+    assert outcomes.count("ok") == 1000 and outcomes.count("full") == 10
+    assert _counts(db, wid) == {"rows": 1000, "counter": 1000}
+    db.close()
+
+
+@pytest.mark.parametrize("cap", [50, 120])
+def test_the_member_setting_holds_under_concurrent_adds(settings, clean, cap):
+    """cap + 10 users added at once by the owner through the domain: exactly ``cap`` members (the
+    count is read under the workspace row's lock), whatever the setting."""
+    from collab.domain import members
+
+    db = Database(settings.dsn)
+    wid = make_workspace(db)
+    db.run(
+        lambda cur: cur.execute(
+            "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, 'owner', 'owner')",
+            (wid,),
+        )
+    )
+    users = [f"user-{i}" for i in range(cap + 9)]  # the owner is the first member
+    db.run(lambda cur: cur.executemany("INSERT INTO users (id) VALUES (%s)", [(u,) for u in users]))
+
+    def add(local, u):
+        members.add_member(local, "owner", str(wid), user_id=u, cap=cap)
+
+    outcomes = _join_at_once(settings, wid, users, add)
+    assert outcomes.count("ok") == cap - 1 and outcomes.count("full") == 10
+    assert _counts(db, wid) == {"rows": cap, "counter": cap}
     db.close()
 
 

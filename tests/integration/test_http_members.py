@@ -261,6 +261,28 @@ def test_at_most_50_members(api, board, rt):
     assert api.call("POST", f"/workspaces/{board.wid}/members", "alice", {"user_id": "erin"}).status == 201
 
 
+def test_the_member_cap_is_a_setting(api, board, rt, monkeypatch):
+    """LIMIT_MEMBERS_PER_WORKSPACE=60: a workspace of 50 takes ten more, then refuses the 61st."""
+    from collab.config import Limits
+
+    monkeypatch.setattr(
+        rt, "settings", rt.settings.model_copy(update={"limits": Limits(members_per_workspace=60)})
+    )
+
+    def fill(cur: Any) -> None:  # 56 more members: 60 with alice, bob, carol and frank
+        for i in range(56):
+            cur.execute("INSERT INTO users (id) VALUES (%s)", (f"filler{i}",))
+            cur.execute(
+                "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'member')",
+                (board.wid, f"filler{i}"),
+            )
+
+    rt.db.run(fill)
+    full = api.call("POST", f"/workspaces/{board.wid}/members", "alice", {"user_id": "erin"})
+    assert full.status == 409 and "60 members" in full.error["message"]
+    assert api.ok("GET", f"/workspaces/{board.wid}", "alice")["member_count"] == 60
+
+
 # -- member events and notifications -----------------------------------------------------------
 def _history(rt: Any, wid: str) -> list[str]:
     import json

@@ -27,6 +27,10 @@ def test_defaults_follow_the_contract():
         ({"REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER"),
         ({"CONNECTIONS_ENDPOINT": "not a url"}, "CONNECTIONS_ENDPOINT"),
         ({"JWT_JWKS_URL": "ftp:/x"}, "JWT_JWKS_URL"),
+        ({"LIMIT_MEMBERS_PER_WORKSPACE": "1001"}, "LIMIT_MEMBERS_PER_WORKSPACE"),
+        ({"LIMIT_MEMBERS_PER_WORKSPACE": "0"}, "LIMIT_MEMBERS_PER_WORKSPACE"),
+        ({"FANOUT_FUNCTION": "not a name!"}, "FANOUT_FUNCTION"),
+        ({"LAMBDA_ENDPOINT_URL": "lambda"}, "LAMBDA_ENDPOINT_URL"),
     ],
 )
 def test_missing_or_malformed_variable_names_it(change, named):
@@ -36,6 +40,12 @@ def test_missing_or_malformed_variable_names_it(change, named):
         load_settings(env)
     assert named in exc.value.message
     assert "\n" not in exc.value.message
+
+
+def test_the_member_cap_is_50_unless_set_and_at_most_1000():
+    assert load_settings(BASE).limits.members_per_workspace == 50
+    assert load_settings({**BASE, "LIMIT_MEMBERS_PER_WORKSPACE": "1000"}).limits.members_per_workspace == 1000
+    assert load_settings(BASE).fanout_function is None  # large fan-outs posted inline unless set
 
 
 def test_cluster_flag():

@@ -49,6 +49,8 @@ ENV = {
     "webhook_allow_loopback": "WEBHOOK_ALLOW_LOOPBACK",
     "webhook_timeout_s": "WEBHOOK_TIMEOUT_S",
     "workspace_budget_usd": "WORKSPACE_BUDGET_USD",
+    "fanout_function": "FANOUT_FUNCTION",
+    "lambda_endpoint_url": "LAMBDA_ENDPOINT_URL",
 }
 
 # Where libpq finds the CAs that RDS Proxy's certificate chains to (Amazon's root CAs, in every
@@ -72,6 +74,10 @@ def system_ca_bundle() -> str:
     return "system"
 
 
+# The hard ceiling of a workspace's members: the CHECK on workspaces.member_count (migration 0006).
+MEMBERS_CEILING = 1000
+
+
 class Limits(BaseModel):
     """Every limit that holds under abuse, in one place (docs/hardening.md has the table and the
     reasons). Each can be set by ``LIMIT_<NAME>`` (``LIMIT_FRAMES_PER_MINUTE=200``)."""
@@ -91,6 +97,9 @@ class Limits(BaseModel):
     # Live connections: each is a fan-out target of every edit of its workspace.
     connections_per_user_workspace: int = Field(default=10, ge=1)
     connections_per_workspace: int = Field(default=500, ge=1)
+    # Members of one workspace: every edit is posted to each of them. Past 100 live members the fan-out is
+    # split across invocations (collab.domain.fanout); 1,000 is the database's own ceiling (migration 0006).
+    members_per_workspace: int = Field(default=50, ge=1, le=MEMBERS_CEILING)
     # HTTP writes (POST, PATCH, PUT, DELETE) per user, besides the stage-wide throttle.
     http_writes_per_minute: int = Field(default=120, ge=1)
     workspaces_per_user: int = Field(default=100, ge=1)
@@ -143,6 +152,11 @@ class Settings(BaseModel):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
     # Each workspace's monthly budget (docs/operations.md, usage); over it, presence is throttled.
     workspace_budget_usd: float | None = Field(default=None, ge=0)
+    # Large fan-outs (collab.domain.fanout): the function that posts a chunk of one, invoked
+    # asynchronously (unset: every fan-out is posted by the invocation that made the event), and the
+    # Invoke API's endpoint when it is not AWS's (the local gateway under collab dev).
+    fanout_function: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:.-]{1,140}$")
+    lambda_endpoint_url: str | None = None
     secrets: Any = Field(default=None, exclude=True)
 
     @field_validator("database_url")
@@ -159,7 +173,7 @@ class Settings(BaseModel):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return v
 
-    @field_validator("connections_endpoint", "jwt_jwks_url", "websocket_url")
+    @field_validator("connections_endpoint", "jwt_jwks_url", "websocket_url", "lambda_endpoint_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None:

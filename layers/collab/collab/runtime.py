@@ -16,6 +16,7 @@ from collab.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
+    from collab.adapters.awslambda.invoker import Invoker
     from collab.adapters.postgres.database import Database
     from collab.adapters.redis.store import Store
     from collab.adapters.sqs.queue import WebhookQueue
@@ -31,11 +32,13 @@ class Runtime:
         store: Store | None = None,
         gateway: ManagementApi | None = None,
         queue: WebhookQueue | None = None,
+        invoker: Invoker | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.clock = clock or Clock()
         self._lock = threading.Lock()
         self._given: dict[str, Any] = {"db": db, "store": store, "gateway": gateway, "queue": queue}
+        self._given["invoker"] = invoker
         # connection id -> ConnInfo; a connection's identity never changes, so warm containers
         # skip the Redis lookup. Bounded: cleared when it grows past 10,000 entries.
         self.connections: dict[str, Any] = {}
@@ -71,6 +74,17 @@ class Runtime:
         from collab.adapters.sqs.queue import WebhookQueue
 
         return WebhookQueue(self.settings.webhook_queue_url, endpoint_url=self.settings.sqs_endpoint_url)
+
+    @cached_property
+    def invoker(self) -> Invoker | None:
+        """Asynchronous invocations of the fan-out function, when ``FANOUT_FUNCTION`` is set."""
+        if self._given["invoker"] is not None:
+            return self._given["invoker"]
+        if not self.settings.fanout_function:
+            return None
+        from collab.adapters.awslambda.invoker import Invoker
+
+        return Invoker(self.settings.fanout_function, endpoint=self.settings.lambda_endpoint_url)
 
     def gateway_for(self, endpoint_from_event: str | None) -> ManagementApi:
         """The Management API client: ``CONNECTIONS_ENDPOINT`` or the event's domain/stage."""

@@ -7,7 +7,8 @@ order and seqs are contiguous); the activity row and any notifications are writt
 After the commit (:func:`publish`): the event is appended to the workspace's Redis history (the
 last 100, replayed by ``sync``) and fanned out to every synced connection of the workspace but the
 actor's own (which gets the ``ack``); notifications are pushed to every live connection of their
-recipient and marked delivered only where a post succeeded. Connections found gone are pruned.
+recipient and marked delivered only where a post succeeded. Connections found gone are pruned. A
+fan-out to more than 100 connections is split across invocations (:mod:`collab.domain.fanout`).
 """
 
 from __future__ import annotations
@@ -142,11 +143,13 @@ def publish(
         payload = dumps(event)
         conns = rt.store.append_event(wid, int(event["seq"]), payload, answer=answer)
         targets = [cid for cid in conns if cid != exclude_connection]
-        receipt = gateway.broadcast(targets, payload.encode())
-        from collab.domain import tracer, usage
+        from collab.domain import fanout, tracer, usage
 
+        trace = {"seq": event["seq"], "type": event["type"], "timestamp": event["timestamp"]}
+        receipt, dispatched = fanout.deliver(rt, gateway, wid, targets, payload.encode(), trace=trace)
         usage.add(rt, wid, posts_out=len(targets))
-        tracer.on_fanout(rt, wid, event, receipt, exclude_connection)  # before gone peers are pruned
+        # before gone peers are pruned; the chunks handed to fan-out invocations add theirs
+        tracer.on_fanout(rt, wid, event, receipt, exclude_connection, dispatched)
         if receipt.gone:
             _prune(rt, gateway, wid, receipt.gone)
         from collab.domain import webhooks  # stdlib-only imports; a no-op without a queue

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from collab.adapters.postgres.database import Cursor, Database
-from collab.domain import events
+from collab.domain import events, revocation
 from collab.domain.access import RANK, require_member, role_of
 from collab.domain.events import Committed
 from collab.domain.workspaces import Change, lock
@@ -64,7 +64,8 @@ def _keep_an_owner(cur: Cursor, workspace_id: str) -> None:
 
 
 def list_members(db: Database, actor_id: str, workspace_id: str) -> dict[str, Any]:
-    """Every member (at most 50, so one page), in the order they joined."""
+    """Every member (at most ``members_per_workspace``, 1,000 at most: one page of ~150 KB), in the
+    order they joined."""
 
     def tx(cur: Cursor) -> dict[str, Any]:
         require_member(cur, workspace_id, actor_id)
@@ -84,9 +85,12 @@ def add_member(
     user_id: str | None = None,
     email: str | None = None,
     role: str = "member",
+    cap: int = 50,
 ) -> Change:
     """Add an existing user (by id or email). 404 for an unknown user, 409 when already a member or
-    when the workspace is full (the ``member_count`` CHECK refuses the 51st, whatever the race)."""
+    when the workspace has ``cap`` members (``Limits.members_per_workspace``). The count is read
+    under the workspace row's lock, which every membership change takes first, so two concurrent
+    adds cannot both pass it; the ``member_count`` CHECK is the ceiling no setting passes (1,000)."""
     if (user_id is None) == (email is None):
         raise ValidationError("exactly one of user_id and email is required", field="user_id")
 
@@ -94,6 +98,11 @@ def add_member(
         name = lock(cur, workspace_id)
         actor_role = require_member(cur, workspace_id, actor_id, at_least="admin")
         _may_grant(actor_role, role)
+        full = cur.execute(
+            "SELECT member_count >= %s AS full FROM workspaces WHERE id = %s", (cap, workspace_id)
+        ).fetchone()
+        if full is not None and full["full"]:
+            raise Conflict(f"a workspace has at most {cap} members")
         if user_id is not None:
             row = cur.execute("SELECT id FROM users WHERE id = %s", (user_id,)).fetchone()
         else:
@@ -197,6 +206,7 @@ def remove_member(db: Database, actor_id: str, workspace_id: str, user_id: str) 
         cur.execute(
             "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (workspace_id, user_id)
         )
+        revocation.record(cur, workspace_id, user_id)
         committed = Committed(workspace_id)
         committed.event = events.record(cur, workspace_id, actor_id, "member.removed", {"member": member})
         note = events.notify(

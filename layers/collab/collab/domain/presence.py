@@ -19,6 +19,15 @@ A user's last connection closing (``$disconnect``) is held for ``LEAVE_GRACE_S``
 told: a reconnect in that time (a tab reconnecting at API Gateway's 2-hour limit, a network blip)
 cancels it, and peers see nothing at all. Leaves found together (a sweep, a fan-out's 410s, the
 leaves held in a workspace) go out as one ``presence.batch`` frame rather than one frame each.
+
+Large workspaces (:data:`LARGE_ROOM` synced connections or more at any time in the last 10 minutes,
+so that one stays large through a reconnect storm, issue 15): every change would be a
+post to every peer, so n users reconnecting at once would cost n^2 posts. There, changes wait in the
+workspace's batch (``presence_batch.lua``: the latest change per user) and go out as one
+``presence.batch`` frame to everyone at most once per :data:`BATCH_INTERVAL_MS`: posted by the first
+change, or heartbeat of any connection of the workspace (``heartbeat.lua`` says when one is due),
+that comes after the interval, and by the minute sweeper otherwise. A storm of n reconnects over
+t seconds is then at most n x t / interval posts (O(n)), not n^2.
 """
 
 from __future__ import annotations
@@ -26,10 +35,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from collab.adapters.redis.store import Beat, ConnInfo, Removed
+from collab.adapters.redis.store import PRESENCE_BATCH_INTERVAL_MS, Beat, ConnInfo, Removed
 from collab.clock import iso
-from collab.domain import usage, webhook_presence
-from collab.protocol.wire import dumps, frame
+from collab.domain import fanout, usage, webhook_presence
+from collab.protocol.wire import dumps, frame, size
 
 if TYPE_CHECKING:
     from collab.adapters.apigw.management import ManagementApi
@@ -45,6 +54,15 @@ SWEEP_BATCH = 500  # the sweeper's bounded work per workspace batch
 LEAVE_GRACE_S = 1.0  # a user's leave waits this long for a reconnect that cancels it
 LEAVE_GRACE_STEPS = 10  # $disconnect looks every 100 ms whether it was cancelled
 EDITING_TTL_S = 15  # v1.3: an editing indicator expires this long after its last refresh
+# From this many synced connections, a workspace's presence changes are batched: about where one
+# fan-out needs more than three waves of posts, and where a fan-out is split (collab.domain.fanout).
+LARGE_ROOM = fanout.CHUNK
+# At most one presence frame per this long in a large workspace: a join still reaches peers within
+# about a second (the interval, then the next heartbeat of any of its connections posts the batch).
+BATCH_INTERVAL_MS = PRESENCE_BATCH_INTERVAL_MS
+# A WebSocket reply's share for the presence list (sync, a probe's answer): a quarter of the 128 KB a
+# message may hold. ~180 users of typical names fit; a larger workspace's list is read over HTTP.
+PRESENCE_BYTES = 32 * 1024
 
 
 def deadline_ms(rt: Runtime, mode: str) -> int:
@@ -76,6 +94,26 @@ def snapshot(rt: Runtime, workspace_id: str) -> list[dict[str, Any]]:
     return [entry(uid, raw, editing.get(uid)) for uid, raw in sorted(entries.items())]
 
 
+def snapshot_within(
+    rt: Runtime, workspace_id: str, budget: int = PRESENCE_BYTES
+) -> tuple[list[dict[str, Any]], bool]:
+    """The presence list for a WebSocket reply: whole when it fits ``budget`` UTF-8 bytes; else
+    the active users first, then the rest, by user id, as many as fit, and True: the client reads the
+    whole list over HTTP (``more_presence``)."""
+    entries = snapshot(rt, workspace_id)
+    if size(entries) <= budget:
+        return entries, False
+    out: list[dict[str, Any]] = []
+    used = 2  # the brackets
+    for e in sorted(entries, key=lambda e: (e["status"] != "active", e["user"]["id"])):
+        cost = size(e) + 1  # and its comma
+        if used + cost > budget:
+            break
+        out.append(e)
+        used += cost
+    return out, True
+
+
 def _presence_frame(rt: Runtime, type_: str, workspace_id: str, uid: str, data: dict[str, Any]) -> bytes:
     return dumps(frame(type_, workspace_id, uid, iso(rt.clock.utcnow()), data)).encode()
 
@@ -94,6 +132,8 @@ def broadcast(
     connections that are not away: nobody is looking at a hidden tab, and one that comes back gets
     the whole list with the answer to its probe (``heartbeat.ack {presence}``). Joins and leaves
     reach every connection."""
+    if _batched(rt, gateway, workspace_id, [(type_, uid, data)]):
+        return
     active_only = type_ == "presence.updated"
     targets = [c for c in rt.store.fanout_targets(workspace_id, active_only=active_only) if c != exclude]
     usage.add(rt, workspace_id, posts_out=len(targets))
@@ -114,11 +154,47 @@ def broadcast_many(
         type_, uid, data = changes[0]
         broadcast(rt, gateway, workspace_id, uid, type_, data)
         return
+    if _batched(rt, gateway, workspace_id, changes):
+        return
+    post_batch(rt, gateway, workspace_id, changes)
+
+
+def _batched(
+    rt: Runtime, gateway: ManagementApi, workspace_id: str, changes: list[tuple[str, str, dict[str, Any]]]
+) -> bool:
+    """In a large workspace, the changes join its batch, which is posted now if its interval has
+    passed. False in a small one: the caller posts them as before."""
+    mode, due = rt.store.batch_presence(workspace_id, changes, rt.clock.now_ms(), threshold=LARGE_ROOM)
+    if mode == "direct":
+        return False
+    if mode == "flush":
+        post_batch(rt, gateway, workspace_id, due)
+    return True
+
+
+def post_batch(
+    rt: Runtime, gateway: ManagementApi, workspace_id: str, changes: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """One ``presence.batch`` frame with the changes to every synced connection (split across
+    fan-out invocations in a large workspace)."""
+    if not changes:
+        return
     events = [{"type": t, "user_id": uid, "data": data} for t, uid, data in changes]
     payload = dumps(frame("presence.batch", workspace_id, None, iso(rt.clock.utcnow()), {"events": events}))
-    receipt = gateway.broadcast(rt.store.fanout_targets(workspace_id), payload.encode())
+    targets = rt.store.fanout_targets(workspace_id)
+    usage.add(rt, workspace_id, posts_out=len(targets))
+    receipt, _ = fanout.deliver(rt, gateway, workspace_id, targets, payload.encode())
     if receipt.gone:
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
+
+
+def flush_batch(rt: Runtime, gateway: ManagementApi, workspace_id: str) -> int:
+    """Post a large workspace's presence batch if its interval has passed; how many changes went."""
+    mode, due = rt.store.batch_presence(workspace_id, [], rt.clock.now_ms(), threshold=LARGE_ROOM)
+    if mode != "flush":
+        return 0
+    post_batch(rt, gateway, workspace_id, due)
+    return len(due)
 
 
 def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
@@ -287,6 +363,8 @@ def heartbeat(rt: Runtime, gateway: ManagementApi, info: ConnInfo, mode: str | N
     sweep the workspace's dead peers on the way; tell peers when the mode changed its user's status."""
     deadlines = (deadline_ms(rt, "active"), deadline_ms(rt, "away"))
     beat = rt.store.heartbeat(info, rt.clock.now_ms(), deadlines, mode)
+    if beat.batch_due:  # a large workspace's presence changes have waited their interval
+        flush_batch(rt, gateway, info.workspace_id)
     if beat.removed:
         settle(rt, gateway, info.workspace_id, beat.removed, close=True)
     if beat.updated is not None:
@@ -321,6 +399,8 @@ def sweep(rt: Runtime, gateway: ManagementApi, *, batch: int = SWEEP_BATCH) -> i
             break
     for wid in rt.store.workspaces_with_leaves(now - int(LEAVE_GRACE_S * 1000)):
         flush_leaves(rt, gateway, wid)
+    for wid in rt.store.workspaces_with_batches(now - BATCH_INTERVAL_MS):
+        flush_batch(rt, gateway, wid)
     return total
 
 

@@ -8,12 +8,13 @@ event has not reached Redis yet, or a Redis restart, leaves holes, which Postgre
 never reached).
 
 A WebSocket message is at most 128 KB (``wire.MESSAGE_LIMIT``), so the reply is budgeted in UTF-8
-bytes: the presence list first (whole: at most 50 members of at most ~1 KB each), then events, oldest
-first, at most ``MAX_EVENTS`` and ``MAX_BYTES`` of them but always one when any is due (an event is
-at most ~45 KB: a 200-character title and a 10,000-character description of 4-byte characters), then
-notifications in what is left. Both are paged: when ``data.seq`` is beyond the last event in the
-reply, or ``data.more_notifications`` is true, the client syncs again (contract v1.2). Only the
-notifications in the reply are marked delivered.
+bytes: the presence list first (at most ``presence.PRESENCE_BYTES``, 32 KB: a larger workspace's
+list is cut, active users first, and ``more_presence`` tells the client to read it over HTTP), then
+events, oldest first, at most ``MAX_EVENTS`` and ``MAX_BYTES`` of them but always one when any is
+due (an event is at most ~45 KB: a 200-character title and a 10,000-character description of 4-byte
+characters), then notifications in what is left. Both are paged: when ``data.seq`` is beyond the
+last event in the reply, or ``data.more_notifications`` is true, the client syncs again (contract
+v1.2). Only the notifications in the reply are marked delivered.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
     came_online, raw = presence.join(rt, info)
     hist = rt.store.history(wid, since) if since is not None else []
     # The snapshot is taken after joining, so a peer who comes online later is announced to us.
-    members = presence.snapshot(rt, wid)
+    members, more_presence = presence.snapshot_within(rt, wid)
     budget = MESSAGE_LIMIT - ENVELOPE_BYTES - size(members)
 
     def tx(cur: Cursor) -> dict[str, Any]:
@@ -107,6 +108,7 @@ def sync(rt: Runtime, gateway: ManagementApi, info: ConnInfo, since: int | None)
         "presence": members,
         "notifications": data["notifications"],
         "more_notifications": data["more"],
+        "more_presence": more_presence,
     }
 
 

@@ -7,6 +7,8 @@ for every connection registered at the time of its fan-out:
 - ``gone``: 410, the connection was dead (it is pruned, and its user may leave presence);
 - ``throttled``: still 429 after the retries; ``failed``: any other error;
 - ``sender``: the actor's own connection, which got the ``ack`` instead;
+- ``dispatched``: handed to a fan-out invocation (a workspace of more than 100 live connections),
+  which replaces it with the post's outcome; one left ``dispatched`` means that invocation never ran;
 - ``not_synced``: connected but not yet a fan-out target (no ``sync`` yet); it gets the event from
   its first ``sync``;
 - ``removed``: (no connection) a member removed at or before that seq; their connections were
@@ -31,13 +33,21 @@ if TYPE_CHECKING:
     from collab.runtime import Runtime
 
 
-def on_fanout(rt: Runtime, wid: str, event: dict[str, Any], receipt: Receipt, sender: str | None) -> None:
+def on_fanout(
+    rt: Runtime,
+    wid: str,
+    event: dict[str, Any],
+    receipt: Receipt,
+    sender: str | None,
+    dispatched: list[str] | None = None,
+) -> None:
     """Called by ``events.publish`` right after the fan-out (before gone peers are pruned). Best
-    effort: a tracer failure never touches the mutation or the fan-out."""
-    outcomes = dict.fromkeys(receipt.delivered, "delivered")
-    outcomes.update(dict.fromkeys(receipt.gone, "gone"))
-    outcomes.update(dict.fromkeys(receipt.failed, "failed"))
-    outcomes.update(dict.fromkeys(receipt.throttled, "throttled"))
+    effort: a tracer failure never touches the mutation or the fan-out. Connections handed to a
+    fan-out invocation (:mod:`collab.domain.fanout`) are ``dispatched`` until it adds their outcome."""
+    from collab.domain.fanout import outcomes as outcomes_of
+
+    outcomes = dict.fromkeys(dispatched or (), "dispatched")
+    outcomes.update(outcomes_of(receipt))
     removed = None
     if event.get("type") == "member.removed":
         removed = str(((event.get("data") or {}).get("member") or {}).get("user_id") or "") or None

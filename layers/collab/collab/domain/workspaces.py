@@ -149,6 +149,7 @@ def delete(db: Database, actor_id: str, workspace_id: str) -> Change:
         lock(cur, workspace_id)
         require_member(cur, workspace_id, actor_id, at_least="owner")
         cur.execute("DELETE FROM workspaces WHERE id = %s", (workspace_id,))
+        revocation.record(cur, workspace_id, None)
         return Change(None, Committed(workspace_id), dropped=True)
 
     return db.run(tx)

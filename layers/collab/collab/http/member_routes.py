@@ -17,7 +17,7 @@ MEMBERS = "/workspaces/<workspace_id>/members"
 
 
 @route(router, "GET", MEMBERS, "list_members", "The members of a workspace (members)",
-       ok="Every member (at most 50: one page)", errors=(403, 404))  # fmt: skip
+       ok="Every member (one page: at most members_per_workspace)", errors=(403, 404))  # fmt: skip
 def list_members(workspace_id: WorkspaceId) -> MemberPage:
     return checked(members.list_members(rt().db, me(), str(workspace_id)))
 
@@ -36,6 +36,7 @@ def add_member(
         user_id=body.user_id if isinstance(body, MemberById) else None,
         email=body.email if isinstance(body, MemberByEmail) else None,
         role=body.role,
+        cap=rt().settings.limits.members_per_workspace,
     )
     settle(change)
     return checked(change.result)

@@ -136,6 +136,10 @@ class SyncData(BaseModel):
     notifications: list[Notification]
     # v1.2: more undelivered notifications wait than fitted in this 128 KB reply: sync again
     more_notifications: bool = False
+    # v1.2 (issue 15): a large workspace's presence list is longer than a reply's share (32 KB):
+    # ``presence`` holds its active users first, and the client reads the whole list over HTTP
+    # (GET /workspaces/{id}/presence)
+    more_presence: bool = False
 
 
 class SyncReply(ServerFrameBase):
@@ -149,6 +153,7 @@ class HeartbeatAckData(BaseModel):
 
     seq: int | None = None
     presence: list[PresenceEntry] | None = None
+    more_presence: bool = False  # as in ``sync``: the whole list is read over HTTP
 
 
 class HeartbeatAck(ServerFrameBase):

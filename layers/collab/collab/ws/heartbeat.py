@@ -83,7 +83,9 @@ def handle(rt: Runtime, event: dict[str, Any], *, budget: bool = True) -> dict[s
     data: dict[str, Any] = {"seq": beat.latest_seq} if quiet else {}
     if quiet and probe:  # a tab coming back (or silent a long while): away tabs got no presence.updated
         try:
-            data["presence"] = presence.snapshot(rt, info.workspace_id)
+            data["presence"], more = presence.snapshot_within(rt, info.workspace_id)
+            if more:
+                data["more_presence"] = True
         except CollabError:
             pass  # the answer is what matters: the socket is alive
     return reply(rt, "heartbeat.ack", data, info)

@@ -115,6 +115,6 @@ def translate_integrity(exc: psycopg.Error) -> CollabError | None:
         return ValidationError("refers to something that does not exist")
     if isinstance(exc, psycopg.errors.CheckViolation):
         if "member_count" in constraint:
-            return Conflict("a workspace has at most 50 members")
+            return Conflict("a workspace has at most 1000 members")
         return ValidationError(f"invalid value ({constraint})")
     return None

@@ -35,3 +35,5 @@ def ticket(jti: str) -> str:
 
 SWEEP = f"{P}sweep"  # zset "<wid>|<cid>" -> deadline ms, for the scheduled sweeper
 LEAVING = f"{P}leaving"  # zset wid -> earliest held leave (ms), the sweeper's backstop for them
+# zset wid -> when its presence batch began (ms): the sweeper posts those nobody else did
+PRESENCE_BATCHES = f"{P}presence_batches"

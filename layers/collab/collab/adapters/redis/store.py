@@ -30,6 +30,8 @@ REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contrac
 PENDING_TTL_S = 30
 # A connection's first deadline: it is active until it says otherwise (collab.domain.presence.MODES).
 FIRST_DEADLINE_MS = 60_000
+# A large workspace's presence changes go out together at most this often (collab.domain.presence).
+PRESENCE_BATCH_INTERVAL_MS = 500
 
 _SCRIPTS = Path(__file__).parent / "scripts"  # the Lua scripts, one file each (their headers say what)
 
@@ -76,6 +78,7 @@ class Beat:
     latest_seq: int
     updated: dict[str, Any] | None
     removed: list[Removed]
+    batch_due: bool = False  # the workspace's presence batch waited its interval: post it now
 
 
 def _removed(flat: list[Any], start: int = 0) -> list[Removed]:
@@ -129,6 +132,7 @@ class Store:
         self._append = r.register_script(_lua("append"))
         self._leaves = r.register_script(_lua("leaves"))
         self._admit = r.register_script(_lua("admit"))
+        self._presence_batch = r.register_script(_lua("presence_batch"))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Every Redis error becomes :class:`Unavailable` (a contract error): down, timed out, out of
@@ -182,6 +186,7 @@ class Store:
             self._append,
             self._leaves,
             self._admit,
+            self._presence_batch,
         ):
             self._call(self.r.script_load, script.script)
 
@@ -335,13 +340,14 @@ class Store:
         deadlines: tuple[int, int],
         mode: str | None = None,
         limit: int = 100,
+        batch_interval_ms: int = PRESENCE_BATCH_INTERVAL_MS,
     ) -> Beat:
         """Move a connection's deadline (``deadlines``: if active, if away; by the mode given, or
         the connection's own) and sweep the workspace's peers whose deadline has passed, in the same
         script. The sweeper's index follows, in the same round trip when the mode is given."""
         wid, cid = info.workspace_id, info.connection_id
-        ws_keys = [*self._ws_keys(wid), keys.ws(wid, "history")]
-        args = [cid, now_ms, mode or "", deadlines[0], deadlines[1], limit]
+        ws_keys = [*self._ws_keys(wid), keys.ws(wid, "history"), keys.ws(wid, "presence_batch")]
+        args = [cid, now_ms, mode or "", deadlines[0], deadlines[1], limit, batch_interval_ms]
         script = lambda c: self._evalsha(c, self._heartbeat, ws_keys, args)  # noqa: E731
         refresh = lambda c: c.expire(keys.conn(cid), CONN_TTL_S)  # noqa: E731
         if mode:  # the deadline is known: one round trip
@@ -354,28 +360,19 @@ class Store:
                 set_at = int(flat[1])
                 self._batch(lambda c: c.zadd(keys.SWEEP, {f"{wid}|{cid}": set_at}, xx=True), refresh)
         alive = int(flat[0]) == 1
-        removed = _removed(flat, 4)
+        removed = _removed(flat, 5)
         if removed:
             self._forget(wid, [(r.connection_id, r.user_id) for r in removed])
         updated = _s(flat[3])
-        return Beat(alive, int(flat[2]), json.loads(updated) if updated else None, removed)
+        return Beat(alive, int(flat[2]), json.loads(updated) if updated else None, removed, int(flat[4]) == 1)
 
-    def live_connections(self, *, page: int = 1000) -> dict[str, dict[str, str]]:
-        """Every registered connection, by workspace: workspace id -> {connection id -> user id}
-        (the sweeper reconciles them against memberships)."""
-        wids: set[str] = set()
-        cursor = 0
-        while True:
-            cursor, items = self._call(self.r.zscan, keys.SWEEP, cursor, count=page)
-            for member, _ in items:
-                wids.add(_s(member).partition("|")[0])
-            if int(cursor) == 0:
-                break
+    def connections_of(self, wids: list[str]) -> dict[str, dict[str, str]]:
+        """Every registered connection of the given workspaces: workspace id -> {connection id -> user
+        id} (one pipelined round trip; the sweeper's reconciliation of recent revocations)."""
         if not wids:
             return {}
-        order = sorted(wids)
-        raw = self._batch(*[lambda c, w=w: c.hgetall(keys.ws(w, "conns")) for w in order])
-        return {w: {_s(k): _s(v) for k, v in r.items()} for w, r in zip(order, raw, strict=True) if r}
+        raw = self._batch(*[lambda c, w=w: c.hgetall(keys.ws(w, "conns")) for w in wids])
+        return {w: {_s(k): _s(v) for k, v in r.items()} for w, r in zip(wids, raw, strict=True) if r}
 
     def due_for_sweep(self, now_ms: int, limit: int) -> dict[str, list[str]]:
         """Connections whose deadline has passed, grouped by workspace."""
@@ -464,6 +461,42 @@ class Store:
         )[0]
         return (None if not out else json.loads(_s(out))), bool(int(changed))
 
+    def batch_presence(
+        self,
+        wid: str,
+        changes: list[tuple[str, str, dict[str, Any]]],
+        now_ms: int,
+        *,
+        threshold: int,
+        interval_ms: int = PRESENCE_BATCH_INTERVAL_MS,
+    ) -> tuple[str, list[tuple[str, str, dict[str, Any]]]]:
+        """Presence changes (type, user id, entry) of a workspace with ``threshold`` or more synced
+        connections join its batch (``presence_batch.lua``); without ``changes``, only take a batch
+        that is due. Returns (``direct``: a small workspace, post them as before | ``held`` |
+        ``none`` | ``flush``: post these, the batch's changes, now; the changes)."""
+        args: list[Any] = [threshold, now_ms, interval_ms]
+        for type_, uid, data in changes:
+            args += [uid, f"{type_}|{json.dumps(data, separators=(',', ':'))}"]
+        ks = [keys.ws(wid, "joined"), keys.ws(wid, "presence_batch"), keys.ws(wid, "large")]
+        flat = self._call(self._presence_batch, keys=ks, args=args)
+        mode = _s(flat[0])
+        if mode == "held-new":  # the sweeper's backstop, should no later change or heartbeat post it
+            self._call(self.r.zadd, keys.PRESENCE_BATCHES, {wid: now_ms}, nx=True)
+            return "held", []
+        if mode != "flush":
+            return mode, []
+        self._call(self.r.zrem, keys.PRESENCE_BATCHES, wid)
+        out = []
+        for i in range(1, len(flat), 2):
+            type_, _, raw = _s(flat[i + 1]).partition("|")
+            out.append((type_, _s(flat[i]), json.loads(raw)))
+        return "flush", out
+
+    def workspaces_with_batches(self, due_ms: int, limit: int = 500) -> list[str]:
+        """Workspaces whose presence batch began at ``due_ms`` or earlier (the sweeper posts them)."""
+        raw = self._call(self.r.zrangebyscore, keys.PRESENCE_BATCHES, "-inf", due_ms, start=0, num=limit)
+        return [_s(w) for w in raw]
+
     def presence(self, wid: str) -> dict[str, dict[str, Any]]:
         raw = self._call(self.r.hgetall, keys.ws(wid, "presence"))
         return {_s(k): json.loads(_s(v)) for k, v in raw.items()}
@@ -524,7 +557,17 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
     def drop_workspace(self, wid: str) -> None:
-        names = ("history", "presence", "online", "joined", "modes", "leaving", "editing")
+        names = (
+            "history",
+            "presence",
+            "online",
+            "joined",
+            "modes",
+            "leaving",
+            "editing",
+            "presence_batch",
+            "large",
+        )
         self._call(self.r.delete, *[keys.ws(wid, n) for n in names])
 
     def ping(self) -> bool:

@@ -1,0 +1,152 @@
+"""A fan-out to more than 100 connections is split across asynchronous invocations of the fan-out
+function (issue 15): the invocation that made the event posts 100 itself, each chunk's invocation
+at most 100 more, every peer gets the event once, and the delivery tracer merges the outcomes
+whichever invocation records first. The invoker here runs ``functions/fanout`` in-process, at the
+moment the real one would queue it (before the inline posts); the real Invoke API, through the
+local gateway, is tested in tests/e2e/test_large_workspace.py."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from collab.adapters.awslambda.invoker import PAYLOAD_LIMIT, PayloadTooLarge
+from collab.adapters.redis import trace
+from collab.adapters.redis.store import ConnInfo
+from collab_dev.permissions import call_as
+
+
+class InProcessInvoker:
+    """Lambda's asynchronous Invoke, run at once in this process as the fan-out function."""
+
+    def __init__(self, world: Any, *, refuse: int = 0) -> None:
+        self.world, self.refuse = world, refuse
+        self.events: list[dict[str, Any]] = []
+
+    def invoke_async(self, events: list[dict[str, Any]]) -> list[bool]:
+        from functions.fanout.handler import handler
+
+        bodies = [json.dumps(e, separators=(",", ":")).encode() for e in events]
+        if any(len(b) > PAYLOAD_LIMIT for b in bodies):
+            raise PayloadTooLarge("too large")
+        out = []
+        for event in events:
+            if self.refuse:  # throttled by Lambda (after the retries): the caller posts it itself
+                self.refuse -= 1
+                out.append(False)
+                continue
+            self.events.append(event)
+            call_as("fanout", handler, json.loads(json.dumps(event)), self.world.context)
+            out.append(True)
+        return out
+
+
+def announced_peers(world: Any, wid: str, n: int) -> list[str]:
+    """n announced connections of members of ``wid``, registered straight in Redis (set-up)."""
+    store, now = world.rt.store, world.rt.clock.now_ms()
+    uids = [f"peer{i:03d}" for i in range(n)]
+
+    def setup(cur: Any) -> None:
+        cur.executemany("INSERT INTO users (id, display_name) VALUES (%s, %s)", [(u, u) for u in uids])
+        cur.executemany(
+            "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (%s, %s, 'member')",
+            [(wid, u) for u in uids],
+        )
+
+    world.rt.db.run(setup)
+    cids = []
+    for uid in uids:
+        info = ConnInfo(f"{uuid.uuid4().hex[:15]}=", wid, uid, uid, now)
+        assert store.register(info, now) is None
+        store.announce(info, {"display_name": uid, "status": "active", "viewing": None, "last_seen_ms": now})
+        cids.append(info.connection_id)
+    return cids
+
+
+@pytest.fixture
+def large(world: Any, monkeypatch: Any) -> tuple[Any, Any, list[str], InProcessInvoker]:
+    from collab.config import Limits
+
+    monkeypatch.setattr(
+        world.rt,
+        "settings",
+        world.rt.settings.model_copy(update={"limits": Limits(members_per_workspace=300)}),
+    )
+    wid = world.workspace("ann")
+    peers = announced_peers(world, wid, 249)
+    ann = world.connect("ann", wid)
+    invoker = InProcessInvoker(world)
+    world.rt._given["invoker"] = invoker
+    world.rt.__dict__.pop("invoker", None)
+    return world, ann, peers, invoker
+
+
+def test_an_edit_to_249_peers_goes_out_in_chunks_of_at_most_100(large: Any) -> None:
+    world, ann, peers, invoker = large
+    task = ann.create("big room")["data"]["task"]
+    world.sink.reset()
+    ack = ann.update(task["id"], title="renamed")
+    seq = ack["data"]["seq"]
+    # Then: two chunks were invoked (149 past the first 100: 100 + 49), each within the payload limit
+    assert [len(e["connections"]) for e in invoker.events[-2:]] == [100, 49]
+    assert all(len(json.dumps(e)) <= PAYLOAD_LIMIT for e in invoker.events)
+    handed = {c for e in invoker.events[-2:] for c in e["connections"]}
+    assert len(handed) == 149 and ann.cid not in handed
+    # every peer got the event exactly once, the actor none (it got the ack)
+    got = [c for c, f in world.sink.all("task.updated") if f["seq"] == seq]
+    assert sorted(got) == sorted(peers)
+    # the tracer holds one record with every connection's outcome, chunks merged in
+    [record], _ = trace.traces(world.rt.store.r, ann.wid, seq)
+    outcomes = {c: o for c, _, o in record["connections"]}
+    assert outcomes[ann.cid] == "sender"
+    assert {o for c, o in outcomes.items() if c != ann.cid} == {"delivered"}
+    assert len(outcomes) == 250
+
+
+def test_a_refused_invocation_is_posted_inline(large: Any) -> None:
+    world, ann, peers, invoker = large
+    task = ann.create("big room")["data"]["task"]
+    invoker.refuse = 1
+    world.sink.reset()
+    seq = ann.update(task["id"], title="renamed")["data"]["seq"]
+    assert [len(e["connections"]) for e in invoker.events[-1:]] == [49]
+    got = [c for c, f in world.sink.all("task.updated") if f["seq"] == seq]
+    assert sorted(got) == sorted(peers)
+
+
+def test_a_chunk_prunes_the_gone_connections_it_finds(large: Any) -> None:
+    world, ann, peers, _ = large
+    task = ann.create("big room")["data"]["task"]
+    dead = set(peers[-3:])  # in the last chunk
+    world.sink.gone |= dead
+    seq = ann.update(task["id"], title="renamed")["data"]["seq"]
+    assert dead.isdisjoint(world.rt.store.fanout_targets(ann.wid))
+    [record], _ = trace.traces(world.rt.store.r, ann.wid, seq)
+    assert {c: o for c, _, o in record["connections"] if c in dead} == dict.fromkeys(dead, "gone")
+
+
+def test_without_a_fanout_function_everything_is_posted_inline(world: Any) -> None:
+    wid = world.workspace("ann")
+    peers = announced_peers(world, wid, 120)
+    ann = world.connect("ann", wid)
+    assert world.rt.invoker is None
+    task = ann.create("big room")["data"]["task"]
+    seq = ann.update(task["id"], title="renamed")["data"]["seq"]
+    got = [c for c, f in world.sink.all("task.updated") if f["seq"] == seq]
+    assert sorted(got) == sorted(peers)
+
+
+def test_a_chunk_event_carries_a_128_kb_frame_within_the_payload_limit() -> None:
+    """The largest frame API Gateway takes, 100 connection ids: base64 keeps it under 256 KB."""
+    import base64
+
+    from collab.domain.fanout import CHUNK, KIND
+
+    frame = ("\U0001f600" * (128 * 1024 // 4)).encode()
+    event = {"kind": KIND, "workspace_id": str(uuid.uuid4()), "endpoint": "https://x.execute-api.us-east-1.amazonaws.com/prod",
+             "connections": [f"{uuid.uuid4().hex[:15]}=" for _ in range(CHUNK)], "payload": base64.b64encode(frame).decode(),
+             "trace": {"seq": 10**12, "type": "task.updated", "timestamp": "2026-12-04T00:00:00.000Z"}}  # fmt: skip
+    assert len(json.dumps(event, separators=(",", ":"))) <= PAYLOAD_LIMIT
