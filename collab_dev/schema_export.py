@@ -171,7 +171,8 @@ def _limits(schema: dict[str, Any]) -> str:
     for name, prop in props.items():
         for node in [prop, *prop.get("anyOf", [])]:
             if node.get("type") == "string" and "enum" in node:
-                enums.append(f"export const TASK_{name.upper()}_VALUES = {json.dumps(node['enum'])} as const;")
+                values = json.dumps(node["enum"])
+                enums.append(f"export const TASK_{name.upper()}_VALUES = {values} as const;")
             elif node.get("type") == "string" and ("maxLength" in node or "pattern" in node):
                 nullable = any(n.get("type") == "null" for n in prop.get("anyOf", []))
                 fields.append(
@@ -182,7 +183,7 @@ def _limits(schema: dict[str, Any]) -> str:
     return "\n".join(
         [
             "",
-            "/** Limits of the writable text fields (characters are code points, as the server counts them). */",
+            "/** Limits of the writable text fields (characters are code points, as the server counts). */",
             "export const FIELD_LIMITS = {",
             *fields,
             "} as const;",

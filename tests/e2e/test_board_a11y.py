@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import WAIT_MS, Board, board, card, gw  # noqa: F401  (fixtures)
+from tests.e2e import test_browser
+from tests.e2e.test_browser import WAIT_MS, Board, card
+
+gw = test_browser.gw  # the demo board's fixtures: a gateway of this module's own, two members
+board = test_browser.board
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +124,8 @@ def test_notifications_by_keyboard_and_a_notification_opens_its_task(board: Boar
     a, b = board.open(board.alice), board.open(board.bob)
     # Given Bob assigns the task to Alice (she gets a notification)
     b.evaluate(
-        "([id, who]) => { window.collab.client.updateTask(id, { assigned_to: who }) }", [task_id, board.alice.user_id]
+        "([id, who]) => { window.collab.client.updateTask(id, { assigned_to: who }) }",
+        [task_id, board.alice.user_id],
     )
     a.wait_for_selector("[data-testid=notif-count][data-count='1']", timeout=WAIT_MS)
     # When Alice opens the panel from the keyboard, Then focus is on the notification
@@ -165,7 +170,10 @@ def test_axe_finds_no_serious_or_critical_violations(board: Board) -> None:
     board.seed_task("Urgent one", priority="urgent")
     board.seed_task("High one", priority="high", status="in_progress")
     a, b = board.open(board.alice), board.open(board.bob)
-    b.evaluate("([id, who]) => { window.collab.client.updateTask(id, { assigned_to: who }) }", [task_id, board.alice.user_id])
+    b.evaluate(
+        "([id, who]) => { window.collab.client.updateTask(id, { assigned_to: who }) }",
+        [task_id, board.alice.user_id],
+    )
     a.wait_for_selector("[data-testid=notif-count][data-count='1']", timeout=WAIT_MS)
     summary = {}
     # The board, the notifications panel open, and the editor open

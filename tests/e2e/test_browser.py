@@ -244,10 +244,12 @@ def test_a_change_the_server_refuses_is_rolled_back_and_repeats_merge_into_one_t
 
     # When Alice's page assigns the task to someone who is not a member, three times
     for _ in range(3):
-        a.evaluate("(id) => { window.collab.client.updateTask(id, { assigned_to: 'not-a-member' }) }", task_id)
+        a.evaluate(
+            "(id) => { window.collab.client.updateTask(id, { assigned_to: 'not-a-member' }) }", task_id
+        )
 
     # Then each is refused and rolled back, and the three identical refusals are one toast
-    a.wait_for_selector("[data-testid=toast-count]:text('×3')", timeout=WAIT_MS)
+    a.wait_for_selector("[data-testid=toast-count]:text('\u00d73')", timeout=WAIT_MS)  # times 3
     a.wait_for_selector("[data-testid=conn-state][data-pending='0']", timeout=WAIT_MS)
     assert a.locator("[data-testid=toast]").count() == 1
     assert "refused" in a.locator("[data-testid=toast]").inner_text()

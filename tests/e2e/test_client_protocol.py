@@ -554,12 +554,16 @@ def test_mutations_resolve_with_the_committed_task_and_flush_waits_for_every_ack
     client.start()
     client.go_live(seq=5)
     client.js("(id) => { window.__update = window.client.updateTask(id, { priority: 'high' }) }", TASK)
-    client.js("() => { window.__flushed = false; window.client.flush().then(() => { window.__flushed = true }) }")
+    client.js(
+        "() => { window.__flushed = false; window.client.flush().then(() => { window.__flushed = true }) }"
+    )
     client.wait_sent("f.action === 'task.update'")
     [update] = [f for f in client.sent() if f["action"] == "task.update"]
     assert client.js("window.client.pendingOps") == 1 and client.js("window.__flushed") is False
     committed = task(3, priority="high")
-    client.deliver(reply("ack", {"request_id": update["request_id"], "ok": True, "task": committed, "seq": 6}))
+    client.deliver(
+        reply("ack", {"request_id": update["request_id"], "ok": True, "task": committed, "seq": 6})
+    )
     assert client.js("window.__update") == committed  # the promise's value is the committed task
     client.page.wait_for_function("window.__flushed === true", timeout=WAIT_MS)
     assert client.js("window.client.pendingOps") == 0
@@ -676,7 +680,9 @@ def test_a_token_refused_after_refresh_is_unauthorized_until_reconnect_now(clien
     ("status", "state"),
     [(403, "forbidden"), (404, "forbidden"), (422, "invalid")],
 )
-def test_a_refusal_retrying_cannot_fix_is_final_and_specific(client: Harness, status: int, state: str) -> None:
+def test_a_refusal_retrying_cannot_fix_is_final_and_specific(
+    client: Harness, status: int, state: str
+) -> None:
     client.ticket_status = [status] * 5
     client.start(firstRetryMs=1, backoffBaseMs=1)
     client.wait_state(state)

@@ -20,7 +20,9 @@ WEB = ROOT / "web"
 def test_committed_schema_and_types_match_the_models() -> None:
     # Given the files in web/ and the package's protocol.ts, When the models are exported again,
     # Then nothing differs.
-    assert schema_export.stale(ROOT) == [], "run `python -m collab_dev.schema_export` (make schema) and commit"
+    assert schema_export.stale(ROOT) == [], (
+        "run `python -m collab_dev.schema_export` (make schema) and commit"
+    )
 
 
 def test_the_package_types_carry_the_schema_limits() -> None:

@@ -1,6 +1,7 @@
 // Build @collab/client: declarations with tsc, ESM with esbuild, and the demo board's copy
 // (web/collab-client.js, committed so `collab dev` serves it with no build step).
-//   node scripts/build.mjs          build dist/ and web/collab-client.js
+//   node scripts/build.mjs          build dist/ (what `npm pack` ships and the example imports)
+//   node scripts/build.mjs --web    build dist/ and write web/collab-client.js (after a change to src/)
 //   node scripts/build.mjs --check  only compare web/collab-client.js with a fresh build (exit 1 if stale)
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -24,7 +25,7 @@ const web = `${BANNER}\n${await bundle("index.ts")}`;
 if (process.argv.includes("--check")) {
   const committed = readFileSync(webBundle, "utf8");
   if (committed !== web) {
-    console.error("web/collab-client.js differs from a fresh build: run `make client` (node scripts/build.mjs) and commit");
+    console.error("web/collab-client.js differs from a fresh build: run `make client-web` (node scripts/build.mjs --web) and commit");
     process.exit(1);
   }
   process.exit(0);
@@ -33,5 +34,5 @@ rmSync(join(root, "dist"), { recursive: true, force: true });
 execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { stdio: "inherit" });
 writeFileSync(join(root, "dist", "index.js"), await bundle("index.ts"));
 writeFileSync(join(root, "dist", "react.js"), await bundle("react.ts", { external: ["react"] }));
-writeFileSync(webBundle, web);
-console.error("built dist/ and web/collab-client.js");
+if (process.argv.includes("--web")) writeFileSync(webBundle, web);
+console.error(`built dist/${process.argv.includes("--web") ? " and web/collab-client.js" : ""}`);

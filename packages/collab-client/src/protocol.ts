@@ -291,7 +291,7 @@ export interface UserRef {
   display_name: string;
 }
 
-/** Limits of the writable text fields (characters are code points, as the server counts them). */
+/** Limits of the writable text fields (characters are code points, as the server counts). */
 export const FIELD_LIMITS = {
   title: { minLength: 1, maxLength: 200, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\t\\n \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: false },
   description: { minLength: 0, maxLength: 10000, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: false },
