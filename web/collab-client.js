@@ -13,6 +13,7 @@ var Emitter = class {
     set.add(listener);
     return () => this.off(name, listener);
   }
+  /** Stop listening (the same as calling what `on` returned). */
   off(name, listener) {
     this.listeners.get(name)?.delete(listener);
   }
@@ -34,6 +35,7 @@ var Emitter = class {
 
 // src/errors.ts
 var CollabError = class _CollabError extends Error {
+  /** What went wrong, for a program. */
   code;
   /** The field a `validation_error` is about, when known. */
   field;
@@ -378,6 +380,7 @@ var CollabClient = class extends Emitter {
   tasks() {
     return this.getSnapshot().tasks;
   }
+  /** One task as the user should see it, or undefined (unknown or deleted). */
   task(id) {
     const t = this._taskView().get(id);
     return t && !t.deleted ? t : void 0;
@@ -390,6 +393,7 @@ var CollabClient = class extends Emitter {
   get notifications() {
     return this._notes;
   }
+  /** Notifications not read yet. */
   get unreadCount() {
     let n = 0;
     for (const note of this._notes.values()) if (!note.read_at) n += 1;

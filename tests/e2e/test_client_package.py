@@ -112,3 +112,11 @@ def test_npm_pack_ships_the_built_esm_and_declarations_only() -> None:
     assert manifest["exports"]["."] == {"types": "./dist/index.d.ts", "import": "./dist/index.js"}
     assert manifest["exports"]["./react"] == {"types": "./dist/react.d.ts", "import": "./dist/react.js"}
     assert manifest["peerDependencies"] == {"react": ">=18"}
+
+
+def test_the_api_reference_in_docs_client_md_is_generated_from_the_types() -> None:
+    run = node("scripts/api-reference.mjs", "--check")
+    assert run.returncode == 0, run.stderr
+    text = (ROOT / "docs" / "client.md").read_text()
+    for name in ("class `CollabClient`", "function `useTasks`", "type `ConnectionState`", "getSnapshot(): Snapshot"):
+        assert name in text, name

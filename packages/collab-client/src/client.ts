@@ -165,6 +165,7 @@ export interface ClientEvents {
 }
 
 export interface ClientOptions {
+  /** The workspace to connect to (a UUID). */
   workspaceId: string;
   /** A fixed access token. Give `getToken` instead where tokens expire. */
   token?: string;
@@ -175,13 +176,19 @@ export interface ClientOptions {
   getToken?: (reason: TokenReason) => string | Promise<string>;
   /** The HTTP API's base URL ("/api" under the local gateway). */
   apiBase?: string;
+  /** Heartbeat period of an active tab (30 s). */
   heartbeatMs?: number;
   /** How long a probe or a change may wait for any frame before the socket counts as dead. */
   heartbeatTimeoutMs?: number;
+  /** Heartbeat period of an away tab (7 min). */
   awayHeartbeatMs?: number;
+  /** A tab hidden this long is away (10 s). */
   hiddenAwayMs?: number;
+  /** A visible tab without input this long is away (5 min). */
   idleMs?: number;
+  /** Silence from the server this long: the next heartbeat asks for an answer (10 min). */
   probeAfterMs?: number;
+  /** Reconnect backoff: a random delay up to min(cap, base * 2^attempt). */
   backoffBaseMs?: number;
   backoffCapMs?: number;
   /** The first reconnect waits a random [0, firstRetryMs). */
@@ -267,6 +274,11 @@ function httpCode(status: number): CollabError["code"] {
   return "validation_error";
 }
 
+/**
+ * One user's connection to one workspace. Read with `getSnapshot()`/`subscribe()` (or the React
+ * hooks), change with the mutations, listen with `on(event, listener)`. The timing fields are the
+ * options of the same names (writable, so a test can shorten them).
+ */
 export class CollabClient extends Emitter<ClientEvents> {
   readonly workspaceId: string;
   readonly apiBase: string;
@@ -428,6 +440,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     return this.getSnapshot().tasks;
   }
 
+  /** One task as the user should see it, or undefined (unknown or deleted). */
   task(id: string): TaskView | undefined {
     const t = this._taskView().get(id);
     return t && !t.deleted ? t : undefined;
@@ -443,6 +456,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     return this._notes;
   }
 
+  /** Notifications not read yet. */
   get unreadCount(): number {
     let n = 0;
     for (const note of this._notes.values()) if (!note.read_at) n += 1;

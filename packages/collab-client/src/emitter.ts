@@ -1,6 +1,7 @@
-/** A typed event emitter: `on(name, listener)` returns the function that removes it. */
+/** A listener of one event: it receives the event's detail. */
 export type Listener<T> = (detail: T) => void;
 
+/** A typed event emitter: `on(name, listener)` returns the function that removes it. */
 export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
 
@@ -15,6 +16,7 @@ export class Emitter<Events extends object> {
     return () => this.off(name, listener);
   }
 
+  /** Stop listening (the same as calling what `on` returned). */
   off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): void {
     this.listeners.get(name)?.delete(listener as Listener<never>);
   }

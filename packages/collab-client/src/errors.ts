@@ -15,7 +15,9 @@ export type ServerErrorCode = ErrorBody["code"];
  */
 export type ErrorCode = ServerErrorCode | "timeout" | "stopped" | "network";
 
+/** A refusal: `code` says which (switch on it), `message` says it for people. */
 export class CollabError extends Error {
+  /** What went wrong, for a program. */
   readonly code: ErrorCode;
   /** The field a `validation_error` is about, when known. */
   readonly field: string | null;

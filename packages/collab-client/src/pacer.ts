@@ -4,6 +4,7 @@
  * The default, a burst of 20 and 70 a minute after it, sends at most 90 in any minute: a burst of
  * quick edits waits a little instead of being refused, and a sync or a second tab has room left.
  */
+/** How fast a client may send frames other than heartbeats. */
 export interface Budget {
   /** Frames that may go at once after a quiet spell. */
   burst: number;
@@ -11,8 +12,10 @@ export interface Budget {
   perMinute: number;
 }
 
+/** A burst of 20, then 70 a minute: at most 90 in any minute, under the server's 100. */
 export const DEFAULT_BUDGET: Budget = { burst: 20, perMinute: 70 };
 
+/** The bucket itself: `tryTake()` before a frame that may wait, `take()` before one that cannot. */
 export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
