@@ -336,3 +336,59 @@ def test_a_killed_socket_reconnects_by_itself_and_shows_what_changed_meanwhile(b
     assert first in {
         t["id"] for t in board.alice.api("GET", f"/workspaces/{board.workspace_id}/tasks")["items"]
     }
+
+
+def test_refusals_are_specific_final_and_not_retried(board: Board, browser: Any, settings: Any) -> None:
+    outsider_id = f"outsider-{uuid.uuid4().hex[:8]}"
+    outsider = issue_access_token(settings, outsider_id, email=f"{outsider_id}@example.test", name="Olga Out")
+    cases = [
+        # Given a link whose workspace is not a UUID, When it is opened, Then "Invalid link", asked once
+        (board.alice.token, "not-a-uuid", "invalid", "Invalid link"),
+        # Given a user who is not a member, Then "No access", asked once
+        (outsider, board.workspace_id, "forbidden", "No access"),
+    ]
+    for token, workspace, state, label in cases:
+        context = browser.new_context()
+        page = context.new_page()
+        tickets: list[str] = []
+        page.on(
+            "request", lambda r, t=tickets: t.append(r.url) if r.url.endswith("/api/ws-tickets") else None
+        )
+        page.goto(f"{board.gw.http_url}/?{urlencode({'token': token, 'workspace': workspace})}")
+        page.wait_for_selector(f"[data-testid=conn-state][data-state={state}]", timeout=WAIT_MS)
+        page.wait_for_timeout(500)
+        assert page.inner_text("[data-testid=conn-state]") == label
+        assert page.locator("[data-testid=notice]").is_visible()
+        assert page.locator("[data-testid=conn-retry]").is_visible()
+        assert len(tickets) == 1  # a 4xx is never retried by itself
+        context.close()
+
+
+def test_a_user_without_a_workspace_is_told_so(board: Board, browser: Any, settings: Any) -> None:
+    uid = f"newcomer-{uuid.uuid4().hex[:8]}"
+    token = issue_access_token(settings, uid, email=f"{uid}@example.test", name="New Comer")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{board.gw.http_url}/?{urlencode({'token': token})}")
+    page.locator("[data-testid=notice]", has_text="not a member of any workspace").wait_for(timeout=WAIT_MS)
+    assert page.inner_text("[data-testid=conn-state]") != "Starting…"
+    context.close()
+
+
+def test_a_lost_network_shows_at_once_and_queued_changes_go_out_when_it_is_back(board: Board) -> None:
+    board.seed_task("Offline edit")
+    a = board.open(board.alice)
+    # When the network goes (Chromium fires `offline`), Then the badge says so without waiting for a timeout
+    a.context.set_offline(True)
+    a.wait_for_selector("[data-testid=conn-state][data-state=offline]", timeout=WAIT_MS)
+    assert "no network" in a.inner_text("[data-testid=conn-state]")
+    # And a change made meanwhile is queued, shown, and counted as unsaved
+    card(a, "Offline edit").locator("[data-testid=task-move-right]").click()
+    a.wait_for_selector("[data-testid=conn-state][data-pending='1']", timeout=WAIT_MS)
+    # When it is back, Then the page reconnects at once and the change is saved
+    a.context.set_offline(False)
+    a.wait_for_selector("[data-testid=conn-state][data-state=live][data-pending='0']", timeout=WAIT_MS)
+    assert (
+        a.locator("[data-testid=column-in_progress] [data-testid=task-card]", has_text="Offline edit").count()
+        == 1
+    )
