@@ -24,7 +24,13 @@ ROOTS = (
     "examples/",
 )
 # written by commands, not committed
-GENERATED = ("bench/results/", ".build/", "cdk.out/", "packages/collab-client/dist/", "examples/react-board/dist/")
+GENERATED = (
+    "bench/results/",
+    ".build/",
+    "cdk.out/",
+    "packages/collab-client/dist/",
+    "examples/react-board/dist/",
+)
 PART = r"[\w.*{},<>-]+"
 NAME = re.compile(rf"^(?:{PART}/)+$|^(?:{PART}/)*{PART}\.(?:py|lua|sql|md|json|js|mjs|ts|tsx|css|html)$")
 
