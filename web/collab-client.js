@@ -208,6 +208,10 @@ function tokenClaims(token) {
     return {};
   }
 }
+function quiet(promise) {
+  promise.catch(() => void 0);
+  return promise;
+}
 function sameFields(a, b) {
   const x = a;
   const y = b;
@@ -490,7 +494,7 @@ var CollabClient = class extends Emitter {
     const frame = { action: "task.update", request_id: uuid4(), task_id: taskId, changes: { ...changes } };
     if (Object.keys(changes).length === 0) {
       const held = this._server.get(taskId);
-      return held ? Promise.resolve(held) : Promise.reject(new CollabError("not_found", "no such task"));
+      return held ? Promise.resolve(held) : quiet(Promise.reject(new CollabError("not_found", "no such task")));
     }
     return this._enqueue("task.update", taskId, frame, problem);
   }
@@ -500,9 +504,9 @@ var CollabClient = class extends Emitter {
     return this._enqueue("task.delete", taskId, frame, null);
   }
   /** Mark notifications read (optimistically). */
-  async markRead(ids) {
+  markRead(ids) {
     const unread = ids.filter((id) => this._notes.get(id) && !this._notes.get(id)?.read_at);
-    if (unread.length === 0) return;
+    if (unread.length === 0) return Promise.resolve();
     const previous = /* @__PURE__ */ new Map();
     const now = (/* @__PURE__ */ new Date()).toISOString();
     const notes = new Map(this._notes);
@@ -515,7 +519,7 @@ var CollabClient = class extends Emitter {
     this._notes = notes;
     this._changed("notifications");
     const frame = { action: "notification.read", request_id: uuid4(), notification_ids: unread };
-    await this._enqueue("notification.read", null, frame, null, previous);
+    return quiet(this._enqueue("notification.read", null, frame, null, previous).then(() => void 0));
   }
   /** What this user is doing; peers get `presence.updated`. Re-sent after every reconnect. */
   setPresence({ status = this._presenceWanted.status, viewing = this._presenceWanted.viewing }) {
@@ -1100,7 +1104,7 @@ var CollabClient = class extends Emitter {
     const promise = new Promise((resolve, reject) => {
       settle = { resolve, reject, done: false };
     });
-    promise.catch(() => void 0);
+    quiet(promise);
     const op = { requestId: frame.request_id, action, taskId, frame, sent: false, retries: 0, settle };
     if (previousReadAt) op.previousReadAt = previousReadAt;
     const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;

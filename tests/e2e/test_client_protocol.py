@@ -731,3 +731,25 @@ def test_an_unauthorized_answer_refreshes_the_token_and_resends_the_change(clien
     assert client.sent()[-1]["request_id"] == update["request_id"]  # the same change, not a new one
     assert "unauthorized" in client.js("window.__tokenReasons")
     assert client.held()["title"] == "after refresh"  # type: ignore[index]  # never rolled back
+
+
+def test_a_refusal_nobody_awaits_is_an_event_not_an_unhandled_rejection(client: Harness) -> None:
+    client.start()
+    client.go_live()
+    unhandled = client.js(
+        """async (id) => {
+          const seen = [];
+          window.addEventListener('unhandledrejection', (e) => seen.push(String(e.reason)));
+          window.client.updateTask(id, { title: '' });            // refused before sending
+          window.client.updateTask(id, { priority: 'critical' });  // refused before sending
+          window.client.markRead(['no-such-notification']);        // nothing to do
+          await new Promise((r) => setTimeout(r, 50));
+          return seen;
+        }""",
+        TASK,
+    )
+    assert unhandled == []
+    rejected = [
+        e["detail"]["error"]["field"] for e in client.js("window.__events") if e["name"] == "rejected"
+    ]
+    assert rejected == ["title", "priority"]

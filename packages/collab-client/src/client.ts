@@ -250,6 +250,16 @@ export function tokenClaims(token: string): Record<string, unknown> {
   }
 }
 
+/**
+ * The promise itself, marked as handled: a page that does not await a mutation is told of a refusal
+ * through the `rejected` event, not by an "unhandled rejection" in the console; one that awaits it
+ * still gets the rejection.
+ */
+function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 function sameFields(a: object, b: object): boolean {
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
@@ -561,7 +571,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     const frame: TaskUpdate = { action: "task.update", request_id: uuid4(), task_id: taskId, changes: { ...changes } };
     if (Object.keys(changes).length === 0) {
       const held = this._server.get(taskId);
-      return held ? Promise.resolve(held) : Promise.reject(new CollabError("not_found", "no such task"));
+      return held ? Promise.resolve(held) : quiet(Promise.reject(new CollabError("not_found", "no such task")));
     }
     return this._enqueue("task.update", taskId, frame, problem) as Promise<Task>;
   }
@@ -573,9 +583,9 @@ export class CollabClient extends Emitter<ClientEvents> {
   }
 
   /** Mark notifications read (optimistically). */
-  async markRead(ids: readonly string[]): Promise<void> {
+  markRead(ids: readonly string[]): Promise<void> {
     const unread = ids.filter((id) => this._notes.get(id) && !this._notes.get(id)?.read_at);
-    if (unread.length === 0) return;
+    if (unread.length === 0) return Promise.resolve();
     const previous = new Map<string, string | null>();
     const now = new Date().toISOString();
     const notes = new Map(this._notes);
@@ -588,7 +598,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     this._notes = notes;
     this._changed("notifications");
     const frame: NotificationRead = { action: "notification.read", request_id: uuid4(), notification_ids: unread };
-    await this._enqueue("notification.read", null, frame, null, previous);
+    return quiet(this._enqueue("notification.read", null, frame, null, previous).then(() => undefined));
   }
 
   /** What this user is doing; peers get `presence.updated`. Re-sent after every reconnect. */
@@ -1223,7 +1233,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     const promise = new Promise<Task | null>((resolve, reject) => {
       settle = { resolve, reject, done: false };
     });
-    promise.catch(() => undefined); // a caller that does not await is told through `rejected`
+    quiet(promise);
     const op: PendingOp = { requestId: frame.request_id, action, taskId, frame, sent: false, retries: 0, settle };
     if (previousReadAt) op.previousReadAt = previousReadAt;
     const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
