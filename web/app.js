@@ -15,10 +15,12 @@
  *
  * URL: `/?token=<access token>&workspace=<workspace id>` (`collab dev` prints ready-made links).
  */
-import { CollabClient, FIELD_LIMITS, checkChanges, checkDraft } from "./collab-client.js";
+// "/collab-client.js" (not "./"): served by `collab dev`, and mapped by web/tsconfig.json to the
+// package's source, so `tsc -p web` checks this file against the real types.
+import { CollabClient, FIELD_LIMITS, checkChanges, checkDraft } from "/collab-client.js";
 
-/** @typedef {import("./collab-client.js").TaskView} TaskView */
-/** @typedef {import("./collab-client.js").ConnectionState} ConnectionState */
+/** @typedef {import("/collab-client.js").TaskView} TaskView */
+/** @typedef {import("/collab-client.js").ConnectionState} ConnectionState */
 /** @typedef {import("./protocol").PresenceEntry} PresenceEntry */
 /** @typedef {import("./protocol").Notification} Notification */
 

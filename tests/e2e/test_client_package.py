@@ -38,6 +38,12 @@ def test_the_package_source_is_strict_typescript_with_zero_errors() -> None:
     assert config["strict"] and config["exactOptionalPropertyTypes"] and config["noUncheckedIndexedAccess"]
 
 
+def test_the_demo_board_is_check_js_strict_against_the_package_types() -> None:
+    # web/app.js imports "/collab-client.js"; web/tsconfig.json maps it to the package's source
+    run = node(str(TSC), "-p", str(ROOT / "web" / "tsconfig.json"))
+    assert (run.returncode, run.stdout) == (0, "")
+
+
 def test_every_expected_type_error_is_an_error() -> None:
     # type-tests/fields.ts marks each misuse with @ts-expect-error: one that compiled would fail here
     run = node(str(TSC), "-p", "type-tests/tsconfig.json")
