@@ -10,6 +10,7 @@ their own, since each answers a narrower question:
     python -m bench.cost        AWS cost per million edits, from bench.task_update's durations
     python -m bench.emulator_posts     the local gateway's Management API alone: CPU per POST, fan-out latency
     python -m bench.broadcast   one fan-out alone: the Management API client's time and CPU per post
+    python -m bench.client_pacing   @collab/client in Chromium: a burst of changes with send pacing off and on
 """
 
 from __future__ import annotations
