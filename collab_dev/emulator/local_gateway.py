@@ -351,7 +351,7 @@ class LocalGateway:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self.processes is not None:
-            await asyncio.to_thread(self.processes.shutdown)
+            await self.processes.shutdown()
 
     def connections(self) -> list[ConnectionView]:
         return [

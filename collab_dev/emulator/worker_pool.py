@@ -15,8 +15,11 @@ many workspaces measured that process, not the handlers, Postgres and Redis. Her
   use every worker.
 * Each invocation signs its Management API calls as its function (``permissions.call_as``), so the
   gateway's 403 for a role without ``execute-api:ManageConnections`` holds across processes.
-* A worker that dies (a crash, an ``os._exit``) fails the invocations it was running, as a
-  container that dies does; the pool is replaced and the next invocation starts a fresh worker.
+* A worker that dies (a crash, an ``os._exit``) fails the invocation it was running with
+  :class:`WorkerDied`, as a container that dies does; the next invocation starts a fresh worker.
+* Each worker has a pipe of its own, read by the gateway's event loop: no feeder or result thread,
+  no lock shared between workers (``concurrent.futures.ProcessPoolExecutor`` spent ~12% of a
+  worker's busy time and more of the gateway's on its queues' locks and threads).
 
 :func:`WorkerPool.invoke` is the one entry point: ``await pool.invoke("message", event)`` returns what
 the handler returned, or raises what it raised (with the worker's traceback as its cause).
@@ -25,23 +28,44 @@ the handler returned, or raises what it raised (with the worker's traceback as i
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("collab_dev.emulator")
 
 
+class WorkerDied(RuntimeError):
+    """The worker process running an invocation exited before answering."""
+
+
+class RemoteTraceback(Exception):
+    """The worker's traceback, attached as the cause of an error raised by a handler."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: Any
+    conn: Any
+    future: asyncio.Future[Any] | None = None
+    functions: set[str] = field(default_factory=set)
+
+
 class WorkerPool:
-    """``processes`` spawned worker processes running the project's functions by name."""
+    """Up to ``processes`` spawned worker processes running the project's functions by name."""
 
     def __init__(self, processes: int, root: Path, concurrency: Mapping[str, int] | None = None) -> None:
         if processes < 1:
@@ -52,23 +76,22 @@ class WorkerPool:
         self.processes = processes
         self.root = root
         self.concurrency = dict(concurrency or {})
-        self._executor: ProcessPoolExecutor | None = None
+        self._env: dict[str, str] | None = None
+        self._ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of the loop
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._waiting: collections.deque[asyncio.Future[_Worker]] = collections.deque()
         self._limits: dict[str, asyncio.Semaphore] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        """Create the pool; workers start on demand (the first invocations are cold starts). The
-        environment is taken now: the gateway exports its endpoint before starting the pool."""
-        self._executor = ProcessPoolExecutor(
-            self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(str(self.root), dict(os.environ)),
-        )
+        """Take the environment the workers will run with (the gateway exports its endpoint first);
+        workers start on demand, so the first invocations are cold starts."""
+        self._env = dict(os.environ)
 
     def pids(self) -> list[int]:
         """The worker processes running now (for memory and CPU accounting)."""
-        processes = getattr(self._executor, "_processes", None) or {}
-        return [p.pid for p in list(processes.values()) if p.pid is not None]
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     async def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Run ``functions/<function>/handler.py:handler`` on ``event`` in a worker; its result."""
@@ -88,30 +111,134 @@ class WorkerPool:
         return sem
 
     async def _run(self, function: str, event: dict[str, Any]) -> Any:
-        executor = self._executor
-        if executor is None:
-            raise RuntimeError("the worker pool is not started")
+        worker = await self._acquire()
+        future = asyncio.get_running_loop().create_future()
+        worker.future = future
         try:
-            future = executor.submit(_invoke, function, event)
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            # A worker died: every invocation it held fails; a new pool serves the next ones.
-            if self._executor is executor:
-                log.error("a worker process died; starting a new pool")
-                executor.shutdown(wait=False, cancel_futures=True)
-                self.start()
-            raise
+            worker.conn.send((function, event))
+        except OSError:
+            self._lost(worker)  # fails the future with WorkerDied
+        return await future
 
-    def shutdown(self) -> None:
-        """Stop the workers (waiting for the invocations in flight)."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+    async def _acquire(self) -> _Worker:
+        if self._env is None:
+            raise RuntimeError("the worker pool is not started")
+        if self._idle:
+            return self._idle.pop()
+        if len(self._workers) < self.processes:
+            return self._spawn()
+        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        return await waiter
+
+    def _spawn(self) -> _Worker:
+        loop = self._loop = asyncio.get_running_loop()
+        ours, theirs = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=_worker_main, args=(theirs, str(self.root), self._env), daemon=True, name="lambda-worker"
+        )
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self._workers.append(worker)
+        loop.add_reader(ours.fileno(), self._answered, worker)
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+
+    def _answered(self, worker: _Worker) -> None:
+        try:
+            outcome = worker.conn.recv()
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        future, worker.future = worker.future, None
+        self._release(worker)
+        if future is None or future.done():
+            return  # its caller gave up (cancelled): the worker is free all the same
+        if outcome[0] == "ok":
+            future.set_result(outcome[1])
+        else:
+            _, error, remote = outcome
+            error.__cause__ = RemoteTraceback(remote)
+            future.set_exception(error)
+
+    def _lost(self, worker: _Worker) -> None:
+        """A worker's pipe closed: it exited. Fail its invocation; a waiter gets a fresh worker."""
+        assert self._loop is not None
+        self._loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        worker.process.join(1)
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        code = worker.process.exitcode
+        log.error("worker process %s exited (code %s)", worker.process.pid, code)
+        future, worker.future = worker.future, None
+        if future is not None and not future.done():
+            future.set_exception(WorkerDied(f"the worker process exited (code {code}) during the invocation"))
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(self._spawn())
+                break
+
+    async def shutdown(self) -> None:
+        """Let the invocations in flight finish (10 s at most), then stop every worker."""
+        busy = [w.future for w in self._workers if w.future is not None]
+        if busy:
+            await asyncio.wait(busy, timeout=10)
+        workers, self._workers, self._idle = self._workers, [], []
+        for waiter in self._waiting:
+            waiter.cancel()
+        self._waiting.clear()
+        for w in workers:
+            if self._loop is not None:
+                self._loop.remove_reader(w.conn.fileno())
+            with contextlib.suppress(OSError):
+                w.conn.send(None)  # "no more invocations": the worker returns
+            w.conn.close()
+
+        def join() -> None:
+            for w in workers:
+                w.process.join(5)
+                if w.process.is_alive():
+                    w.process.terminate()
+                    w.process.join(5)
+
+        await asyncio.to_thread(join)
 
 
 # -- inside a worker process ------------------------------------------------------------------
 _root = Path()
 _loaded: dict[str, Any] = {}
+
+
+def _worker_main(conn: Any, root: str, env: dict[str, str]) -> None:
+    _worker_init(root, env)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the gateway went away
+        if request is None:
+            return
+        function, event = request
+        try:
+            outcome: tuple[Any, ...] = ("ok", _invoke(function, event))
+        except BaseException as exc:  # noqa: BLE001 - whatever the handler raised goes back to the caller
+            outcome = ("error", exc, traceback.format_exc())
+        try:
+            conn.send(outcome)
+        except Exception as exc:  # noqa: BLE001 - a result or an error that does not pickle
+            conn.send(("error", RuntimeError(f"the invocation's outcome cannot be sent back: {exc!r}"), ""))
 
 
 def _worker_init(root: str, env: dict[str, str]) -> None:

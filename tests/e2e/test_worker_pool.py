@@ -14,14 +14,13 @@ import os
 import random
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collab_dev import permissions
-from collab_dev.emulator.worker_pool import WorkerPool
+from collab_dev.emulator.worker_pool import WorkerDied, WorkerPool
 from tests.e2e.conftest import real_functions_env
 from tests.e2e.harness import RunningGateway
 
@@ -78,7 +77,7 @@ def _with_pool(root: Path, processes: int, body: Any, **kwargs: Any) -> Any:
         try:
             return await body(pool)
         finally:
-            await asyncio.to_thread(pool.shutdown)
+            await pool.shutdown()
 
     return asyncio.run(run())
 
@@ -115,7 +114,7 @@ def test_an_error_reaches_the_caller_and_a_dead_worker_is_replaced(scratch: Path
         before = await pool.invoke("echo", {})
         with pytest.raises(ValueError, match="refused: because"):
             await pool.invoke("fails", {"why": "because"})
-        with pytest.raises(BrokenProcessPool):
+        with pytest.raises(WorkerDied):
             await pool.invoke("crash", {})
         after = await pool.invoke("echo", {})
         return before, after
