@@ -75,6 +75,7 @@ class Phase:
     edit_every_s: float  # each client edits once this often
     warmup_s: float  # not measured (edits run)
     duration_s: float  # measured
+    rest_s: float = 0.0  # then no edits for this long: what queued drains before the next phase
 
 
 # -- the clients' processes ---------------------------------------------------------------------
@@ -163,7 +164,7 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
         for ph in phases:
             end = at + int((ph.warmup_s + ph.duration_s) * 1e9)
             bounds.append((at, end, ph))
-            at = end
+            at = end + int(ph.rest_s * 1e9)
         stop_at = at
         cpu0 = time.process_time()
         pending: list[asyncio.Future[Any]] = []
@@ -542,7 +543,12 @@ def _phases(args: argparse.Namespace) -> list[Phase]:
     if args.soak:
         return [Phase("soak", args.edit_every, args.warmup, args.soak)]
     main = Phase("main", args.edit_every, args.warmup, args.duration)
-    sweep = [Phase(f"every {x:g} s", x, 5.0, args.sweep_duration) for x in args.sweep if x != args.edit_every]
+    sweep = [
+        Phase(f"every {x:g} s", x, 5.0, args.sweep_duration, rest_s=15.0)
+        for x in args.sweep
+        if x != args.edit_every
+    ]
+    main.rest_s = 15.0 if sweep else 0.0
     return sorted([main, *sweep], key=lambda p: -p.edit_every_s)  # lowest rate first
 
 
@@ -597,7 +603,7 @@ def _drive(
             start = at + int(ph.warmup_s * 1e9)
             end = start + int(ph.duration_s * 1e9)
             windows.append((ph, start, end))
-            at = end
+            at = end + int(ph.rest_s * 1e9)
 
         samples: list[dict[str, Any]] = []
         cpu_marks: dict[str, dict[str, float]] = {}
@@ -981,7 +987,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=10)
     ap.add_argument("--large", type=int, default=1, help="workspaces of --large-members besides")
     ap.add_argument("--large-members", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=8, help="collab dev --workers")
+    ap.add_argument(
+        "--workers", type=int, default=6, help="collab dev --workers: containers per function at most"
+    )
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument(
         "--edit-every", type=float, default=10.0, help="seconds between a client's edits (main phase)"

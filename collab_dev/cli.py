@@ -7,9 +7,9 @@ import sys
 
 from collab.errors import CollabError
 
-# Worker processes of `collab dev`: enough that handlers waiting on Postgres, Redis or their posts
-# leave work for the cores; python -m bench.scale measured 4, 8 and 12 on 2 cores (docs/performance.md).
-DEFAULT_WORKERS = 8
+# Containers per function in `collab dev`: enough that handlers waiting on Postgres, Redis or their
+# posts leave work for the cores; started on demand, so a quiet function keeps one or two.
+DEFAULT_WORKERS = 4
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=DEFAULT_WORKERS,
-        help="worker processes running the functions, each a Lambda container of every function it has run"
+        help="containers (worker processes) per function at most, each running one invocation at a time"
         f" (default {DEFAULT_WORKERS}; 0: a thread pool inside the gateway's process)",
     )
     p_dev.add_argument(
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FUNCTION=N",
-        help="at most N invocations of FUNCTION at once (Lambda's reserved concurrency); repeatable",
+        help="at most N containers of FUNCTION (Lambda's reserved concurrency); repeatable",
     )
     p_dev.set_defaults(fn=_dev)
     sub.add_parser("migrate", help="apply the database schema").set_defaults(fn=_migrate)

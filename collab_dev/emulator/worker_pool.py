@@ -1,24 +1,26 @@
 """Lambda's containers on one machine: the project's functions run in worker processes.
 
 In AWS each invocation runs in a container of its function, one invocation at a time, and a busy
-function gets more containers side by side; none of them shares a process with API Gateway. Under
-one Python process the gateway's event loop and every handler took turns on one GIL, so a load of
-many workspaces measured that process, not the handlers, Postgres and Redis. Here:
+function gets more containers side by side; none of them shares a process with API Gateway or with
+another function. Under one Python process the gateway's event loop and every handler took turns on
+one GIL, so a load of many workspaces measured that process, not the handlers, Postgres and Redis.
+Here:
 
-* ``processes`` worker processes (``spawn``: fresh interpreters, nothing inherited from the
-  gateway's loop) each run one invocation at a time, as a container does. A worker imports a
-  function's ``functions/<name>/handler.py`` on its first invocation of that function (its cold
-  start: module-level clients are created then, once per worker) and reuses it afterwards (warm).
-  A worker is therefore a warm container of every function it has run.
-* ``concurrency`` caps the invocations of one function in flight at once (Lambda's reserved
-  concurrency; the rest wait their turn rather than being throttled). Without a cap a function may
-  use every worker.
+* Each function has containers of its own: worker processes (``spawn``: fresh interpreters,
+  nothing inherited from the gateway's loop) started on demand, up to ``processes`` per function
+  (``concurrency`` sets it per function: Lambda's reserved concurrency). Beyond that an invocation
+  waits for one of the function's containers (Lambda would throttle). Another function's burst
+  never delays it: a heartbeat does not queue behind a thousand edits, as in AWS (with one shared
+  pool, heartbeats waited more than the client's 10 s under load and every client reconnected).
+* A container imports ``functions/<name>/handler.py`` on its first invocation (its cold start:
+  module-level clients are created then, once per container) and reuses it afterwards (warm); it
+  runs one invocation at a time.
 * Each invocation signs its Management API calls as its function (``permissions.call_as``), so the
   gateway's 403 for a role without ``execute-api:ManageConnections`` holds across processes.
-* A worker that dies (a crash, an ``os._exit``) fails the invocation it was running with
-  :class:`WorkerDied`, as a container that dies does; the next invocation starts a fresh worker.
-* Each worker has a pipe of its own, read by the gateway's event loop: no feeder or result thread,
-  no lock shared between workers (``concurrent.futures.ProcessPoolExecutor`` spent ~12% of a
+* A container that dies (a crash, an ``os._exit``) fails the invocation it was running with
+  :class:`WorkerDied`, as in Lambda; the function's next invocation starts a fresh one.
+* Each container has a pipe of its own, read by the gateway's event loop: no feeder or result
+  thread, no lock shared between workers (``concurrent.futures.ProcessPoolExecutor`` spent ~12% of a
   worker's busy time and more of the gateway's on its queues' locks and threads).
 
 :func:`WorkerPool.invoke` is the one entry point: ``await pool.invoke("message", event)`` returns what
@@ -38,7 +40,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +60,15 @@ class RemoteTraceback(Exception):
 
 @dataclass(eq=False)
 class _Worker:
+    function: str
     process: Any
     conn: Any
     future: asyncio.Future[Any] | None = None
-    functions: set[str] = field(default_factory=set)
 
 
 class WorkerPool:
-    """Up to ``processes`` spawned worker processes running the project's functions by name."""
+    """Containers (worker processes) of the project's functions, at most ``processes`` per function
+    unless ``concurrency`` names another number for it."""
 
     def __init__(self, processes: int, root: Path, concurrency: Mapping[str, int] | None = None) -> None:
         if processes < 1:
@@ -79,39 +82,33 @@ class WorkerPool:
         self._env: dict[str, str] | None = None
         self._ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of the loop
         self._workers: list[_Worker] = []
-        self._idle: list[_Worker] = []
-        self._waiting: collections.deque[asyncio.Future[_Worker]] = collections.deque()
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._idle: dict[str, list[_Worker]] = collections.defaultdict(list)
+        self._waiting: dict[str, collections.deque[asyncio.Future[_Worker]]] = collections.defaultdict(
+            collections.deque
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Take the environment the workers will run with (the gateway exports its endpoint first);
-        workers start on demand, so the first invocations are cold starts."""
+        containers start on demand, so each function's first invocations are cold starts."""
         self._env = dict(os.environ)
 
     def pids(self) -> list[int]:
         """The worker processes running now (for memory and CPU accounting)."""
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    def containers(self) -> dict[str, int]:
+        """How many containers each function has now."""
+        out: dict[str, int] = collections.Counter(w.function for w in self._workers)
+        return dict(out)
+
+    def cap(self, function: str) -> int:
+        return self.concurrency.get(function, self.processes)
+
     async def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        """Run ``functions/<function>/handler.py:handler`` on ``event`` in a worker; its result."""
-        limit = self._limit(function)
-        if limit is None:
-            return await self._run(function, event)
-        async with limit:
-            return await self._run(function, event)
-
-    def _limit(self, function: str) -> asyncio.Semaphore | None:
-        cap = self.concurrency.get(function)
-        if cap is None:
-            return None
-        sem = self._limits.get(function)
-        if sem is None:
-            sem = self._limits[function] = asyncio.Semaphore(cap)
-        return sem
-
-    async def _run(self, function: str, event: dict[str, Any]) -> Any:
-        worker = await self._acquire()
+        """Run ``functions/<function>/handler.py:handler`` on ``event`` in one of the function's
+        containers; its result."""
+        worker = await self._acquire(function)
         future = asyncio.get_running_loop().create_future()
         worker.future = future
         try:
@@ -120,37 +117,42 @@ class WorkerPool:
             self._lost(worker)  # fails the future with WorkerDied
         return await future
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, function: str) -> _Worker:
         if self._env is None:
             raise RuntimeError("the worker pool is not started")
-        if self._idle:
-            return self._idle.pop()
-        if len(self._workers) < self.processes:
-            return self._spawn()
+        idle = self._idle[function]
+        if idle:
+            return idle.pop()
+        if sum(1 for w in self._workers if w.function == function) < self.cap(function):
+            return self._spawn(function)
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
+        self._waiting[function].append(waiter)
         return await waiter
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, function: str) -> _Worker:
         loop = self._loop = asyncio.get_running_loop()
         ours, theirs = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_worker_main, args=(theirs, str(self.root), self._env), daemon=True, name="lambda-worker"
+            target=_worker_main,
+            args=(theirs, str(self.root), self._env),
+            daemon=True,
+            name=f"lambda-{function}",
         )
         process.start()
         theirs.close()
-        worker = _Worker(process, ours)
+        worker = _Worker(function, process, ours)
         self._workers.append(worker)
         loop.add_reader(ours.fileno(), self._answered, worker)
         return worker
 
     def _release(self, worker: _Worker) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
+        waiting = self._waiting[worker.function]
+        while waiting:
+            waiter = waiting.popleft()
             if not waiter.done():
                 waiter.set_result(worker)
                 return
-        self._idle.append(worker)
+        self._idle[worker.function].append(worker)
 
     def _answered(self, worker: _Worker) -> None:
         try:
@@ -161,7 +163,7 @@ class WorkerPool:
         future, worker.future = worker.future, None
         self._release(worker)
         if future is None or future.done():
-            return  # its caller gave up (cancelled): the worker is free all the same
+            return  # its caller gave up (cancelled): the container is free all the same
         if outcome[0] == "ok":
             future.set_result(outcome[1])
         else:
@@ -170,34 +172,38 @@ class WorkerPool:
             future.set_exception(error)
 
     def _lost(self, worker: _Worker) -> None:
-        """A worker's pipe closed: it exited. Fail its invocation; a waiter gets a fresh worker."""
+        """A container's pipe closed: it exited. Fail its invocation; a waiter gets a fresh one."""
         assert self._loop is not None
         self._loop.remove_reader(worker.conn.fileno())
         worker.conn.close()
         worker.process.join(1)
         if worker in self._workers:
             self._workers.remove(worker)
-        if worker in self._idle:
-            self._idle.remove(worker)
+        idle = self._idle[worker.function]
+        if worker in idle:
+            idle.remove(worker)
         code = worker.process.exitcode
-        log.error("worker process %s exited (code %s)", worker.process.pid, code)
+        log.error("the container of %s (pid %s) exited (code %s)", worker.function, worker.process.pid, code)
         future, worker.future = worker.future, None
         if future is not None and not future.done():
             future.set_exception(WorkerDied(f"the worker process exited (code {code}) during the invocation"))
-        while self._waiting:
-            waiter = self._waiting.popleft()
+        waiting = self._waiting[worker.function]
+        while waiting:
+            waiter = waiting.popleft()
             if not waiter.done():
-                waiter.set_result(self._spawn())
+                waiter.set_result(self._spawn(worker.function))
                 break
 
     async def shutdown(self) -> None:
-        """Let the invocations in flight finish (10 s at most), then stop every worker."""
+        """Let the invocations in flight finish (10 s at most), then stop every container."""
         busy = [w.future for w in self._workers if w.future is not None]
         if busy:
             await asyncio.wait(busy, timeout=10)
-        workers, self._workers, self._idle = self._workers, [], []
-        for waiter in self._waiting:
-            waiter.cancel()
+        workers, self._workers = self._workers, []
+        self._idle.clear()
+        for waiting in self._waiting.values():
+            for waiter in waiting:
+                waiter.cancel()
         self._waiting.clear()
         for w in workers:
             if self._loop is not None:

@@ -34,26 +34,24 @@ CALLS = 0
 
 def handler(event, context):
     global CALLS
+    if event.get("exit"):
+        os._exit(3)
     CALLS += 1
     started = time.monotonic()
     time.sleep(event.get("sleep", 0))
     return {"pid": os.getpid(), "inits": len(INITS), "calls": CALLS, "function": context.function_name,
             "started": started, "ended": time.monotonic(), "echo": event.get("echo")}
 """,
-    "crash": """
-import os
-
-def handler(event, context):
-    os._exit(3)
-""",
     "fails": """
 def handler(event, context):
     raise ValueError("refused: " + event["why"])
 """,
     "heartbeat": """
+import os, time
+
 def handler(event, context):
     from collab_dev import permissions
-    return {"function": permissions.current_function()}
+    return {"function": permissions.current_function(), "pid": os.getpid(), "ended": time.monotonic()}
 """,
 }
 
@@ -82,7 +80,7 @@ def _with_pool(root: Path, processes: int, body: Any, **kwargs: Any) -> Any:
     return asyncio.run(run())
 
 
-def test_a_worker_is_a_warm_container_once_it_has_run_a_function(scratch: Path) -> None:
+def test_a_container_is_cold_once_then_warm(scratch: Path) -> None:
     async def body(pool: WorkerPool) -> list[Any]:
         return [await pool.invoke("echo", {"echo": n}) for n in range(3)]
 
@@ -109,13 +107,13 @@ def test_workers_run_invocations_side_by_side_and_a_cap_holds_a_function_to_it(s
     assert overlaps(capped) == 0  # reserved concurrency 1: one at a time
 
 
-def test_an_error_reaches_the_caller_and_a_dead_worker_is_replaced(scratch: Path) -> None:
+def test_an_error_reaches_the_caller_and_a_dead_container_is_replaced(scratch: Path) -> None:
     async def body(pool: WorkerPool) -> tuple[Any, ...]:
         before = await pool.invoke("echo", {})
         with pytest.raises(ValueError, match="refused: because"):
             await pool.invoke("fails", {"why": "because"})
         with pytest.raises(WorkerDied):
-            await pool.invoke("crash", {})
+            await pool.invoke("echo", {"exit": True})
         after = await pool.invoke("echo", {})
         return before, after
 
@@ -124,12 +122,25 @@ def test_an_error_reaches_the_caller_and_a_dead_worker_is_replaced(scratch: Path
     assert after["inits"] == 1 and after["calls"] == 1  # ...with its own cold start
 
 
+def test_each_function_has_containers_of_its_own(scratch: Path) -> None:
+    async def body(pool: WorkerPool) -> tuple[Any, Any, dict[str, int]]:
+        slow = asyncio.ensure_future(pool.invoke("echo", {"sleep": 1.0}))
+        await asyncio.sleep(0.2)  # echo's only container is busy now
+        beat = await pool.invoke("heartbeat", {})
+        return await slow, beat, pool.containers()
+
+    slow, beat, containers = _with_pool(scratch, 1, body)
+    assert beat["pid"] != slow["pid"]
+    assert beat["ended"] < slow["ended"]  # it did not wait for the other function's container
+    assert containers == {"echo": 1, "heartbeat": 1}
+
+
 def test_each_invocation_signs_as_its_own_function(scratch: Path) -> None:
     async def body(pool: WorkerPool) -> Any:
         return await pool.invoke("heartbeat", {})
 
     # a function of the permissions table signs its Management API calls with its own key
-    assert _with_pool(scratch, 1, body) == {"function": "heartbeat"}
+    assert _with_pool(scratch, 1, body)["function"] == "heartbeat"
 
 
 def test_a_pool_refuses_nonsense_settings(scratch: Path) -> None:
