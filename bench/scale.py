@@ -315,9 +315,11 @@ class CollabDev:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            # Its graceful stop runs every connection's $disconnect (each holds a leave up to 1 s);
+            # nothing is measured any more: 10 s, then kill (the workers exit when their pipe closes).
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(60)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -336,10 +338,10 @@ class CollabDev:
         import psutil
 
         out = []
-        for child in psutil.Process(self.pid).children(recursive=True):
+        for child in psutil.Process(self.pid).children():
             with contextlib.suppress(psutil.Error):
-                if "spawn_main" in " ".join(child.cmdline()):
-                    out.append(child.pid)
+                if "forkserver" in " ".join(child.cmdline()):  # the containers' parent
+                    out += [w.pid for w in child.children()]
         return out
 
 
@@ -462,12 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from collab.config import load_settings
     from tests.support.workspaces import make_workspaces
 
-    lock = open(Path(tempfile.gettempdir()) / "collab-test-redis-db-15.lock", "w")  # noqa: SIM115
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        progress("waiting for Redis db 15 (another bench.scale holds it)")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    db_index, _lock = _claim_redis_db()  # held until the run returns
     phases = _phases(args)
     results: dict[str, Any] = {
         "command": "python -m bench.scale " + " ".join(args.argv),
@@ -488,11 +485,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "phases": [asdict(p) for p in phases],
         },
     }
-    with services() as (db_url, redis_url):
+    with services() as (db_url, shared_url):
         import redis
 
+        # services() names db 15, which every benchmark flushes; this run takes one of its own
+        redis_url = f"{shared_url.rsplit('/', 1)[0]}/{db_index}"
         redis.Redis.from_url(redis_url).flushdb()
-        db_index = int(redis_url.rsplit("/", 1)[1])
         db_name = db_url.rsplit("/", 1)[1]
         env = {
             "DATABASE_URL": db_url,
@@ -530,6 +528,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["machine"]["loadavg_after"] = os.getloadavg()
     results["machine"]["uptime_after"] = _uptime()
     return results
+
+
+def _claim_redis_db() -> tuple[int, Any]:
+    """A Redis database index no test process or other run is using, by the test suite's lock files
+    (tests/conftest.py takes them from 1 up; this takes them from 14 down). Held while the file is open."""
+    for index in range(14, 0, -1):
+        fh = open(Path(tempfile.gettempdir()) / f"collab-test-redis-db-{index}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        return index, fh
+    raise RuntimeError("every Redis database 1-14 is in use")
 
 
 def _uptime() -> str:
@@ -735,7 +747,7 @@ def _by_process(raw: Path) -> dict[str, float]:
         if not n.isdigit():
             continue
         head = stack.split(";", 2)[:2]
-        kind = "workers" if any(f.startswith("process ") and "spawn_main" in f for f in head) else "gateway"
+        kind = "workers" if any(f.startswith("process ") and "forkserver" in f for f in head) else "gateway"
         counts[kind] += int(n)
         total += int(n)
     return {k: round(v / max(total, 1), 3) for k, v in counts.items()}
@@ -988,7 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--large", type=int, default=1, help="workspaces of --large-members besides")
     ap.add_argument("--large-members", type=int, default=50)
     ap.add_argument(
-        "--workers", type=int, default=6, help="collab dev --workers: containers per function at most"
+        "--workers", type=int, default=16, help="collab dev --workers: containers per function at most"
     )
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument(

@@ -9,7 +9,7 @@ from collab.errors import CollabError
 
 # Containers per function in `collab dev`: enough that handlers waiting on Postgres, Redis or their
 # posts leave work for the cores; started on demand, so a quiet function keeps one or two.
-DEFAULT_WORKERS = 4
+DEFAULT_WORKERS = 8
 
 
 def _migrate(_: argparse.Namespace) -> int:
