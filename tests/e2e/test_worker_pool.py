@@ -232,3 +232,43 @@ def test_real_functions_in_workers_deliver_edits_and_sign_as_their_own_roles(
     assert denied == []
     pool = gw.gateway.processes
     assert pool is not None and pool.pids() and os.getpid() not in pool.pids()
+
+
+def test_size_rules_hold_with_functions_in_workers(
+    gw: RunningGateway, service_urls: dict[str, str], settings: Any
+) -> None:
+    from collab_dev.emulator.frame_limits import MAX_FRAME_BYTES
+    from tests.support.workspaces import make_workspaces
+
+    (team,) = make_workspaces(
+        service_urls["DATABASE_URL"],
+        settings,
+        workspaces=1,
+        members=1,
+        tasks=0,
+        tag=f"workers-size-{random.randrange(1 << 30):x}",
+    )
+
+    async def scenario() -> int | None:
+        import aiohttp
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        headers = {"Authorization": f"Bearer {team.members[0].token}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{gw.http_url}/api/ws-tickets", json={"workspace_id": team.workspace_id}, headers=headers
+            ) as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            url = (await resp.json())["url"]
+        async with connect(url, compression=None, max_size=2**20) as ws:  # $connect ran in a worker
+            await ws.send("b" * (MAX_FRAME_BYTES + 1))
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as exc:
+                return exc.rcvd.code if exc.rcvd else None
+        return None
+
+    assert asyncio.run(scenario()) == 1009
