@@ -230,9 +230,16 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
             await asyncio.wait_for(asyncio.gather(*(c.live.wait() for c in clients)), 60)
         await asyncio.sleep(SETTLE_S)
         counter.cancel()
-        lost, behind = await _verify(plan, clients)
-        deaf = await asyncio.to_thread(unregistered, plan["redis_url"], clients)
-        seqs = await asyncio.to_thread(workspace_seq, plan["database_url"], list(size_of))
+        lost = behind = -1
+        deaf: list[str] = []
+        seqs: dict[str, int] = {}
+        verify_error = None
+        try:  # a failing check must not lose the run's measurements
+            lost, behind = await _verify(plan, clients)
+            deaf = await asyncio.to_thread(unregistered, plan["redis_url"], clients)
+            seqs = await asyncio.to_thread(workspace_seq, plan["database_url"], list(size_of))
+        except Exception as exc:  # reported in the results
+            verify_error = repr(exc)
         counts: Counter[str] = Counter()
         for c in clients:
             counts.update(c.counts)
@@ -251,6 +258,7 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
             "behind": behind,
             "deaf": deaf,
             "workspace_seq_max": max(seqs.values(), default=0),
+            "verify_error": verify_error,
             "cpu_s": cpu1 - cpu0,
             "counts": dict(counts),
         }
@@ -644,6 +652,8 @@ def _drive(
                         s = _sample(dev, db_url, redis_url, db_name, db_index)
                         s["cpu"] = groups.read()
                         samples.append(s)
+                        with open(args.out / "scale-samples.jsonl", "a") as f:  # survives a failed run
+                            f.write(json.dumps(s) + "\n")
                     next_sample += args.sample_every
                 if not pending and not args.soak:
                     pass
@@ -802,6 +812,7 @@ def _report(
         "clients": total_clients,
         "connect_s": connect_s,
         "phases": phases_out,
+        "verify_errors": [r["verify_error"] for r in reports if r.get("verify_error")],
         "lost": sum(r["lost"] for r in reports),
         "clients_behind_seq": sum(r["behind"] for r in reports),
         "deaf": [u for r in reports for u in r["deaf"]],
