@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import os
 import random
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,26 @@ from collab_dev import permissions
 from collab_dev.emulator.worker_pool import WorkerDied, WorkerPool
 from tests.e2e.conftest import real_functions_env
 from tests.e2e.harness import RunningGateway
+
+
+def _run(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: the suite's Playwright (sync API) keeps a loop running
+    in the main thread, where ``asyncio.run`` refuses to start."""
+    out: dict[str, Any] = {}
+
+    def main() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
 
 HANDLERS = {
     # module-level state lives as long as the worker: INITS counts its cold starts
@@ -77,7 +98,7 @@ def _with_pool(root: Path, processes: int, body: Any, **kwargs: Any) -> Any:
         finally:
             await pool.shutdown()
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 def test_a_container_is_cold_once_then_warm(scratch: Path) -> None:
@@ -224,7 +245,7 @@ def test_real_functions_in_workers_deliver_edits_and_sign_as_their_own_roles(
             await b.stop()
             return {"ack": ack, "frame": frame}, gw.gateway.denied
 
-    seen, denied = asyncio.run(scenario())
+    seen, denied = _run(scenario())
     assert seen["ack"]["ok"] is True
     assert seen["frame"]["data"]["task"]["title"] == "from a worker"
     assert signers["message"] >= 1  # the fan-out of the edit, signed as the message function
@@ -271,4 +292,4 @@ def test_size_rules_hold_with_functions_in_workers(
                 return exc.rcvd.code if exc.rcvd else None
         return None
 
-    assert asyncio.run(scenario()) == 1009
+    assert _run(scenario()) == 1009
