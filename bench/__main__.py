@@ -1,8 +1,11 @@
-"""``python -m bench`` (what ``make bench`` runs): the end-to-end benchmark, ``bench.e2e``.
+"""``python -m bench`` (what ``make bench`` runs): the end-to-end benchmark, ``bench.e2e``, then the
+multi-workspace load, ``bench.scale``.
 
-It drives the local gateway with real WebSocket clients and prints each measure against its target;
-arguments are passed through (``python -m bench --help``). The other benchmarks are commands of
-their own, since each answers a narrower question:
+``bench.e2e`` drives the local gateway with real WebSocket clients and prints each measure against
+its target; arguments are passed through to it (``python -m bench --help``). ``bench.scale`` then
+runs 1,050 clients in 101 workspaces through ``collab dev`` with its defaults (``python -m bench.scale
+--help``; its 30-minute soak is ``python -m bench.scale --soak 1800``, not part of this). The other
+benchmarks are commands of their own, since each answers a narrower question:
 
     python -m bench.task_update      one Lambda's task.update handler: time, CPU per edit and per recipient
     python -m bench.coldstart   each handler's init and first invocation in a fresh interpreter
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import e2e
+from bench import e2e, scale
 
 
 def main() -> int:
     code = e2e.main(sys.argv[1:])
+    print("\nbench.scale: 100 workspaces of 10 and one of 50 through collab dev", flush=True)
+    code = scale.main([]) or code
     print(
         "\nmore: python -m bench.task_update (per-handler time and CPU), python -m bench.coldstart,"
         " python -m bench.memory, python -m bench.cost, python -m bench.emulator_posts,"

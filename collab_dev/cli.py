@@ -7,6 +7,10 @@ import sys
 
 from collab.errors import CollabError
 
+# Containers per function in `collab dev`: enough that handlers waiting on Postgres, Redis or their
+# posts leave work for the cores; started on demand, so a quiet function keeps one or two.
+DEFAULT_WORKERS = 8
+
 
 def _migrate(_: argparse.Namespace) -> int:
     from collab.adapters.postgres.migrate import migrate
@@ -49,7 +53,19 @@ def _dev(args: argparse.Namespace) -> int:
         return 2
     from collab_dev.dev_server import serve
 
-    return serve(host=args.host, port=args.port)
+    return serve(host=args.host, port=args.port, workers=args.workers, concurrency=dict(args.concurrency))
+
+
+def _function_cap(text: str) -> tuple[str, int]:
+    from collab_dev.permissions import PERMISSIONS
+
+    name, sep, count = text.partition("=")
+    if not sep or name not in PERMISSIONS or not count.isdigit() or int(count) < 1:
+        known = ", ".join(sorted(PERMISSIONS))
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FUNCTION=N with N >= 1 and FUNCTION one of {known}"
+        )
+    return name, int(count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     p_dev = sub.add_parser("dev", help="run the whole system locally")
     p_dev.add_argument("--host", default="127.0.0.1")
     p_dev.add_argument("--port", type=int, default=8080)
+    p_dev.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help="containers (worker processes) per function at most, each running one invocation at a time"
+        f" (default {DEFAULT_WORKERS}; 0: a thread pool inside the gateway's process)",
+    )
+    p_dev.add_argument(
+        "--concurrency",
+        type=_function_cap,
+        action="append",
+        default=[],
+        metavar="FUNCTION=N",
+        help="at most N containers of FUNCTION (Lambda's reserved concurrency); repeatable",
+    )
     p_dev.set_defaults(fn=_dev)
     sub.add_parser("migrate", help="apply the database schema").set_defaults(fn=_migrate)
     p_tok = sub.add_parser("token", help="print an access token signed with JWT_SECRET")

@@ -6,4 +6,5 @@ invoking the project's real Lambda handlers (contract section 6, docs/local.md).
 ``lambda_loader``      the functions of ``functions/<name>/handler.py``, loaded on first invocation
 ``local_gateway``      the aiohttp application: routing, time limits, $disconnect, the HTTP API
 ``management_server``  the Management API's own HTTP/1.1 server on the same port
+``worker_pool``        the functions in worker processes, each a Lambda container (``collab dev --workers``)
 """

@@ -30,9 +30,9 @@ INVOKED = ("fanout",)  # functions other functions invoke (Lambda's Invoke API)
 
 
 def project_root() -> Path:
-    """The checkout holding ``functions/`` and ``web/``: next to this package in a development
-    install (``layers/collab/collab`` -> the checkout), else the current directory."""
-    here = Path(__file__).resolve().parents[4]
+    """The checkout holding ``functions/`` and ``web/``: the one this package sits in for a
+    development install (``collab_dev/emulator/`` -> the checkout), else the current directory."""
+    here = Path(__file__).resolve().parents[2]
     if (here / "functions").is_dir():
         return here
     return Path.cwd()

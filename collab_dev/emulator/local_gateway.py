@@ -8,8 +8,10 @@ the rules the handlers are written against, and fails locally where AWS would fa
   nothing can be posted to it (410), as in API Gateway.
 * Every data frame is routed on ``$request.body.action``: a JSON object whose string ``action`` is a
   configured route key goes to that route, anything else to ``$default``. A handler's ``body`` is
-  sent back as the route response. Handlers run in a thread pool, concurrently, as Lambda runs
-  containers; nothing orders two frames of one connection (API Gateway does not either).
+  sent back as the route response. Handlers run concurrently, as Lambda runs containers: the
+  project's functions in worker processes (``worker_pool``, ``processes=N``; ``collab dev`` does
+  this) or, by default, in a thread pool of this process; nothing orders two frames of one
+  connection (API Gateway does not either).
 * Frames over 32 KB and messages over 128 KB close the connection with 1009 (see ``frame_limits``).
 * Idle connections close after 10 minutes, every connection after 2 hours; ``$disconnect`` runs
   exactly once per accepted connection, whatever closed it.
@@ -66,6 +68,7 @@ from collab_dev.emulator.lambda_loader import (
     websocket_routes,
 )
 from collab_dev.emulator.management_server import LeanHttpProtocol, Reply
+from collab_dev.emulator.worker_pool import WorkerPool
 
 log = logging.getLogger("collab_dev.emulator")
 
@@ -246,6 +249,8 @@ class LocalGateway:
         sweep_interval_s: float | None = SWEEP_INTERVAL_S,
         export_environment: bool = True,
         workers: int = WORKERS,
+        processes: int = 0,
+        concurrency: Mapping[str, int] | None = None,
     ) -> None:
         root = project_root()
         if routes is None:
@@ -267,6 +272,9 @@ class LocalGateway:
         self.sweep_interval_s = sweep_interval_s
         self.export_environment = export_environment
         self._workers = workers
+        # The project's functions in worker processes (0: in the thread pool of this process).
+        self.processes = WorkerPool(processes, root, concurrency) if processes else None
+        self._functions: dict[str, LambdaFunction] = {}
         self._conns: dict[str, _Connection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pool: ThreadPoolExecutor | None = None
@@ -300,6 +308,8 @@ class LocalGateway:
         if self.export_environment:
             self._export_environment()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="lambda")
+        if self.processes is not None:
+            self.processes.start()  # after _export_environment: the workers read the endpoint
         app = web.Application(client_max_size=10 * 1024 * 1024)  # HTTP API's 10 MB payload quota
         app.router.add_get("/ws", self._websocket)
         for method in ("POST", "GET", "DELETE"):
@@ -368,6 +378,8 @@ class LocalGateway:
             await self._server.wait_closed()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.processes is not None:
+            await self.processes.shutdown()
 
     def connections(self) -> list[ConnectionView]:
         return [
@@ -384,8 +396,15 @@ class LocalGateway:
 
     # -- invoking functions ----------------------------------------------------------------------
     async def invoke(self, handler: Handler, event: dict[str, Any]) -> Any:
-        """Run a handler in the pool (never on the loop) with a fresh Lambda context."""
+        """Run a handler with a fresh Lambda context, never on the loop: a project function in a
+        worker process when the gateway has them, anything else in the thread pool."""
         assert self._pool is not None, "the gateway is not started"
+        if (
+            self.processes is not None
+            and isinstance(handler, LambdaFunction)
+            and handler.root == self.processes.root
+        ):
+            return await self.processes.invoke(handler.name, event)
         ctx = LambdaContext(function_name(handler))
         # Each project function signs its Management API calls as itself (its role, locally), so
         # that _manage can refuse what its role would not allow in AWS.
@@ -394,10 +413,26 @@ class LocalGateway:
             self._pool, permissions.call_as, function, handler, event, ctx
         )
 
+    async def invoke_function(self, name: str, event: dict[str, Any]) -> Any:
+        """Invoke the project function ``functions/<name>/handler.py`` (as Lambda's Invoke API does,
+        synchronously) and return its result: the routes' own function object when one serves
+        ``name``, so it runs where they run (a worker process or the thread pool)."""
+        served = (*self.routes.values(), self.http_api, self.sweeper)
+        handler: Handler | None = next(
+            (h for h in served if isinstance(h, LambdaFunction) and h.name == name), None
+        )
+        if handler is None:
+            handler = self.functions.get(name) or self._functions.get(
+                name
+            )  # the Invoke API's, or one made here
+        if handler is None:
+            handler = self._functions[name] = LambdaFunction(name)
+        return await self.invoke(handler, event)
+
     async def run_function(self, name: str, event: dict[str, Any]) -> Any:
         """Run the named function (``functions/<name>``) with ``event``: the one place the Invoke
         API runs a function, however the gateway runs invocations."""
-        return await self.invoke(self.functions[name], event)
+        return await self.invoke_function(name, event)
 
     async def _run_in_background(self, name: str, event: dict[str, Any]) -> None:
         try:

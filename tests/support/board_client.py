@@ -464,6 +464,12 @@ class BoardClient:
             self.tasks[task["id"]] = task
 
     # -- mutations -----------------------------------------------------------------------------
+    async def update_presence(self, status: str = "active", viewing: str | None = None) -> bool:
+        """``presence.update`` now if live (the route has no reply); False when not sent."""
+        if self.state != "live":
+            return False
+        return await self._send({"action": "presence.update", "status": status, "viewing": viewing})
+
     def update_task(
         self, task_id: str, changes: dict[str, Any], *, seen_version: int | None = None
     ) -> asyncio.Future[dict[str, Any]]:

