@@ -422,9 +422,8 @@ class LocalGateway:
             (h for h in served if isinstance(h, LambdaFunction) and h.name == name), None
         )
         if handler is None:
-            handler = self.functions.get(name) or self._functions.get(
-                name
-            )  # the Invoke API's, or one made here
+            # the Invoke API's own, or one made here before
+            handler = self.functions.get(name) or self._functions.get(name)
         if handler is None:
             handler = self._functions[name] = LambdaFunction(name)
         return await self.invoke(handler, event)
