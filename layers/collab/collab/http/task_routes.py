@@ -83,8 +83,9 @@ def update_task(
     return checked(m.task)
 
 
+# 409: an Idempotency-Key reused for another request
 @route(router, "DELETE", TASK, "delete_task", "Delete a task; answers its tombstone (deleted, final version)",
-       ok="The tombstone", errors=(403, 404, 409))  # fmt: skip  (409: an Idempotency-Key reused)
+       ok="The tombstone", errors=(403, 404, 409))  # fmt: skip
 def delete_task(task_id: TaskId, idempotency_key: IdempotencyKey = None) -> Task:
     m = tasks.delete(db(200, idempotency_key), me(), str(task_id))
     publish(m.committed)
