@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema mutate fuzz
+.PHONY: dev test runtime-site lint unit integration infra e2e synth checkov bench typecheck clean schema mutate fuzz client client-web example
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,12 +24,36 @@ dev: $(STAMP)
 runtime-site: $(STAMP)
 	@$(BIN)/python -m infra.layers
 
+# The browser client, @collab/client (docs/client.md): npm ci once per lockfile change, then its dist/
+# (tsc declarations + esbuild ESM) whenever src/ changes. web/collab-client.js is the committed
+# bundle of the same source: `make client-web` rewrites it after a change (a test compares the two).
+# The React example installs on its own (its @collab/client is a link to packages/collab-client).
+CLIENT  := packages/collab-client
+EXAMPLE := examples/react-board
+NPM_CI  := npm ci --no-audit --no-fund --loglevel=error
+
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
+	cd $(CLIENT) && $(NPM_CI)
+
+$(CLIENT)/dist/index.d.ts: $(CLIENT)/node_modules/.package-lock.json $(CLIENT)/tsconfig.json $(CLIENT)/scripts/build.mjs $(wildcard $(CLIENT)/src/*.ts)
+	cd $(CLIENT) && node scripts/build.mjs
+
+$(EXAMPLE)/node_modules/.package-lock.json: $(EXAMPLE)/package-lock.json
+	cd $(EXAMPLE) && $(NPM_CI)
+
+client: $(CLIENT)/dist/index.d.ts
+
+client-web: client
+	cd $(CLIENT) && node scripts/build.mjs --web
+
+example: client $(EXAMPLE)/node_modules/.package-lock.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check layers collab_dev functions tests bench infra
 	$(BIN)/mypy
 
-test: $(STAMP) lint runtime-site
+test: $(STAMP) lint runtime-site client example
 	$(BIN)/python -m pytest -n 2
 
 unit: $(STAMP)
@@ -41,7 +65,7 @@ integration: $(STAMP)
 infra: $(STAMP) runtime-site
 	$(BIN)/python -m pytest tests/infrastructure
 
-e2e: $(STAMP)
+e2e: $(STAMP) client example
 	$(BIN)/python -m pytest tests/e2e
 
 # Schemathesis against the HTTP API, longer than in `make test` and with a new seed each run
@@ -85,3 +109,4 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) cdk.out .build .pytest_cache .mypy_cache .ruff_cache .mutation
+	rm -rf $(CLIENT)/node_modules $(CLIENT)/dist $(EXAMPLE)/node_modules $(EXAMPLE)/dist

@@ -13,6 +13,7 @@ their own, since each answers a narrower question:
     python -m bench.sweeper_scale    the minute sweep with 100,000 registered connections, 1% overdue
     python -m bench.large_workspace  a workspace of 500 live members: edit->peer, a reconnect storm's posts
     python -m bench.capacity    1k / 10k / 100k users: rates, AWS limits, the first one hit, the bill
+    python -m bench.client_pacing   @collab/client in Chromium: a burst of changes with send pacing off and on
 """
 
 from __future__ import annotations

@@ -4,29 +4,49 @@
  *
  * Everything users typed (titles, descriptions, names) reaches the page through `h()` below, which
  * only ever creates text nodes and sets attributes: never innerHTML. The board is re-rendered from
- * the client's state on every change (a few hundred cards at most), so there is no DOM diffing.
+ * the client's snapshot on every change (a few hundred cards at most), so there is no DOM diffing;
+ * the focused control is found again after each redraw (by task id and role), so a remote change
+ * never drops keyboard focus.
+ *
+ * Keyboard: Tab reaches every card and control; Enter or Space on a card opens the editor (a modal
+ * dialog: focus stays inside, Escape closes it, focus returns to the card); Alt+Arrow Left/Right
+ * (or the card's buttons) moves a card between columns; the notifications panel opens with its
+ * button, takes focus, and closes with Escape. The connection badge is a live region.
  *
  * URL: `/?token=<access token>&workspace=<workspace id>` (`collab dev` prints ready-made links).
  */
-import { CollabClient } from "./collab-client.js";
+// "/collab-client.js" (not "./"): served by `collab dev`, and mapped by web/tsconfig.json to the
+// package's source, so `tsc -p web` checks this file against the real types.
+import { CollabClient, FIELD_LIMITS, checkChanges, checkDraft } from "/collab-client.js";
 
-/** @typedef {import("./collab-client.js").TaskView} TaskView */
+/** @typedef {import("/collab-client.js").TaskView} TaskView */
+/** @typedef {import("/collab-client.js").ConnectionState} ConnectionState */
 /** @typedef {import("./protocol").PresenceEntry} PresenceEntry */
 /** @typedef {import("./protocol").Notification} Notification */
 
 const STATUSES = /** @type {const} */ (["todo", "in_progress", "done"]);
 const STATUS_LABEL = { todo: "To do", in_progress: "In progress", done: "Done" };
 const PRIORITY_RANK = { urgent: 0, high: 1, medium: 2, low: 3 };
+/** @type {Record<ConnectionState, string>} */
 const STATE_LABEL = {
   idle: "Starting…",
   connecting: "Connecting…",
   syncing: "Syncing…",
   live: "Live",
   offline: "Offline, reconnecting…",
-  denied: "Access denied",
+  unauthorized: "Signed out",
+  forbidden: "No access",
+  invalid: "Invalid link",
   stopped: "Stopped",
 };
-const EDITABLE = ["title", "description", "status", "priority", "assigned_to"];
+/** What a final state means for the user, and what to do. */
+const STATE_NOTICE = {
+  unauthorized: "Your sign-in has expired or was revoked. Sign in again, then press Retry.",
+  forbidden: "You are not a member of this workspace (or it no longer exists). Ask its owner to add you.",
+  invalid: "This link does not name a valid workspace. Open one of the links `collab dev` printed.",
+};
+const EDITABLE = ["title", "description", "status", "priority", "due_date", "assigned_to"];
+const TOAST_MS = 6000;
 
 /**
  * Create an element. Strings among `children` become text nodes; `props` become attributes, except
@@ -51,27 +71,39 @@ function h(tag, props = {}, ...children) {
 /** @param {string} selector @returns {any} */
 const $ = (selector) => document.querySelector(selector);
 
+/** @param {string} name */
 function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/);
   return ((parts[0]?.[0] || "?") + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }
 
+/** @param {string} text */
 function hue(text) {
   let n = 0;
-  for (const ch of String(text)) n = (n * 31 + ch.codePointAt(0)) % 360;
+  for (const ch of String(text)) n = (n * 31 + (ch.codePointAt(0) ?? 0)) % 360;
   return n;
 }
 
 /** @param {string} userId @param {string} name @param {string} [extraClass] */
 function avatar(userId, name, extraClass = "") {
-  return h("span", { class: `avatar ${extraClass}`, style: `--hue: ${hue(userId)}`, title: name }, initials(name));
+  return h("span", { class: `avatar ${extraClass}`, style: `--hue: ${hue(userId)}`, title: name, "aria-hidden": "true" }, initials(name));
 }
 
-/** @param {string} text @param {"info" | "error"} [kind] */
+/**
+ * Show a message for a few seconds. The same message again merges into the one shown (with a
+ * count) instead of stacking: 7 identical refusals are one toast "×7".
+ * @param {string} text @param {"info" | "error"} [kind]
+ */
 function toast(text, kind = "info") {
-  const el = h("div", { class: `toast ${kind}`, "data-testid": "toast", role: "status" }, text);
-  $(".toasts").append(el);
-  setTimeout(() => el.remove(), 6000);
+  const box = $(".toasts");
+  const same = [...box.children].find((el) => el.dataset.text === text);
+  const el = same ?? h("div", { class: `toast ${kind}`, "data-testid": "toast", "data-text": text, "data-count": "0" });
+  const count = Number(el.dataset.count) + 1;
+  el.dataset.count = String(count);
+  el.replaceChildren(text, count > 1 ? h("span", { class: "times", "data-testid": "toast-count" }, ` ×${count}`) : "");
+  if (!same) box.append(el);
+  clearTimeout(Number(el.dataset.timer));
+  el.dataset.timer = String(setTimeout(() => el.remove(), TOAST_MS));
 }
 
 /** @param {(string | Node)[]} lines */
@@ -86,6 +118,7 @@ async function main() {
   const token = params.get("token");
   const workspaceId = params.get("workspace");
   if (!token) {
+    setBadge("stopped", "No token");
     notice(
       "This page needs an access token: open one of the links `collab dev` printed,",
       "or add ?token=<access token>&workspace=<workspace id> to the address.",
@@ -99,11 +132,27 @@ async function main() {
   new Board(new CollabClient({ token, workspaceId })).start();
 }
 
-/** No workspace in the URL: list the user's workspaces as links. @param {string} token */
+/** @param {string} state @param {string} label */
+function setBadge(state, label) {
+  const el = $("[data-testid=conn-state]");
+  el.dataset.state = state;
+  el.textContent = label;
+}
+
+/** No workspace in the URL: list the user's workspaces as links (or say there are none). @param {string} token */
 async function chooseWorkspace(token) {
   const probe = new CollabClient({ token, workspaceId: "" });
   try {
+    /** @type {{items: {id: string, name: string}[]}} */
     const page = await probe.api("GET", "/workspaces");
+    setBadge("stopped", "No workspace chosen");
+    if (page.items.length === 0) {
+      notice(
+        "You are not a member of any workspace yet.",
+        "Create one over the API (POST /api/workspaces), or ask a workspace's owner to add you.",
+      );
+      return;
+    }
     const links = page.items.map((w) => {
       const url = new URL(location.href);
       url.searchParams.set("workspace", w.id);
@@ -111,6 +160,7 @@ async function chooseWorkspace(token) {
     });
     notice("Choose a workspace:", h("ul", {}, ...links));
   } catch (err) {
+    setBadge("unauthorized", "Signed out");
     notice(`Could not list workspaces: ${err instanceof Error ? err.message : err}`);
   }
 }
@@ -131,26 +181,25 @@ class Board {
   start() {
     const c = this.client;
     $("[data-testid=board]").hidden = false;
-    c.addEventListener("state", () => this.renderState());
-    c.addEventListener("tasks", () => {
+    c.on("state", () => this.renderState());
+    c.on("tasks", () => {
       this.renderBoard();
       this.refreshEditor();
       this.renderPresence();
       this.renderState();
     });
-    c.addEventListener("presence", () => {
+    c.on("presence", () => {
       this.renderPresence();
       this.renderBoard();
     });
-    c.addEventListener("notifications", () => this.renderNotifications());
-    c.addEventListener("members", () => this.loadMembers());
-    c.addEventListener("rejected", (/** @type {any} */ e) => {
-      const { error, action } = e.detail;
-      toast(`Change refused (${action}): ${error.message}`, "error");
+    c.on("notifications", () => this.renderNotifications());
+    c.on("members", () => this.loadMembers());
+    c.on("rejected", ({ error, action }) => {
+      const what = { "task.create": "New task", "task.update": "Change", "task.delete": "Delete", "notification.read": "Mark read" }[action];
+      toast(`${what} refused: ${error.message}`, "error");
     });
-    c.addEventListener("servererror", (/** @type {any} */ e) => toast(`Server: ${e.detail.message}`, "error"));
+    c.on("servererror", (error) => toast(`Server: ${error.message}`, "error"));
     this.bindForms();
-    // away when hidden or idle, active again at once: the client does it (its heartbeats carry the mode)
     this.loadWorkspace();
     this.loadMembers();
     this.renderState();
@@ -159,6 +208,7 @@ class Board {
 
   async loadWorkspace() {
     try {
+      /** @type {{name: string}} */
       const ws = await this.client.api("GET", `/workspaces/${this.client.workspaceId}`);
       $("[data-testid=board-title]").textContent = ws.name;
       document.title = `${ws.name} · Collab`;
@@ -169,6 +219,7 @@ class Board {
 
   async loadMembers() {
     try {
+      /** @type {{items: {user_id: string, display_name: string, role: string}[]}} */
       const page = await this.client.api("GET", `/workspaces/${this.client.workspaceId}/members`);
       this.members = new Map(page.items.map((m) => [m.user_id, m]));
     } catch {
@@ -189,17 +240,39 @@ class Board {
 
   // -- rendering -------------------------------------------------------------------------------
   renderState() {
+    const { state, pendingOps, online } = this.client.getSnapshot().connection;
     const el = $("[data-testid=conn-state]");
-    const state = this.client.state;
-    const pending = this.client.pendingCount;
     el.dataset.state = state;
-    el.dataset.pending = String(pending);
-    el.textContent = STATE_LABEL[state] ?? state;
-    if (pending) el.append(h("span", { class: "pending" }, ` · ${pending} unsaved`));
-    if (state === "denied") notice("This board is not available with this token (expired, or not a member).");
+    el.dataset.pending = String(pendingOps);
+    const label = state === "offline" && !online ? "Offline (no network)" : STATE_LABEL[state];
+    el.textContent = label;
+    if (pendingOps) el.append(h("span", { class: "pending" }, ` · ${pendingOps} unsaved`));
+    const final = /** @type {keyof typeof STATE_NOTICE} */ (state);
+    const retry = $("[data-testid=conn-retry]");
+    retry.hidden = !(final in STATE_NOTICE || state === "offline");
+    if (final in STATE_NOTICE) notice(STATE_NOTICE[final]);
+    else $("[data-testid=notice]").hidden = true;
+  }
+
+  /** Where keyboard focus is on the board, by task id and control, to find it again after a redraw. */
+  focusedOnBoard() {
+    const el = /** @type {HTMLElement | null} */ (document.activeElement);
+    const cardEl = el?.closest?.("[data-testid=task-card]");
+    if (!el || !cardEl) return null;
+    return { taskId: /** @type {HTMLElement} */ (cardEl).dataset.taskId, control: el === cardEl ? null : el.dataset.testid };
+  }
+
+  /** @param {{taskId?: string, control: string | null | undefined} | null} where */
+  restoreFocus(where) {
+    if (!where || document.activeElement !== document.body) return;
+    const cardEl = $(`[data-testid=task-card][data-task-id="${where.taskId}"]`);
+    if (!cardEl) return;
+    const control = where.control ? cardEl.querySelector(`[data-testid=${where.control}]`) : null;
+    (control && !control.disabled ? control : cardEl).focus();
   }
 
   renderBoard() {
+    const where = this.focusedOnBoard();
     const tasks = this.client.tasks();
     /** @type {Map<string, PresenceEntry[]>} */
     const viewers = new Map();
@@ -212,6 +285,7 @@ class Board {
       const column = $(`[data-testid=column-${status}]`);
       const cards = tasks
         .filter((t) => t.status === status)
+        .slice()
         .sort(
           (a, b) =>
             PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] ||
@@ -222,27 +296,38 @@ class Board {
       column.querySelector(".cards").replaceChildren(...cards);
       column.querySelector(".count").textContent = String(cards.length);
     }
+    this.restoreFocus(where);
+  }
+
+  /** @param {TaskView} t @param {number} step */
+  move(t, step) {
+    const next = STATUSES[STATUSES.indexOf(t.status) + step];
+    if (next) this.client.updateTask(t.id, { status: next });
   }
 
   /** @param {TaskView} t @param {PresenceEntry[]} viewers */
   card(t, viewers) {
     const index = STATUSES.indexOf(t.status);
-    const move = (/** @type {number} */ step, /** @type {string} */ label) =>
-      h(
+    const move = (/** @type {number} */ step) => {
+      const target = STATUSES[index + step];
+      return h(
         "button",
         {
           type: "button",
           class: "move",
           "data-testid": step < 0 ? "task-move-left" : "task-move-right",
-          "aria-label": label,
-          disabled: !STATUSES[index + step],
+          "aria-label": target ? `Move “${t.title}” to ${STATUS_LABEL[target]}` : undefined,
+          disabled: !target,
           onclick: (/** @type {Event} */ e) => {
             e.stopPropagation();
-            this.client.updateTask(t.id, { status: STATUSES[index + step] });
+            this.move(t, step);
           },
+          onkeydown: (/** @type {KeyboardEvent} */ e) => e.stopPropagation(), // a button's own Enter/Space
         },
         step < 0 ? "◀" : "▶",
       );
+    };
+    const due = t.due_date ? h("time", { class: "due", "data-testid": "task-due", datetime: t.due_date }, `Due ${t.due_date}`) : null;
     return h(
       "li",
       {
@@ -251,15 +336,26 @@ class Board {
         "data-task-id": t.id,
         "data-pending": String(t.pending),
         "data-priority": t.priority,
-        tabIndex: 0,
+        tabIndex: 0, // a list item that takes focus (not a button: it holds the move buttons)
+        "aria-keyshortcuts": "Enter Space Alt+ArrowLeft Alt+ArrowRight",
+        title: "Enter: edit · Alt+Arrow keys: move",
         onclick: () => this.openEditor(t.id),
-        onkeydown: (/** @type {KeyboardEvent} */ e) => e.key === "Enter" && this.openEditor(t.id),
+        onkeydown: (/** @type {KeyboardEvent} */ e) => {
+          if (e.key === "Enter" || e.key === " ") {
+            e.preventDefault(); // the key must not reach the editor's form (it would submit at once)
+            this.openEditor(t.id);
+          } else if (e.altKey && (e.key === "ArrowLeft" || e.key === "ArrowRight")) {
+            e.preventDefault();
+            this.move(t, e.key === "ArrowLeft" ? -1 : 1);
+          }
+        },
       },
       h("span", { class: "title", "data-testid": "task-title" }, t.title),
       h(
         "div",
         { class: "card-meta" },
         h("span", { class: `priority p-${t.priority}` }, t.priority),
+        due,
         t.assigned_to
           ? h(
               "span",
@@ -277,16 +373,14 @@ class Board {
             )
           : null,
         h("span", { class: "spacer" }),
-        move(-1, "Move left"),
-        move(1, "Move right"),
+        move(-1),
+        move(1),
       ),
     );
   }
 
   renderPresence() {
-    const entries = [...this.client.presence.values()].sort((a, b) =>
-      a.user.display_name.localeCompare(b.user.display_name),
-    );
+    const entries = this.client.getSnapshot().presence;
     const items = entries.map((p) => {
       const me = p.user.id === this.client.me.id;
       const task = p.viewing ? this.client.task(p.viewing) : undefined;
@@ -315,27 +409,45 @@ class Board {
 
   renderNotifications() {
     const c = this.client;
-    const count = c.unreadCount;
+    const { notifications, unreadCount } = c.getSnapshot();
     const badge = $("[data-testid=notif-count]");
-    badge.textContent = String(count);
-    badge.dataset.count = String(count);
-    const notes = [...c.notifications.values()].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    badge.textContent = String(unreadCount);
+    badge.dataset.count = String(unreadCount);
+    const focused = /** @type {HTMLElement | null} */ (document.activeElement)?.dataset?.notificationId;
     $("[data-testid=notif-list]").replaceChildren(
-      ...notes.map((n) =>
+      ...notifications.map((n) =>
         h(
           "li",
-          {
-            class: n.read_at ? "read" : "unread",
-            "data-testid": "notif-item",
-            "data-read": String(Boolean(n.read_at)),
-            onclick: () => c.markRead([n.id]),
-          },
-          h("span", { class: "text" }, this.describe(n)),
-          h("time", { datetime: n.created_at }, new Date(n.created_at).toLocaleString()),
+          { class: n.read_at ? "read" : "unread", "data-testid": "notif-item", "data-read": String(Boolean(n.read_at)) },
+          h(
+            "button",
+            {
+              type: "button",
+              class: "notif-open",
+              "data-testid": "notif-open",
+              "data-notification-id": n.id,
+              onclick: () => this.openNotification(n),
+            },
+            h("span", { class: "text" }, this.describe(n)),
+            h("time", { datetime: n.created_at }, new Date(n.created_at).toLocaleString()),
+            n.read_at ? "" : h("span", { class: "sr-only" }, " (unread)"),
+          ),
         ),
       ),
     );
-    $("[data-testid=notif-empty]").hidden = notes.length > 0;
+    if (focused) $(`[data-notification-id="${focused}"]`)?.focus();
+    $("[data-testid=notif-empty]").hidden = notifications.length > 0;
+  }
+
+  /** Mark it read and open its task, if it has one that still exists. @param {Notification} n */
+  openNotification(n) {
+    this.client.markRead([n.id]);
+    if (n.task_id && this.client.task(n.task_id)) {
+      this.closeNotifications(false);
+      this.openEditor(n.task_id);
+    } else if (n.task_id) {
+      toast("That task no longer exists.");
+    }
   }
 
   /** @param {Notification} n */
@@ -375,14 +487,22 @@ class Board {
     select.value = current;
   }
 
-  // -- editor and forms ------------------------------------------------------------------------
+  // -- editor, forms, panels -------------------------------------------------------------------
   bindForms() {
     const c = this.client;
+    $("[data-testid=new-task-title]").maxLength = FIELD_LIMITS.title.maxLength;
+    $("[data-testid=edit-title]").maxLength = FIELD_LIMITS.title.maxLength;
+    $("[data-testid=edit-description]").maxLength = FIELD_LIMITS.description.maxLength;
     $("[data-testid=new-task-form]").addEventListener("submit", (/** @type {Event} */ e) => {
       e.preventDefault();
       const input = $("[data-testid=new-task-title]");
       const title = input.value.trim();
       if (!title) return;
+      const problem = checkDraft({ title });
+      if (problem) {
+        toast(problem.message, "error"); // the text stays in the field to be fixed
+        return;
+      }
       c.createTask({ title });
       input.value = "";
     });
@@ -396,24 +516,61 @@ class Board {
       e.preventDefault();
       this.save();
     });
+    const dialog = $("[data-testid=task-editor]");
+    dialog.addEventListener("cancel", (/** @type {Event} */ e) => {
+      e.preventDefault(); // Escape: close our way (presence, focus back to the card)
+      this.closeEditor();
+    });
+    dialog.addEventListener("keydown", (/** @type {KeyboardEvent} */ e) => this.trapFocus(e, dialog));
     $("[data-testid=edit-close]").addEventListener("click", () => this.closeEditor());
     $("[data-testid=edit-delete]").addEventListener("click", () => {
       if (!this.openTaskId) return;
       c.deleteTask(this.openTaskId);
       this.closeEditor();
     });
-    document.addEventListener("keydown", (e) => {
-      if (e.key === "Escape" && this.openTaskId) this.closeEditor();
-    });
     const bell = $("[data-testid=notif-button]");
-    bell.addEventListener("click", () => {
-      const panel = $("[data-testid=notif-panel]");
-      panel.hidden = !panel.hidden;
-      bell.setAttribute("aria-expanded", String(!panel.hidden));
+    bell.addEventListener("click", () => ($("[data-testid=notif-panel]").hidden ? this.openNotifications() : this.closeNotifications(true)));
+    $("[data-testid=notif-panel]").addEventListener("keydown", (/** @type {KeyboardEvent} */ e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        this.closeNotifications(true);
+      }
     });
+    $("[data-testid=notif-close]").addEventListener("click", () => this.closeNotifications(true));
     $("[data-testid=notif-mark-all]").addEventListener("click", () => {
       c.markRead([...c.notifications.values()].filter((n) => !n.read_at).map((n) => n.id));
     });
+    $("[data-testid=conn-retry]").addEventListener("click", () => c.start());
+  }
+
+  /** Tab and Shift+Tab cycle inside the dialog (the modal dialog makes the page inert; this keeps the cycle tidy). @param {KeyboardEvent} e @param {HTMLElement} dialog */
+  trapFocus(e, dialog) {
+    if (e.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("input, textarea, select, button")].filter(
+      (el) => !(/** @type {any} */ (el).disabled),
+    );
+    const first = /** @type {HTMLElement} */ (focusable[0]);
+    const last = /** @type {HTMLElement} */ (focusable[focusable.length - 1]);
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
+  openNotifications() {
+    $("[data-testid=notif-panel]").hidden = false;
+    $("[data-testid=notif-button]").setAttribute("aria-expanded", "true");
+    ($("[data-testid=notif-open]") ?? $("[data-testid=notif-close]")).focus();
+  }
+
+  /** @param {boolean} returnFocus */
+  closeNotifications(returnFocus) {
+    $("[data-testid=notif-panel]").hidden = true;
+    $("[data-testid=notif-button]").setAttribute("aria-expanded", "false");
+    if (returnFocus) $("[data-testid=notif-button]").focus();
   }
 
   /** @param {string} id */
@@ -421,18 +578,30 @@ class Board {
     if (!this.client.task(id)) return;
     this.openTaskId = id;
     this.dirty.clear();
-    $("[data-testid=task-editor]").hidden = false;
+    this.showError(null);
+    const dialog = $("[data-testid=task-editor]");
+    if (!dialog.open) dialog.showModal();
     this.refreshEditor();
     $("[data-testid=edit-title]").focus();
     this.client.setPresence({ viewing: id });
   }
 
   closeEditor() {
-    if (!this.openTaskId) return;
+    const id = this.openTaskId;
+    if (!id) return;
     this.openTaskId = null;
     this.dirty.clear();
-    $("[data-testid=task-editor]").hidden = true;
+    $("[data-testid=task-editor]").close();
     this.client.setPresence({ viewing: null });
+    const cardEl = $(`[data-testid=task-card][data-task-id="${id}"]`);
+    (cardEl ?? $("[data-testid=new-task-title]")).focus(); // focus back where the user was
+  }
+
+  /** @param {string | null} message */
+  showError(message) {
+    const el = $("[data-testid=edit-error]");
+    el.textContent = message ?? "";
+    el.hidden = !message;
   }
 
   /** Show the open task's current state in the fields the user has not touched. */
@@ -448,14 +617,10 @@ class Board {
     const form = $("[data-testid=editor-form]");
     for (const name of EDITABLE) {
       if (this.dirty.has(name)) continue;
-      form.elements.namedItem(name).value = task[name] ?? "";
+      form.elements.namedItem(name).value = /** @type {any} */ (task)[name] ?? "";
     }
-    const viewers = [...this.client.presence.values()].filter(
-      (p) => p.viewing === id && p.user.id !== this.client.me.id,
-    );
-    $("[data-testid=editor-viewers]").replaceChildren(
-      ...viewers.map((p) => avatar(p.user.id, p.user.display_name, "small")),
-    );
+    const viewers = [...this.client.presence.values()].filter((p) => p.viewing === id && p.user.id !== this.client.me.id);
+    $("[data-testid=editor-viewers]").replaceChildren(...viewers.map((p) => avatar(p.user.id, p.user.display_name, "small")));
     $("[data-testid=edit-meta]").textContent =
       `Created by ${this.nameOf(task.created_by)} · version ${task.version}` + (task.pending ? " · saving…" : "");
   }
@@ -469,10 +634,18 @@ class Board {
     const changes = {};
     for (const name of this.dirty) {
       let value = form.elements.namedItem(name).value;
-      if (name === "assigned_to") value = value || null;
-      if (value !== (task[name] ?? (name === "assigned_to" ? null : ""))) changes[name] = value;
+      if (name === "assigned_to" || name === "due_date") value = value || null;
+      if (value !== (/** @type {any} */ (task)[name] ?? (name === "assigned_to" || name === "due_date" ? null : ""))) {
+        changes[name] = value;
+      }
     }
-    this.client.updateTask(id, changes); // only the fields changed here: per-field last write wins
+    const problem = checkChanges(changes);
+    if (problem) {
+      this.showError(problem.message); // the editor stays open with what was typed
+      form.elements.namedItem(problem.field ?? "title")?.focus();
+      return;
+    }
+    if (Object.keys(changes).length) this.client.updateTask(id, changes); // only the fields changed here
     this.closeEditor();
   }
 }

@@ -1,350 +1,543 @@
-// @ts-check
-/**
- * Collab browser client: the WebSocket protocol of contract section 3, with no build step.
- *
- *   import { CollabClient } from "./collab-client.js";
- *   const client = new CollabClient({ token, workspaceId });
- *   client.addEventListener("tasks", () => render(client.tasks()));
- *   client.start();
- *   client.updateTask(id, { title: "New title" });
- *
- * What it does for the page:
- * - connects with a fresh single-use ticket (POST /api/ws-tickets) every time, sends `sync` first
- *   (nothing can reach a connection during $connect), loads tasks over HTTP on the first sync and
- *   replays missed events (by `seq`) on every later one; a reply whose `data.seq` is beyond what it
- *   applied (the server pages long replays), or with `more_notifications: true`, is followed by
- *   another `sync`;
- * - presence by mode (v1.2): a visible tab in use is `active` and heartbeats every 30 s; a tab hidden
- *   for `hiddenAwayMs` (10 s) or without input for `idleMs` (5 min) is `away` and heartbeats every
- *   `awayHeartbeatMs` (7 min). A switch is sent at once, as a heartbeat naming the mode (peers see
- *   the user away when all their tabs are); coming back is at once, on visibility or input;
- * - heartbeats are quiet (v1.2: they carry `seq`, the last seq applied, and the server answers only
- *   when there is something to say): any frame from the server is a sign of life; after
- *   `probeAfterMs` (10 min) of silence, and whenever the tab comes back, the heartbeat asks for an
- *   answer (`probe: true`), and no frame within `heartbeatTimeoutMs` (10 s) means a dead socket
- *   (the same after sending a change, whose `ack` is due);
- *   an answer whose `seq` is beyond what it applied (it missed an event) is followed by a `sync`;
- *   a probe's answer carries the presence list (away tabs are sent no `presence.updated`);
- * - reconnects with exponential backoff and full jitter (first retry within 100 ms, cap ~10 s);
- * - applies a task event only when its `version` is higher than the one held (deletion is a
- *   tombstone), and syncs when a gap in `seq` is still open after a short grace (concurrent
- *   fan-outs reorder events routinely: the missing ones usually arrive a few ms later);
- * - keeps optimistic changes as pending operations (by `request_id`) on top of the server's
- *   state: remote events move the base, pending fields stay on top until their `ack`, which is
- *   adopted on success and rolls the change back on error; operations made offline are queued
- *   and re-sent with the same `request_id` (the server answers a repeat with the first answer);
- * - tracks presence and notifications (with the unread count).
- *
- * Events (all CustomEvent): `state` {state, reason}, `tasks`, `presence`, `notifications`,
- * `members` {frame}, `rejected` {action, taskId, error}, `servererror` {code, message}.
- */
+// Built from packages/collab-client/src by `node scripts/build.mjs` (esbuild): do not edit.
+// The @collab/client package (docs/client.md), bundled for the demo board and `collab dev`.
+// src/emitter.ts
+var Emitter = class {
+  listeners = /* @__PURE__ */ new Map();
+  /** Listen to one event; the returned function stops listening. */
+  on(name, listener) {
+    let set = this.listeners.get(name);
+    if (!set) {
+      set = /* @__PURE__ */ new Set();
+      this.listeners.set(name, set);
+    }
+    set.add(listener);
+    return () => this.off(name, listener);
+  }
+  /** Stop listening (the same as calling what `on` returned). */
+  off(name, listener) {
+    this.listeners.get(name)?.delete(listener);
+  }
+  /** Call each listener; one that throws is reported and does not stop the others. */
+  emit(name, detail) {
+    const set = this.listeners.get(name);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(detail);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+};
 
-/** @typedef {import("./protocol").Task} Task */
-/** @typedef {import("./protocol").Notification} Notification */
-/** @typedef {import("./protocol").PresenceEntry} PresenceEntry */
-/** @typedef {import("./protocol").ClientFrame} ClientFrame */
-/** @typedef {import("./protocol").ServerFrame} ServerFrame */
-/** @typedef {import("./protocol").SyncData} SyncData */
-/** @typedef {import("./protocol").AckData} AckData */
-/** @typedef {import("./protocol").ErrorBody} ErrorBody */
-/** @typedef {Task & {pending: boolean}} TaskView */
-/**
- * @typedef {object} PendingOp
- * @property {string} requestId
- * @property {"task.create" | "task.update" | "task.delete" | "notification.read"} action
- * @property {string | null} taskId
- * @property {any} frame
- * @property {boolean} sent
- * @property {number} retries
- * @property {Map<string, string | null>} [previousReadAt]
- */
-
-/** API Gateway's frame limit: a larger frame closes the connection (1009), so refuse it here. */
-export const MAX_FRAME_BYTES = 32 * 1024;
-/** Clients heartbeat every 30 s (contract 3.2); the server drops connections silent for 60 s. */
-export const HEARTBEAT_MS = 30_000;
-/** An away tab (hidden or idle) heartbeats every 7 minutes (v1.2); the server waits 9.5 for it. */
-export const AWAY_HEARTBEAT_MS = 7 * 60_000;
-/** A tab hidden this long is away (a quick look at another tab changes nothing). */
-export const HIDDEN_AWAY_MS = 10_000;
-/** A visible tab without input (pointer, keys, wheel, touch) this long is away. */
-export const IDLE_MS = 5 * 60_000;
-/** Nothing heard from the server this long: the next heartbeat asks for an answer. */
-export const PROBE_AFTER_MS = 10 * 60_000;
-/** No answer to a probe within this time: the connection is dead even if the socket looks open. */
-export const HEARTBEAT_TIMEOUT_MS = 10_000;
-/** A WebSocket handshake that takes longer than this is abandoned and retried. */
-export const OPEN_TIMEOUT_MS = 10_000;
-/** Transient refusals (rate_limited, internal) are retried this many times before rolling back. */
-const MAX_RETRIES = 3;
-/** What counts as input for idle detection (listened to on window, passive). */
-const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
-
-export class HttpError extends Error {
-  /** @param {number} status @param {string} code @param {string} message */
-  constructor(status, code, message) {
+// src/errors.ts
+var CollabError = class _CollabError extends Error {
+  /** What went wrong, for a program. */
+  code;
+  /** The field a `validation_error` is about, when known. */
+  field;
+  /** How long the server asks the client to wait (`rate_limited`). */
+  retryAfterMs;
+  /** The committed task a refusal carries (a `conflict` or a rolled-back change). */
+  task;
+  /** The HTTP status, for errors of the HTTP API; null for WebSocket refusals and the client's own. */
+  status;
+  constructor(code, message, extra = {}) {
     super(message);
-    this.status = status;
+    this.name = "CollabError";
     this.code = code;
+    this.field = extra.field ?? null;
+    this.retryAfterMs = extra.retryAfterMs ?? null;
+    this.task = extra.task ?? null;
+    this.status = extra.status ?? null;
+  }
+  /** A server's error body (an `ack` with `ok: false`, or an `error` frame). */
+  static fromBody(body) {
+    return new _CollabError(body.code, body.message, {
+      field: body.field ?? null,
+      retryAfterMs: body.retry_after_ms ?? null,
+      task: body.task ?? null
+    });
+  }
+};
+var HttpError = class extends CollabError {
+  constructor(status, code, message, field = null, retryAfterMs = null) {
+    super(code, message, { status, field, retryAfterMs });
+    this.name = "HttpError";
+  }
+};
+
+// src/pacer.ts
+var DEFAULT_BUDGET = { burst: 20, perMinute: 70 };
+var TokenBucket = class {
+  constructor(budget, now = () => Date.now()) {
+    this.budget = budget;
+    this.now = now;
+    this.tokens = budget.burst;
+    this.updatedAt = now();
+    this.perMs = budget.perMinute / 6e4;
+  }
+  tokens;
+  updatedAt;
+  perMs;
+  refill() {
+    const t = this.now();
+    this.tokens = Math.min(this.budget.burst, this.tokens + (t - this.updatedAt) * this.perMs);
+    this.updatedAt = t;
+  }
+  /** Take a token if one is there. */
+  tryTake() {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+  /** Take a token whether or not one is there (a frame that cannot wait, such as `sync`): later frames wait longer. */
+  take() {
+    this.refill();
+    this.tokens -= 1;
+  }
+  /** Nothing may be sent for this long (the server said `rate_limited` with `retry_after_ms`). */
+  pause(ms) {
+    this.refill();
+    this.tokens = Math.min(this.tokens, 0) - ms * this.perMs;
+  }
+  /** Milliseconds until the next token. */
+  waitMs() {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) / this.perMs);
+  }
+};
+
+// src/protocol.ts
+var FIELD_LIMITS = {
+  title: { minLength: 1, maxLength: 200, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\t\\n \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: false },
+  description: { minLength: 0, maxLength: 1e4, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: false },
+  assigned_to: { minLength: 1, maxLength: 128, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: true }
+};
+var TASK_STATUS_VALUES = ["todo", "in_progress", "done"];
+var TASK_PRIORITY_VALUES = ["low", "medium", "high", "urgent"];
+var MAX_NOTIFICATION_IDS = 100;
+
+// src/validate.ts
+var PATTERNS = new Map(
+  Object.entries(FIELD_LIMITS).map(([name, limit]) => [name, new RegExp(limit.pattern, "u")])
+);
+var DATE = /^\d{4}-\d{2}-\d{2}$/;
+function charCount(text) {
+  let n = 0;
+  for (const _ of text) n += 1;
+  return n;
+}
+function fieldProblem(field, value) {
+  if (field in FIELD_LIMITS) {
+    const limit = FIELD_LIMITS[field];
+    if (value === null) return limit.nullable ? null : `${field} cannot be empty`;
+    if (typeof value !== "string") return `${field} must be text`;
+    const n = charCount(value);
+    if (n < limit.minLength) return limit.minLength === 1 ? `${field} cannot be empty` : `${field} is too short`;
+    if (n > limit.maxLength) return `${field} is at most ${limit.maxLength} characters (this one has ${n})`;
+    if (limit.pattern && !PATTERNS.get(field)?.test(value)) {
+      return field === "title" ? "title cannot be blank or hold control characters" : `${field} holds control characters`;
+    }
+    return null;
+  }
+  switch (field) {
+    case "status":
+      return TASK_STATUS_VALUES.includes(value) ? null : `status must be one of ${TASK_STATUS_VALUES.join(", ")}`;
+    case "priority":
+      return TASK_PRIORITY_VALUES.includes(value) ? null : `priority must be one of ${TASK_PRIORITY_VALUES.join(", ")}`;
+    case "due_date":
+      return value === null || typeof value === "string" && DATE.test(value) && !Number.isNaN(Date.parse(value)) ? null : "due_date must be a date (YYYY-MM-DD) or null";
+    case "id":
+      return null;
+    default:
+      return `${field} is not a writable field`;
   }
 }
+function check(fields) {
+  for (const [field, value] of Object.entries(fields)) {
+    if (value === void 0) continue;
+    const problem = fieldProblem(field, value);
+    if (problem) return new CollabError("validation_error", problem, { field });
+  }
+  return null;
+}
+function checkDraft(draft) {
+  if (draft.title === void 0) return new CollabError("validation_error", "title is required", { field: "title" });
+  return check(draft);
+}
+function checkChanges(changes) {
+  return check(changes);
+}
 
-/**
- * A random (v4) UUID for task ids and request ids. `crypto.randomUUID()` exists only in secure
- * contexts (https, localhost); a board opened over plain http from another machine (`collab dev
- * --host 0.0.0.0`) builds the same thing from `crypto.getRandomValues()`, which exists everywhere.
- */
-export function uuid4() {
+// src/client.ts
+var MAX_FRAME_BYTES = 32 * 1024;
+var HEARTBEAT_MS = 3e4;
+var AWAY_HEARTBEAT_MS = 7 * 6e4;
+var HIDDEN_AWAY_MS = 1e4;
+var IDLE_MS = 5 * 6e4;
+var PROBE_AFTER_MS = 10 * 6e4;
+var HEARTBEAT_TIMEOUT_MS = 6e3;
+var OPEN_TIMEOUT_MS = 1e4;
+var MUTATION_TIMEOUT_MS = 3e4;
+var MAX_RETRIES = 3;
+var MAX_RATE_RETRIES = 10;
+var INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
+var TERMINAL_STATES = ["unauthorized", "forbidden", "invalid", "stopped"];
+function uuid4() {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40; // version 4
-  b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+  b[6] = (b[6] ?? 0) & 15 | 64;
+  b[8] = (b[8] ?? 0) & 63 | 128;
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
-
-/** The claims of a JWT, unverified (for display only: the server verifies). */
-export function tokenClaims(token) {
+function tokenClaims(token) {
   try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const part = (token.split(".")[1] ?? "").replace(/-/g, "+").replace(/_/g, "/");
     const json = decodeURIComponent(
-      Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+      Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join("")
     );
-    return JSON.parse(json);
+    const claims = JSON.parse(json);
+    return claims && typeof claims === "object" ? claims : {};
   } catch {
     return {};
   }
 }
-
-export class CollabClient extends EventTarget {
+function quiet(promise) {
+  promise.catch(() => void 0);
+  return promise;
+}
+function sameFields(a, b) {
+  const x = a;
+  const y = b;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  return keys.every((k) => x[k] === y[k]);
+}
+function sameItems(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+function httpCode(status) {
+  if (status === 401) return "unauthorized";
+  if (status === 403) return "forbidden";
+  if (status === 404) return "not_found";
+  if (status === 409) return "conflict";
+  if (status === 413) return "payload_too_large";
+  if (status === 429) return "rate_limited";
+  if (status >= 500) return "internal";
+  return "validation_error";
+}
+var CollabClient = class extends Emitter {
+  workspaceId;
+  apiBase;
+  heartbeatMs;
+  heartbeatTimeoutMs;
+  awayHeartbeatMs;
+  hiddenAwayMs;
+  idleMs;
+  probeAfterMs;
+  backoffBaseMs;
+  backoffCapMs;
+  firstRetryMs;
+  gapGraceMs;
+  mutationTimeoutMs;
+  /** This tab's mode: what its heartbeats announce. */
+  mode = "active";
+  /** The signed-in user, from the token's claims (display only). */
+  me = { id: "", name: "" };
+  /** The last contiguous seq applied; null until the first sync. */
+  lastSeq = null;
+  _state = "idle";
+  _reason = null;
+  _error = null;
+  _online = globalThis.navigator?.onLine ?? true;
+  _token;
+  _getToken;
+  /** Why a fresh token is needed before the next request, or null (the last one will do). */
+  _tokenDue = null;
+  _bucket;
+  /** Committed tasks as last seen (tombstones included). */
+  _server = /* @__PURE__ */ new Map();
+  /** Optimistic operations in the order they were made. */
+  _pending = [];
+  _presence = /* @__PURE__ */ new Map();
   /**
-   * @param {object} options
-   * @param {string} options.token access token, sent as a Bearer token to the HTTP API
-   * @param {string} options.workspaceId
-   * @param {string} [options.apiBase] the HTTP API's base URL ("/api" under the local gateway)
-   * @param {number} [options.heartbeatMs]
-   * @param {number} [options.heartbeatTimeoutMs] how long a probe may wait for any frame
-   * @param {number} [options.awayHeartbeatMs] the heartbeat period of an away tab
-   * @param {number} [options.hiddenAwayMs] hidden this long: away
-   * @param {number} [options.idleMs] visible without input this long: away
-   * @param {number} [options.probeAfterMs] silence from the server this long: the heartbeat probes
-   * @param {number} [options.backoffBaseMs]
-   * @param {number} [options.backoffCapMs]
-   * @param {number} [options.firstRetryMs] the first reconnect waits a random [0, firstRetryMs)
-   * @param {number} [options.gapGraceMs] how long a missing seq may take before a sync asks for it
+   * Newest presence change seen per user. Presence events carry no seq and are posted by concurrent
+   * invocations, so an older `presence.updated` can arrive after a newer `presence.left`; `last_seen`
+   * (server time, ISO with milliseconds: strings sort in time order) orders them, and a `left` is a
+   * tombstone that older events cannot undo.
    */
-  constructor({
-    token,
-    workspaceId,
-    apiBase = "/api",
-    heartbeatMs = HEARTBEAT_MS,
-    heartbeatTimeoutMs = HEARTBEAT_TIMEOUT_MS,
-    awayHeartbeatMs = AWAY_HEARTBEAT_MS,
-    hiddenAwayMs = HIDDEN_AWAY_MS,
-    idleMs = IDLE_MS,
-    probeAfterMs = PROBE_AFTER_MS,
-    backoffBaseMs = 250,
-    backoffCapMs = 10_000,
-    firstRetryMs = 100,
-    gapGraceMs = 300,
-  }) {
+  _presenceSeen = /* @__PURE__ */ new Map();
+  _notes = /* @__PURE__ */ new Map();
+  _view = null;
+  _lastView = /* @__PURE__ */ new Map();
+  _snapshot = null;
+  /** What changed since the snapshot was built, and since listeners were last told. */
+  _dirty = /* @__PURE__ */ new Set();
+  _changedKinds = /* @__PURE__ */ new Set();
+  _notifyQueued = false;
+  _subscribers = /* @__PURE__ */ new Set();
+  _flushWaiters = [];
+  /** Seqs applied beyond a gap, waiting for the gap to close. */
+  _ahead = /* @__PURE__ */ new Set();
+  _ws = null;
+  _stopped = true;
+  _connecting = false;
+  _attempt = 0;
+  _syncInFlight = false;
+  _syncAgain = false;
+  _syncSince = null;
+  _loaded = false;
+  /** Ids touched by events while a full load is running. */
+  _touchedDuringLoad = null;
+  _presenceWanted = { status: "active", viewing: null };
+  _timers = {};
+  _lastHeardAt = 0;
+  _lastInputAt = Date.now();
+  _onVisibility = () => this._visibilityChanged();
+  _onInput = () => this._input();
+  _onOnline = () => {
+    this._online = true;
+    this._changed("connection");
+    this.reconnectNow();
+  };
+  _onOffline = () => {
+    this._online = false;
+    this._changed("connection");
+    const ws = this._ws;
+    if (ws) {
+      ws.close(4003, "network offline");
+      this._onSocketClosed(ws, "network offline");
+    }
+  };
+  constructor(options) {
     super();
-    this.token = token;
+    const { token, getToken, workspaceId } = options;
+    if (!token && !getToken) throw new TypeError("CollabClient needs a token or getToken");
     this.workspaceId = workspaceId;
-    this.apiBase = apiBase.replace(/\/$/, "");
-    this.heartbeatMs = heartbeatMs;
-    this.heartbeatTimeoutMs = heartbeatTimeoutMs;
-    this.awayHeartbeatMs = awayHeartbeatMs;
-    this.hiddenAwayMs = hiddenAwayMs;
-    this.idleMs = idleMs;
-    this.probeAfterMs = probeAfterMs;
-    /** @type {"active" | "away"} this tab's mode: what its heartbeats announce */
-    this.mode = "active";
-    this._lastHeardAt = 0;
-    this._lastInputAt = Date.now();
-    this._onVisibility = () => this._visibilityChanged();
-    this._onInput = () => this._input();
-    this.backoffBaseMs = backoffBaseMs;
-    this.backoffCapMs = backoffCapMs;
-    this.firstRetryMs = firstRetryMs;
-    this.gapGraceMs = gapGraceMs;
-    /** @type {Set<number>} seqs applied beyond a gap, waiting for the gap to close */
-    this._ahead = new Set();
-    const claims = tokenClaims(token);
-    /** @type {{id: string, name: string}} */
-    this.me = { id: String(claims.sub || ""), name: String(claims.name || claims.email || claims.sub || "") };
-
-    /** connecting | syncing | live | offline | denied | stopped */
-    this.state = "idle";
-    /** @type {number | null} the last contiguous seq applied; null until the first sync */
-    this.lastSeq = null;
-    /** @type {Map<string, Task>} committed tasks as last seen (tombstones included) */
-    this._server = new Map();
-    /** @type {PendingOp[]} optimistic operations in the order they were made */
-    this._pending = [];
-    /** @type {Map<string, PresenceEntry>} by user id */
-    this.presence = new Map();
-    /**
-     * Newest presence change seen per user: {at: last_seen, left}. Presence events carry no seq and
-     * are posted by concurrent invocations, so an older `presence.updated` can arrive after a newer
-     * `presence.left`; `last_seen` (server time, ISO with milliseconds: strings sort in time order)
-     * orders them, and a `left` is a tombstone that older events cannot undo.
-     * @type {Map<string, {at: string, left: boolean}>}
-     */
-    this._presenceSeen = new Map();
-    /** @type {Map<string, Notification>} by id */
-    this.notifications = new Map();
-    /** @type {Map<string, TaskView> | null} */
-    this._view = null;
-
-    /** @type {WebSocket | null} */
-    this._ws = null;
-    this._stopped = true;
-    this._connecting = false;
-    this._attempt = 0;
-    this._syncInFlight = false;
-    this._syncAgain = false;
-    /** @type {number | null} */
-    this._syncSince = null;
-    this._loaded = false;
-    /** @type {Set<string> | null} ids touched by events while a full load is running */
-    this._touchedDuringLoad = null;
-    /** @type {{status: "active" | "away", viewing: string | null}} */
-    this._presenceWanted = { status: "active", viewing: null };
-    /** @type {Record<string, any>} */
-    this._timers = {};
-    /** @type {Set<string>} */
-    this._dirty = new Set();
-    this._onOnline = () => this.reconnectNow();
+    this.apiBase = (options.apiBase ?? "/api").replace(/\/$/, "");
+    this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS;
+    this.awayHeartbeatMs = options.awayHeartbeatMs ?? AWAY_HEARTBEAT_MS;
+    this.hiddenAwayMs = options.hiddenAwayMs ?? HIDDEN_AWAY_MS;
+    this.idleMs = options.idleMs ?? IDLE_MS;
+    this.probeAfterMs = options.probeAfterMs ?? PROBE_AFTER_MS;
+    this.backoffBaseMs = options.backoffBaseMs ?? 250;
+    this.backoffCapMs = options.backoffCapMs ?? 1e4;
+    this.firstRetryMs = options.firstRetryMs ?? 100;
+    this.gapGraceMs = options.gapGraceMs ?? 300;
+    this.mutationTimeoutMs = options.mutationTimeoutMs ?? MUTATION_TIMEOUT_MS;
+    this._bucket = new TokenBucket(options.budget ?? DEFAULT_BUDGET);
+    this._getToken = getToken ?? null;
+    this._token = token ?? null;
+    if (token) this._adoptToken(token);
   }
-
-  // -- public API --------------------------------------------------------------------------------
+  // -- reading -----------------------------------------------------------------------------------
+  /** The connection state. */
+  get state() {
+    return this._state;
+  }
+  /**
+   * The current snapshot: the same object until something changes, so `useSyncExternalStore` (or
+   * any `===` check) can tell. Tasks that did not change keep their object across snapshots.
+   */
+  getSnapshot = () => {
+    if (this._snapshot && this._dirty.size === 0) return this._snapshot;
+    const prev = this._snapshot;
+    const view = this._taskView();
+    const tasks = [...view.values()].filter((t) => !t.deleted);
+    const presence = [...this._presence.values()].sort((a, b) => a.user.display_name.localeCompare(b.user.display_name));
+    const notifications = [...this._notes.values()].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    const connection = {
+      state: this._state,
+      reason: this._reason,
+      error: this._error,
+      pendingOps: this._pending.length,
+      online: this._online
+    };
+    const live = new Map(tasks.map((t) => [t.id, t]));
+    const sameTasks = prev !== null && sameItems(prev.tasks, tasks);
+    this._snapshot = Object.freeze({
+      connection: prev && sameFields(prev.connection, connection) ? prev.connection : Object.freeze(connection),
+      tasks: sameTasks && prev ? prev.tasks : Object.freeze(tasks),
+      taskById: sameTasks && prev ? prev.taskById : live,
+      presence: prev && sameItems(prev.presence, presence) ? prev.presence : Object.freeze(presence),
+      notifications: prev && sameItems(prev.notifications, notifications) ? prev.notifications : Object.freeze(notifications),
+      unreadCount: notifications.filter((n) => !n.read_at).length
+    });
+    this._dirty.clear();
+    return this._snapshot;
+  };
+  /** Call `listener` after every change (coalesced per task turn); returns the unsubscribe function. */
+  subscribe = (listener) => {
+    this._subscribers.add(listener);
+    return () => {
+      this._subscribers.delete(listener);
+    };
+  };
+  /** The board as the user should see it: committed state plus pending changes. */
+  tasks() {
+    return this.getSnapshot().tasks;
+  }
+  /** One task as the user should see it, or undefined (unknown or deleted). */
+  task(id) {
+    const t = this._taskView().get(id);
+    return t && !t.deleted ? t : void 0;
+  }
+  /** Who is here, by user id (a new map after each change). */
+  get presence() {
+    return this._presence;
+  }
+  /** Notifications by id (a new map after each change). */
+  get notifications() {
+    return this._notes;
+  }
+  /** Notifications not read yet. */
+  get unreadCount() {
+    let n = 0;
+    for (const note of this._notes.values()) if (!note.read_at) n += 1;
+    return n;
+  }
+  /** Operations not yet acknowledged by the server. */
+  get pendingOps() {
+    return this._pending.length;
+  }
+  /** The same as `pendingOps`. */
+  get pendingCount() {
+    return this._pending.length;
+  }
+  // -- lifecycle ---------------------------------------------------------------------------------
+  /** Connect (or, after a refusal or `stop()`, try again). */
   start() {
-    if (!this._stopped) return;
+    if (!this._stopped) {
+      if (TERMINAL_STATES.includes(this._state)) this.reconnectNow();
+      return;
+    }
     this._stopped = false;
     globalThis.addEventListener?.("online", this._onOnline);
+    globalThis.addEventListener?.("offline", this._onOffline);
     globalThis.document?.addEventListener("visibilitychange", this._onVisibility);
     for (const type of INPUT_EVENTS) globalThis.addEventListener?.(type, this._onInput, { passive: true, capture: true });
     this._lastInputAt = Date.now();
+    this._online = globalThis.navigator?.onLine ?? true;
     this.mode = globalThis.document?.visibilityState === "hidden" ? "away" : "active";
     this._connect();
   }
-
+  /** Close the connection; pending changes stay queued (`start()` sends them). */
   stop() {
     this._stopped = true;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.removeEventListener?.("offline", this._onOffline);
     globalThis.document?.removeEventListener("visibilitychange", this._onVisibility);
     for (const type of INPUT_EVENTS) globalThis.removeEventListener?.(type, this._onInput, { capture: true });
     for (const name of Object.keys(this._timers)) this._clear(name);
     const ws = this._ws;
     this._ws = null;
-    if (ws) ws.close(1000, "client stopped");
+    if (ws) ws.close(1e3, "client stopped");
+    for (const op of this._pending) op.sent = false;
     this._setState("stopped");
   }
-
-  /** Drop the connection and reconnect at once (a fresh ticket, then sync). */
+  /** Drop the connection and reconnect at once (a fresh token and ticket, then sync). */
   reconnectNow() {
-    if (this._stopped || this.state === "denied") return;
+    if (this._stopped) return;
     this._attempt = 0;
+    this._error = null;
     if (this._ws) {
-      this._ws.close(4000, "reconnecting");
-      this._onSocketClosed(this._ws, "reconnecting");
+      const ws = this._ws;
+      ws.close(4e3, "reconnecting");
+      this._onSocketClosed(ws, "reconnecting");
     } else {
       this._clear("reconnect");
       this._connect();
     }
   }
-
-  /** @returns {TaskView[]} the board as the user should see it: committed state plus pending changes */
-  tasks() {
-    return [...this._taskView().values()].filter((t) => !t.deleted);
+  /** Resolves once every pending change is acknowledged; rejects with `timeout` after `timeoutMs`. */
+  flush(timeoutMs = this.mutationTimeoutMs) {
+    if (this._pending.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this._flushWaiters = this._flushWaiters.filter((w) => w !== waiter);
+          reject(new CollabError("timeout", `${this._pending.length} changes still unsaved after ${timeoutMs} ms`));
+        }, timeoutMs)
+      };
+      this._flushWaiters.push(waiter);
+    });
   }
-
-  /** @param {string} id @returns {TaskView | undefined} */
-  task(id) {
-    const t = this._taskView().get(id);
-    return t && !t.deleted ? t : undefined;
-  }
-
-  /** @returns {number} */
-  get unreadCount() {
-    let n = 0;
-    for (const note of this.notifications.values()) if (!note.read_at) n += 1;
-    return n;
-  }
-
-  /** @returns {number} operations not yet acknowledged by the server */
-  get pendingCount() {
-    return this._pending.length;
-  }
-
+  // -- mutations ---------------------------------------------------------------------------------
   /**
-   * Create a task; its id is chosen here, so the page can refer to it before the ack.
-   * @param {{title: string, description?: string, status?: string, priority?: string,
-   *          due_date?: string | null, assigned_to?: string | null}} fields
-   * @returns {string} the new task's id
+   * Create a task. Its id is chosen here (or given as `draft.id`), so the page can refer to it
+   * before the ack: the optimistic task is in the snapshot at once.
+   * @returns the committed task; rejects with a `CollabError` (`validation_error` before sending
+   * when the draft breaks the schema's limits; the server's code when it refused; `timeout`).
    */
-  createTask(fields) {
-    const id = uuid4();
-    this._enqueue("task.create", id, { task: { ...fields, id } });
-    return id;
+  createTask(draft) {
+    const id = draft.id ?? uuid4();
+    const problem = checkDraft(draft);
+    const request_id = uuid4();
+    const frame = { action: "task.create", request_id, task: { ...draft, id } };
+    return this._enqueue("task.create", id, frame, problem);
   }
-
-  /** @param {string} taskId @param {Record<string, any>} changes any writable fields */
+  /**
+   * Change some fields of a task; only the fields given are written (per-field last write wins).
+   * @returns the committed task.
+   */
   updateTask(taskId, changes) {
-    if (Object.keys(changes).length === 0) return;
-    this._enqueue("task.update", taskId, { task_id: taskId, changes: { ...changes } });
-  }
-
-  /** @param {string} taskId */
-  deleteTask(taskId) {
-    this._enqueue("task.delete", taskId, { task_id: taskId });
-  }
-
-  /** @param {string[]} ids notifications to mark read (optimistically) */
-  markRead(ids) {
-    const unread = ids.filter((id) => this.notifications.get(id) && !this.notifications.get(id)?.read_at);
-    if (unread.length === 0) return;
-    /** @type {Map<string, string | null>} */
-    const previous = new Map();
-    const now = new Date().toISOString();
-    for (const id of unread) {
-      const note = /** @type {Notification} */ (this.notifications.get(id));
-      previous.set(id, note.read_at ?? null);
-      this.notifications.set(id, { ...note, read_at: now });
+    const problem = checkChanges(changes);
+    const frame = { action: "task.update", request_id: uuid4(), task_id: taskId, changes: { ...changes } };
+    if (Object.keys(changes).length === 0) {
+      const held = this._server.get(taskId);
+      return held ? Promise.resolve(held) : quiet(Promise.reject(new CollabError("not_found", "no such task")));
     }
-    const op = this._enqueue("notification.read", null, { notification_ids: unread });
-    if (op) op.previousReadAt = previous;
-    this._changed("notifications");
+    return this._enqueue("task.update", taskId, frame, problem);
   }
-
-  /**
-   * What this user is doing; peers get `presence.updated`. Re-sent after every reconnect.
-   * @param {{status?: "active" | "away", viewing?: string | null}} presence
-   */
+  /** Delete a task. @returns the deleted task (its tombstone), when the server sent it. */
+  deleteTask(taskId) {
+    const frame = { action: "task.delete", request_id: uuid4(), task_id: taskId };
+    return this._enqueue("task.delete", taskId, frame, null);
+  }
+  /** Mark notifications read (optimistically). */
+  markRead(ids) {
+    const unread = ids.filter((id) => this._notes.get(id) && !this._notes.get(id)?.read_at);
+    if (unread.length === 0) return Promise.resolve();
+    const previous = /* @__PURE__ */ new Map();
+    const now = (/* @__PURE__ */ new Date()).toISOString();
+    const notes = new Map(this._notes);
+    for (const id of unread) {
+      const note = notes.get(id);
+      if (!note) continue;
+      previous.set(id, note.read_at ?? null);
+      notes.set(id, { ...note, read_at: now });
+    }
+    this._notes = notes;
+    this._changed("notifications");
+    const frame = { action: "notification.read", request_id: uuid4(), notification_ids: unread };
+    return quiet(this._enqueue("notification.read", null, frame, null, previous).then(() => void 0));
+  }
+  /** What this user is doing; peers get `presence.updated`. Re-sent after every reconnect. */
   setPresence({ status = this._presenceWanted.status, viewing = this._presenceWanted.viewing }) {
     this._presenceWanted = { status, viewing };
-    const mine = this.presence.get(this.me.id);
-    if (mine) {
-      this.presence.set(this.me.id, /** @type {PresenceEntry} */ ({ ...mine, status, viewing }));
-      this._changed("presence");
-    }
-    if (this.state === "live") this._send({ action: "presence.update", status: this._announcedMode(), viewing });
+    const mine = this._presence.get(this.me.id);
+    if (mine) this._putPresence(this.me.id, { ...mine, status, viewing });
+    if (this._state === "live") this._sendControl({ action: "presence.update", status: this._announcedMode(), viewing });
   }
-
   /**
-   * A call to the HTTP API with the access token.
-   * @param {string} method @param {string} path @param {any} [body]
+   * A call to the HTTP API with the access token. A 401 asks `getToken("unauthorized")` for a fresh
+   * token and tries once more. Errors are `HttpError`s (a `CollabError` with `status`).
    */
   async api(method, path, body) {
-    const response = await fetch(this.apiBase + path, {
-      method,
-      headers: {
-        Authorization: `Bearer ${this.token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let response = await this._fetch(method, path, body, await this._currentToken());
+    if (response.status === 401 && this._getToken) {
+      this._tokenDue = "unauthorized";
+      response = await this._fetch(method, path, body, await this._currentToken());
+    }
     const text = await response.text();
     let data = null;
     try {
@@ -353,31 +546,60 @@ export class CollabClient extends EventTarget {
       data = null;
     }
     if (!response.ok) {
-      const err = (data && data.error) || {};
-      throw new HttpError(response.status, err.code || "http_error", err.message || response.statusText);
+      const err = data?.error ?? {};
+      const retry = Number(response.headers.get("Retry-After"));
+      throw new HttpError(
+        response.status,
+        err.code ?? httpCode(response.status),
+        err.message ?? (response.statusText || `HTTP ${response.status}`),
+        err.field ?? null,
+        err.retry_after_ms ?? (retry > 0 ? retry * 1e3 : null)
+      );
     }
     return data;
   }
-
-  // -- connection ----------------------------------------------------------------------------
+  async _fetch(method, path, body, token) {
+    try {
+      return await fetch(this.apiBase + path, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, ...body === void 0 ? {} : { "Content-Type": "application/json" } },
+        body: body === void 0 ? null : JSON.stringify(body)
+      });
+    } catch (err) {
+      throw new CollabError("network", err instanceof Error ? err.message : String(err));
+    }
+  }
+  /** The token to send: the last one, or a fresh one from `getToken` when it is due. */
+  async _currentToken() {
+    if (this._getToken && (this._token === null || this._tokenDue !== null)) {
+      const why = this._tokenDue ?? "connect";
+      this._tokenDue = null;
+      this._adoptToken(await this._getToken(why));
+    }
+    return this._token ?? "";
+  }
+  _adoptToken(token) {
+    this._token = token;
+    const claims = tokenClaims(token);
+    const id = String(claims.sub ?? "");
+    const name = String(claims.name ?? claims.email ?? claims.sub ?? "");
+    if (id !== this.me.id || name !== this.me.name) this.me = { id, name };
+  }
+  // -- connection --------------------------------------------------------------------------------
   async _connect() {
-    if (this._stopped || this._ws || this._connecting) return; // one attempt at a time
-    this._setState("connecting");
-    /** @type {{ticket: string, url: string, expires_at: any}} */
+    if (this._stopped || this._ws || this._connecting) return;
+    if (this._state !== "offline") this._setState("connecting");
     let ticket;
     this._connecting = true;
     try {
+      this._tokenDue ??= "connect";
       ticket = await this.api("POST", "/ws-tickets", { workspace_id: this.workspaceId });
     } catch (err) {
-      if (err instanceof HttpError && [401, 403, 404].includes(err.status)) {
-        this._setState("denied", err.message); // a new ticket will not help: stop retrying
-        return;
-      }
-      this._scheduleReconnect(String(err && err.message));
-      return;
-    } finally {
       this._connecting = false;
+      this._refused(err, "ticket");
+      return;
     }
+    this._connecting = false;
     if (this._stopped || this._ws) return;
     const ws = new WebSocket(ticket.url);
     this._ws = ws;
@@ -405,108 +627,116 @@ export class CollabClient extends EventTarget {
         return;
       }
       if (!frame || typeof frame !== "object") return;
-      this._lastHeardAt = Date.now(); // any frame is a sign of life: a probe's deadline is met
+      this._lastHeardAt = Date.now();
       this._clear("heartbeatDeadline");
       this._onFrame(frame);
     };
     ws.onclose = (event) => this._onSocketClosed(ws, `closed (${event.code})`);
   }
-
-  /** @param {WebSocket} ws @param {string} reason */
+  /**
+   * An HTTP refusal while connecting or loading: final when retrying cannot help (401 after a
+   * refresh, 403/404, other 4xx), retried with backoff otherwise (network, 429, 5xx).
+   */
+  _refused(err, during) {
+    const error = err instanceof CollabError ? err : new CollabError("network", String(err));
+    const status = error.status;
+    if (status === 401) return this._fail("unauthorized", error, "the access token was refused (expired or revoked)");
+    if (status === 403 || status === 404) {
+      return this._fail("forbidden", error, status === 404 ? "no such workspace" : "not a member of this workspace");
+    }
+    if (status !== null && status >= 400 && status < 500 && status !== 429 && status !== 408) {
+      return this._fail("invalid", error, error.message);
+    }
+    this._scheduleReconnect(`${during}: ${error.message}`, error.retryAfterMs ?? 0);
+  }
+  _fail(state, error, reason) {
+    const ws = this._ws;
+    this._ws = null;
+    for (const name of ["open", "heartbeat", "heartbeatDeadline", "behind", "reconnect", "pump"]) this._clear(name);
+    if (ws) ws.close(1e3, state);
+    for (const op of this._pending) op.sent = false;
+    this._error = error;
+    this._setState(state, reason);
+  }
   _onSocketClosed(ws, reason) {
     if (this._ws !== ws) return;
     this._ws = null;
-    for (const name of ["open", "heartbeat", "heartbeatDeadline", "behind"]) this._clear(name);
+    for (const name of ["open", "heartbeat", "heartbeatDeadline", "behind", "pump"]) this._clear(name);
     this._syncInFlight = false;
     this._syncAgain = false;
-    for (const op of this._pending) op.sent = false; // unanswered: re-sent after the next sync
+    for (const op of this._pending) op.sent = false;
     if (this._stopped) return;
     this._setState("offline", reason);
     this._scheduleReconnect(reason);
   }
-
   /**
    * Full jitter: a random delay in [0, min(cap, base * 2^attempt)]; the first retry within
-   * `firstRetryMs`, so one dropped socket is back at once while a crowd still spreads out.
+   * `firstRetryMs`, so one dropped socket is back at once while a crowd still spreads out. Never
+   * sooner than the server asked (`Retry-After`).
    */
-  _scheduleReconnect(reason) {
+  _scheduleReconnect(reason, atLeastMs = 0) {
     if (this._stopped) return;
     this._clear("reconnect");
-    const ceiling =
-      this._attempt === 0
-        ? this.firstRetryMs
-        : Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this._attempt);
+    const ceiling = this._attempt === 0 ? this.firstRetryMs : Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this._attempt);
     this._attempt = Math.min(this._attempt + 1, 20);
-    const delay = Math.random() * ceiling;
-    if (this.state !== "offline") this._setState("offline", reason);
-    this._timers.reconnect = setTimeout(() => this._connect(), delay);
+    const delay = Math.max(atLeastMs, this._online ? Math.random() * ceiling : this.backoffCapMs);
+    if (this._state !== "offline") this._setState("offline", reason);
+    this._timers.reconnect = setTimeout(() => {
+      delete this._timers.reconnect;
+      this._connect();
+    }, delay);
   }
-
-  /** The next heartbeat, one period of the current mode from now. @param {WebSocket} ws */
+  /** The next heartbeat, one period of the current mode from now. */
   _scheduleBeat(ws) {
     this._clear("heartbeat");
     const period = this.mode === "away" ? this.awayHeartbeatMs : this.heartbeatMs;
     this._timers.heartbeat = setTimeout(() => this._beat(ws), period);
   }
-
   /**
    * A heartbeat (v1.2): the last seq applied and this tab's mode. It asks for an answer (`probe`)
    * when asked to, or when nothing was heard for `probeAfterMs`; then any frame within
-   * `heartbeatTimeoutMs` will do, and none means the socket is dead.
-   * @param {WebSocket} ws @param {boolean} [probe]
+   * `heartbeatTimeoutMs` will do, and none means the socket is dead. Heartbeats have their own
+   * budget on the server, so they do not take from the send bucket.
    */
   _beat(ws, probe = false) {
     if (this._ws !== ws || ws.readyState !== WebSocket.OPEN) return;
     if (this.mode === "active" && Date.now() - this._lastInputAt >= this.idleMs) {
-      this._setMode("away"); // idle: the switch sends this beat
+      this._setMode("away");
       return;
     }
     this._scheduleBeat(ws);
     probe = probe || Date.now() - this._lastHeardAt >= this.probeAfterMs;
-    /** @type {any} */
     const frame = { action: "heartbeat", seq: this.lastSeq, mode: this._announcedMode() };
     if (probe) frame.probe = true;
     this._send(frame);
     if (probe) this._expectAnswer(ws);
   }
-
-  /**
-   * A frame was sent that the server answers (a probe, a change): no frame at all within
-   * `heartbeatTimeoutMs` means the socket is dead, however open it looks. @param {WebSocket} ws
-   */
+  /** A frame was sent that the server answers: no frame at all within `heartbeatTimeoutMs` means a dead socket. */
   _expectAnswer(ws) {
     if (this._timers.heartbeatDeadline) return;
     this._timers.heartbeatDeadline = setTimeout(() => {
       delete this._timers.heartbeatDeadline;
       if (this._ws === ws) {
         ws.close(4001, "no answer");
-        this._onSocketClosed(ws, "heartbeat timeout");
+        this._onSocketClosed(ws, "no answer from the server");
       }
     }, this.heartbeatTimeoutMs);
   }
-
   /**
-   * Switch this tab's mode: at once, as a heartbeat naming it (the server moves the connection's
-   * deadline; peers see the user away once all their tabs are). Back to active, it probes: after
-   * a while hidden, the socket may have died unnoticed.
-   * @param {"active" | "away"} mode
+   * Switch this tab's mode: at once, as a heartbeat naming it. Back to active, it probes: after a
+   * while hidden, the socket may have died unnoticed.
    */
   _setMode(mode) {
     if (this.mode === mode) return;
     this.mode = mode;
-    const mine = this.presence.get(this.me.id);
-    if (mine && mode === "away" && mine.status !== "away") {
-      this.presence.set(this.me.id, /** @type {PresenceEntry} */ ({ ...mine, status: "away" }));
-      this._changed("presence");
-    }
+    const mine = this._presence.get(this.me.id);
+    if (mine && mode === "away" && mine.status !== "away") this._putPresence(this.me.id, { ...mine, status: "away" });
     if (this._ws) this._beat(this._ws, mode === "active");
   }
-
-  /** @returns {"active" | "away"} the mode announced: away when the page said so (setPresence) */
+  /** The mode announced: away when the page said so (setPresence). */
   _announcedMode() {
     return this._presenceWanted.status === "away" ? "away" : this.mode;
   }
-
   _visibilityChanged() {
     if (globalThis.document?.visibilityState === "hidden") {
       if (!this._timers.hidden) {
@@ -521,57 +751,59 @@ export class CollabClient extends EventTarget {
     this._lastInputAt = Date.now();
     this._setMode("active");
   }
-
   _input() {
     this._lastInputAt = Date.now();
     if (this.mode === "away" && globalThis.document?.visibilityState !== "hidden") this._setMode("active");
   }
-
-  /** @param {string} name */
   _clear(name) {
     const timer = this._timers[name];
-    if (timer !== undefined) {
+    if (timer !== void 0) {
       clearTimeout(timer);
-      clearInterval(timer);
       delete this._timers[name];
     }
   }
-
-  /** @param {string} state @param {string} [reason] */
-  _setState(state, reason) {
-    if (this.state === state) return;
-    this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, reason } }));
+  _setState(state, reason = null) {
+    if (this._state === state) return;
+    this._state = state;
+    this._reason = reason;
+    if (!TERMINAL_STATES.includes(state) || state === "stopped") this._error = null;
+    this._changed("connection");
+    this.emit("state", { state, reason, error: this._error });
   }
-
-  /** @param {any} frame @returns {boolean} sent */
+  /** Send now if the socket is open. A socket that cannot take a frame is dead: reconnect. */
   _send(frame) {
     const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (!ws) return false;
+    if (ws.readyState !== WebSocket.OPEN) {
+      if (ws.readyState >= WebSocket.CLOSING) this._onSocketClosed(ws, "socket closed");
+      return false;
+    }
     ws.send(JSON.stringify(frame));
     return true;
   }
-
-  // -- sync ------------------------------------------------------------------------------------
+  /** A frame that cannot wait (sync, presence): it goes at once and takes from the bucket anyway. */
+  _sendControl(frame) {
+    const sent = this._send(frame);
+    if (sent) this._bucket.take();
+    return sent;
+  }
+  // -- sync --------------------------------------------------------------------------------------
   _sendSync() {
     if (this._syncInFlight) {
       this._syncAgain = true;
       return;
     }
-    if (this._send({ action: "sync", since: this.lastSeq })) {
+    if (this._sendControl({ action: "sync", since: this.lastSeq })) {
       this._syncInFlight = true;
       this._syncSince = this.lastSeq;
     }
   }
-
-  /** @param {SyncData} data */
   async _onSync(data) {
     const ws = this._ws;
     const since = this._syncSince;
     const before = this.lastSeq;
-    this._setPresenceList(data.presence || []);
-    if (data.more_presence) this._loadPresence();
-    this._addNotifications(data.notifications || []);
+    this._setPresenceList(data.presence ?? []);
+    this._addNotifications(data.notifications ?? []);
     const full = since === null || data.resync;
     if (full) {
       this.lastSeq = data.seq;
@@ -579,56 +811,53 @@ export class CollabClient extends EventTarget {
         await this._loadAll();
       } catch (err) {
         this._syncInFlight = false;
-        this.lastSeq = before; // nothing was loaded: the next sync must load again
-        if (err instanceof HttpError && [401, 403, 404].includes(err.status)) {
-          this.stop();
-          this._setState("denied", err.message);
-          return;
-        }
+        this.lastSeq = before;
         if (this._ws === ws && ws) {
-          ws.close(4002, "load failed"); // reconnect, and try again
+          const status = err instanceof CollabError ? err.status : null;
+          if (status !== null && status >= 400 && status < 500 && status !== 429) {
+            this._refused(err, "load");
+            return;
+          }
+          ws.close(4002, "load failed");
           this._onSocketClosed(ws, "load failed");
         }
         return;
       }
-      if (this._ws !== ws) return; // the connection dropped while loading; the next one syncs again
+      if (this._ws !== ws) return;
     } else {
-      for (const ev of data.events || []) this._applyEvent(ev, true);
+      for (const ev of data.events ?? []) this._applyEvent(ev, true);
     }
     this._settleGap();
     this._syncInFlight = false;
-    const behind = /** @type {number} */ (this.lastSeq) < data.seq;
+    const behind = (this.lastSeq ?? 0) < data.seq;
     if (behind && !full && this.lastSeq === before) {
-      // The reply made no progress (should not happen): reload rather than loop.
       this.lastSeq = null;
       this._sendSync();
       return;
     }
     if (behind || this._syncAgain || data.more_notifications) {
       this._syncAgain = false;
-      this._sendSync(); // the server paged a long replay or the notifications, or a gap appeared
+      this._sendSync();
       return;
     }
     this._goLive();
   }
-
   _goLive() {
-    this._attempt = 0; // a connection that got this far resets the backoff
+    this._attempt = 0;
     this._setState("live");
     const { status, viewing } = this._presenceWanted;
     if (status !== "active" || viewing !== null) {
-      this._send({ action: "presence.update", status: this._announcedMode(), viewing });
+      this._sendControl({ action: "presence.update", status: this._announcedMode(), viewing });
     } else if (this._ws) {
-      this._beat(this._ws); // the mode, at once: a new connection is active, or as its user was
+      this._beat(this._ws);
     }
-    for (const op of this._pending) if (!op.sent) this._sendOp(op);
+    this._pump();
   }
-
   /** Load every task over HTTP (first sync, or `resync: true`) and notifications on first load. */
   async _loadAll() {
-    this._touchedDuringLoad = new Set();
+    const touched = /* @__PURE__ */ new Set();
+    this._touchedDuringLoad = touched;
     try {
-      /** @type {Task[]} */
       const items = [];
       let cursor = null;
       do {
@@ -640,8 +869,7 @@ export class CollabClient extends EventTarget {
       const next = new Map(items.map((t) => [t.id, t]));
       for (const [id, held] of this._server) {
         const fresh = next.get(id);
-        const touched = this._touchedDuringLoad.has(id);
-        if (fresh ? held.version > fresh.version : touched || held.deleted) next.set(id, held);
+        if (fresh ? held.version > fresh.version : touched.has(id) || held.deleted) next.set(id, held);
       }
       this._server = next;
       this._invalidate();
@@ -652,26 +880,23 @@ export class CollabClient extends EventTarget {
       this._loaded = true;
       try {
         const page = await this.api("GET", "/notifications?unread=true&limit=50");
-        this._addNotifications(page.items || []);
+        this._addNotifications(page.items ?? []);
       } catch {
-        // notifications are a convenience here; the board works without them
       }
     }
   }
-
-  // -- frames ----------------------------------------------------------------------------------
-  /** @param {any} frame */
+  // -- frames ------------------------------------------------------------------------------------
+  /** The one place where server frames are dispatched by type (a new frame type gets a case here). */
   _onFrame(frame) {
-    const data = frame.data || {};
     switch (frame.type) {
       case "heartbeat.ack":
-        this._onHeartbeatAck(data);
+        this._onHeartbeatAck(frame.data ?? {});
         break;
       case "sync":
-        this._onSync(data);
+        void this._onSync(frame.data);
         break;
       case "ack":
-        this._onAck(data);
+        this._onAck(frame.data);
         break;
       case "task.created":
       case "task.updated":
@@ -684,30 +909,33 @@ export class CollabClient extends EventTarget {
       case "presence.joined":
       case "presence.updated":
       case "presence.left":
-        this._onPresence(frame.type, data);
+        this._onPresence(frame.type, frame.data);
         break;
-      case "presence.batch": // v1.2: several changes in one frame, in order
-        for (const ev of data.events || []) this._onPresence(ev.type, ev.data);
+      case "presence.batch":
+        for (const ev of frame.data.events ?? []) this._onPresence(ev.type, ev.data);
         break;
       case "notification.created":
-        this._addNotifications([data.notification]);
+        this._addNotifications([frame.data.notification]);
         break;
       case "error":
-        this.dispatchEvent(new CustomEvent("servererror", { detail: data }));
+        if (frame.data.code === "unauthorized") this._tokenRefused();
+        this.emit("servererror", CollabError.fromBody(frame.data));
         break;
       default:
         break;
     }
   }
-
+  /** The server refused this connection's credentials mid-way: a fresh token and a new connection. */
+  _tokenRefused() {
+    this._tokenDue = "unauthorized";
+    this.reconnectNow();
+  }
   /**
    * A quiet heartbeat is answered when it probed or when the client is behind: `seq` is the
-   * workspace's latest. Behind (an event missed), it syncs once the gap's grace has passed, as for
-   * a gap (the missing event may be in flight). @param {any} data
+   * workspace's latest. Behind (an event missed), it syncs once the gap's grace has passed.
    */
   _onHeartbeatAck(data) {
-    if (Array.isArray(data.presence)) this._setPresenceList(data.presence); // a probe's answer
-    if (data.more_presence) this._loadPresence();
+    if (Array.isArray(data.presence)) this._setPresenceList(data.presence);
     const latest = data.seq;
     if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
     this._clear("behind");
@@ -716,69 +944,54 @@ export class CollabClient extends EventTarget {
       if (this.lastSeq !== null && this.lastSeq < latest) this._sendSync();
     }, this.gapGraceMs);
   }
-
-  /**
-   * A large workspace's presence list is longer than a WebSocket reply's share (v1.2: the reply holds
-   * its active users first and says `more_presence`): the whole list comes over HTTP. On failure the
-   * partial list stays until the next sync or probe.
-   */
-  async _loadPresence() {
-    try {
-      const page = await this.api("GET", `/workspaces/${this.workspaceId}/presence`);
-      this._setPresenceList(page.items || []);
-    } catch (err) {
-      this._changed("presence");
-    }
-  }
-
-  /** The whole list (sync, or a probe's answer: away tabs are sent no presence.updated). @param {PresenceEntry[]} list */
+  /** The whole list (sync, or a probe's answer: away tabs are sent no presence.updated). */
   _setPresenceList(list) {
-    this.presence = new Map(list.map((p) => [p.user.id, p]));
+    this._presence = new Map(list.map((p) => [p.user.id, p]));
     this._presenceSeen = new Map(list.map((p) => [p.user.id, { at: p.last_seen, left: false }]));
     this._changed("presence");
   }
-
-  /** @param {string} type @param {any} data a presence entry */
+  _putPresence(userId, entry) {
+    const next = new Map(this._presence);
+    if (entry) next.set(userId, entry);
+    else next.delete(userId);
+    this._presence = next;
+    this._changed("presence");
+  }
   _onPresence(type, data) {
     const seen = this._presenceSeen.get(data.user.id);
     if (type === "presence.left") {
-      if (seen && data.last_seen < seen.at) return; // a newer session of theirs is already here
+      if (seen && data.last_seen < seen.at) return;
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
-      this.presence.delete(data.user.id);
+      this._putPresence(data.user.id, null);
     } else {
-      if (seen && (data.last_seen < seen.at || (seen.left && data.last_seen <= seen.at))) return;
+      if (seen && (data.last_seen < seen.at || seen.left && data.last_seen <= seen.at)) return;
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
-      this.presence.set(data.user.id, data);
+      this._putPresence(data.user.id, data);
     }
-    this._changed("presence");
   }
-
-  /**
-   * A workspace event, live or replayed. Replayed events come in order from `since + 1`.
-   * @param {any} frame @param {boolean} replayed
-   */
+  /** A workspace event, live or replayed. Replayed events come in order from `since + 1`. */
   _applyEvent(frame, replayed) {
-    if (frame.type.startsWith("task.")) this._applyTask(frame.data.task);
-    else this.dispatchEvent(new CustomEvent("members", { detail: { frame } }));
+    if (frame.type === "task.created" || frame.type === "task.updated" || frame.type === "task.deleted") {
+      this._applyTask(frame.data.task);
+    } else {
+      this.emit("members", { frame });
+    }
     if (replayed) {
       if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
     } else {
       this._advance(frame.seq);
     }
   }
-
   /**
    * Move `lastSeq` along a contiguous run. A jump is a gap: concurrent fan-outs deliver events out
-   * of order all the time, so wait `gapGraceMs` for the missing seqs before asking for them with a
-   * sync (syncing at once made every peer sync on every reorder, which swamps a busy server).
+   * of order all the time, so wait `gapGraceMs` for the missing seqs before asking with a sync.
    */
   _advance(seq) {
-    if (typeof seq !== "number" || this.lastSeq === null) return; // not tracked before the first sync
+    if (typeof seq !== "number" || this.lastSeq === null) return;
     if (seq <= this.lastSeq) return;
     this._ahead.add(seq);
     this._settleGap();
   }
-
   /** Absorb the seqs that now follow `lastSeq`; arm (or disarm) the gap's sync. */
   _settleGap() {
     if (this.lastSeq === null) {
@@ -798,152 +1011,247 @@ export class CollabClient extends EventTarget {
       }, this.gapGraceMs);
     }
   }
-
-  /** @param {Task} task */
   _applyTask(task) {
     this._touchedDuringLoad?.add(task.id);
     const held = this._server.get(task.id);
-    if (held && task.version <= held.version) return; // older or the same: already have it
+    if (held && task.version <= held.version) return;
     this._server.set(task.id, task);
     this._invalidate();
   }
-
-  /** @param {AckData} data */
   _onAck(data) {
-    const index = this._pending.findIndex((op) => op.requestId === data.request_id);
-    if (index < 0) return; // a repeat's answer for something already settled
+    const index = this._pending.findIndex((op2) => op2.requestId === data.request_id);
+    if (index < 0) return;
     const op = this._pending[index];
     if (data.ok) {
       this._pending.splice(index, 1);
       if (data.task) this._applyTask(data.task);
-      this._advance(data.seq); // our own change's event is not sent to us: its seq comes here
+      this._advance(data.seq);
       this._invalidate();
+      this._resolve(op, data.task ?? (op.taskId ? this._server.get(op.taskId) ?? null : null));
+      this._pump();
       return;
     }
-    const error = /** @type {ErrorBody} */ (data.error);
-    if ((error.code === "rate_limited" || error.code === "internal") && op.retries < MAX_RETRIES) {
+    const body = data.error ?? { code: "internal", message: "refused without a reason" };
+    const error = CollabError.fromBody(body);
+    if (body.code === "unauthorized") {
+      op.sent = false;
+      this._tokenRefused();
+      return;
+    }
+    const limit = body.code === "rate_limited" ? MAX_RATE_RETRIES : body.code === "internal" ? MAX_RETRIES : 0;
+    if (op.retries < limit) {
       op.retries += 1;
       op.sent = false;
-      const wait = error.retry_after_ms ?? 1000 * op.retries;
-      setTimeout(() => {
-        if (this.state === "live" && !op.sent && this._pending.includes(op)) this._sendOp(op);
+      const wait = body.retry_after_ms ?? 1e3 * op.retries;
+      if (body.code === "rate_limited") this._bucket.pause(wait);
+      this._clear("pump");
+      this._timers.pump = setTimeout(() => {
+        delete this._timers.pump;
+        this._pump();
       }, wait);
       return;
     }
     this._reject(op, error);
   }
-
-  /** Roll an optimistic operation back and tell the page why. @param {PendingOp} op @param {any} error */
+  /** Roll an optimistic operation back and tell the page why. */
   _reject(op, error) {
     this._pending = this._pending.filter((p) => p !== op);
     if (error.task) this._applyTask(error.task);
     if (op.previousReadAt) {
+      const notes = new Map(this._notes);
       for (const [id, readAt] of op.previousReadAt) {
-        const note = this.notifications.get(id);
-        if (note) this.notifications.set(id, { ...note, read_at: readAt });
+        const note = notes.get(id);
+        if (note) notes.set(id, { ...note, read_at: readAt });
       }
+      this._notes = notes;
       this._changed("notifications");
     }
     this._invalidate();
-    this.dispatchEvent(
-      new CustomEvent("rejected", { detail: { action: op.action, taskId: op.taskId, error } }),
-    );
+    this.emit("rejected", { action: op.action, taskId: op.taskId, error });
+    this._settleOp(op, null, error);
   }
-
-  /** @param {Notification[]} notes */
+  _resolve(op, task) {
+    this._settleOp(op, task, null);
+  }
+  _settleOp(op, task, error) {
+    if (!op.settle.done) {
+      op.settle.done = true;
+      if (error) op.settle.reject(error);
+      else op.settle.resolve(task);
+    }
+    if (this._pending.length === 0) {
+      const waiters = this._flushWaiters;
+      this._flushWaiters = [];
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.resolve();
+      }
+    }
+  }
   _addNotifications(notes) {
     if (!notes.length) return;
+    const next = new Map(this._notes);
     for (const note of notes) {
-      const held = this.notifications.get(note.id);
-      this.notifications.set(note.id, held && held.read_at && !note.read_at ? { ...note, read_at: held.read_at } : note);
+      const held = next.get(note.id);
+      next.set(note.id, held && held.read_at && !note.read_at ? { ...note, read_at: held.read_at } : note);
     }
+    this._notes = next;
     this._changed("notifications");
   }
-
-  // -- optimistic operations -------------------------------------------------------------------
-  /**
-   * @param {PendingOp["action"]} action @param {string | null} taskId @param {Record<string, any>} fields
-   * @returns {PendingOp | null}
-   */
-  _enqueue(action, taskId, fields) {
-    const requestId = uuid4();
-    const frame = { action, request_id: requestId, ...fields };
-    /** @type {PendingOp} */
-    const op = { requestId, action, taskId, frame, sent: false, retries: 0 };
-    if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
-      this._reject(op, { code: "payload_too_large", message: `a frame is at most ${MAX_FRAME_BYTES} bytes` });
-      return null;
+  // -- optimistic operations ---------------------------------------------------------------------
+  _enqueue(action, taskId, frame, problem, previousReadAt) {
+    let settle = { resolve: () => void 0, reject: () => void 0, done: false };
+    const promise = new Promise((resolve, reject) => {
+      settle = { resolve, reject, done: false };
+    });
+    quiet(promise);
+    const op = { requestId: frame.request_id, action, taskId, frame, sent: false, retries: 0, settle };
+    if (previousReadAt) op.previousReadAt = previousReadAt;
+    const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
+    if (!problem && bytes > MAX_FRAME_BYTES) {
+      problem = new CollabError("payload_too_large", `a frame is at most ${MAX_FRAME_BYTES} bytes (this one is ${bytes})`);
+    }
+    if (problem) {
+      this._reject(op, problem);
+      return promise;
     }
     this._pending.push(op);
     this._invalidate();
-    if (this.state === "live") this._sendOp(op);
-    return op;
+    const timer = setTimeout(() => {
+      if (!op.settle.done) {
+        op.settle.done = true;
+        op.settle.reject(new CollabError("timeout", `no answer within ${this.mutationTimeoutMs} ms (the change stays queued)`));
+      }
+    }, this.mutationTimeoutMs);
+    promise.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer)
+    );
+    this._pump();
+    return promise;
   }
-
-  /** @param {PendingOp} op */
+  /**
+   * Send the queued changes in order while the bucket has tokens; when it is empty, come back when
+   * it has one. Order matters (a create before its update), so one waiting change holds the rest.
+   */
+  _pump() {
+    if (this._state !== "live" || this._timers.pump) return;
+    for (const op of this._pending) {
+      if (op.sent) continue;
+      if (!this._bucket.tryTake()) {
+        this._timers.pump = setTimeout(() => {
+          delete this._timers.pump;
+          this._pump();
+        }, this._bucket.waitMs());
+        return;
+      }
+      this._sendOp(op);
+      if (!op.sent) return;
+    }
+  }
   _sendOp(op) {
     op.sent = this._send(op.frame);
-    if (op.sent && this._ws) this._expectAnswer(this._ws); // its ack: a dead socket shows at once
+    if (op.sent && this._ws) this._expectAnswer(this._ws);
   }
-
-  /** @returns {Map<string, TaskView>} */
   _taskView() {
     if (this._view) return this._view;
-    /** @type {Map<string, TaskView>} */
-    const view = new Map();
-    for (const [id, task] of this._server) view.set(id, { ...task, pending: false });
-    const now = new Date().toISOString();
+    const draft = /* @__PURE__ */ new Map();
+    for (const [id, task] of this._server) draft.set(id, { ...task, pending: false });
+    const now = (/* @__PURE__ */ new Date()).toISOString();
     for (const op of this._pending) {
-      if (op.action === "task.create") {
-        const draft = op.frame.task;
-        if (!view.has(draft.id)) {
-          view.set(draft.id, {
-            id: draft.id,
+      if (op.frame.action === "task.create") {
+        const d = op.frame.task;
+        const id = d.id;
+        if (!draft.has(id)) {
+          draft.set(id, {
+            id,
             workspace_id: this.workspaceId,
-            title: draft.title,
-            description: draft.description ?? "",
-            status: draft.status ?? "todo",
-            priority: draft.priority ?? "medium",
-            due_date: draft.due_date ?? null,
-            assigned_to: draft.assigned_to ?? null,
+            title: d.title,
+            description: d.description ?? "",
+            status: d.status ?? "todo",
+            priority: d.priority ?? "medium",
+            due_date: d.due_date ?? null,
+            assigned_to: d.assigned_to ?? null,
             created_by: this.me.id,
             created_at: now,
             updated_by: this.me.id,
             updated_at: now,
             version: 0,
             deleted: false,
-            pending: true,
+            pending: true
           });
         }
       } else if (op.taskId) {
-        const base = view.get(op.taskId);
-        if (!base || base.deleted) continue; // deleted remotely: the pending change has nothing to apply to
-        view.set(
+        const base = draft.get(op.taskId);
+        if (!base || base.deleted) continue;
+        draft.set(
           op.taskId,
-          op.action === "task.delete"
-            ? { ...base, deleted: true, pending: true }
-            : { ...base, ...op.frame.changes, pending: true },
+          op.frame.action === "task.delete" ? { ...base, deleted: true, pending: true } : { ...base, ...op.frame.changes, pending: true }
         );
       }
     }
+    const view = /* @__PURE__ */ new Map();
+    for (const [id, candidate] of draft) {
+      const old = this._lastView.get(id);
+      if (old && candidate.pending && candidate.version === 0) candidate.created_at = old.created_at;
+      if (old && candidate.pending && candidate.version === 0) candidate.updated_at = old.updated_at;
+      view.set(id, old && sameFields(old, candidate) ? old : Object.freeze(candidate));
+    }
     this._view = view;
+    this._lastView = view;
     return view;
   }
-
   _invalidate() {
     this._view = null;
     this._changed("tasks");
   }
-
-  /** Coalesce change events to one per task (a replay of 100 events renders once). @param {string} what */
+  /** Coalesce changes to one notification per task turn (a replay of 100 events renders once). */
   _changed(what) {
-    if (this._dirty.size === 0) {
-      queueMicrotask(() => {
-        const dirty = [...this._dirty];
-        this._dirty.clear();
-        for (const name of dirty) this.dispatchEvent(new CustomEvent(name));
-      });
-    }
     this._dirty.add(what);
+    this._changedKinds.add(what);
+    if (!this._notifyQueued) {
+      this._notifyQueued = true;
+      queueMicrotask(() => this._notify());
+    }
   }
-}
+  _notify() {
+    this._notifyQueued = false;
+    const kinds = [...this._changedKinds];
+    this._changedKinds.clear();
+    const snap = this.getSnapshot();
+    for (const kind of kinds) {
+      if (kind === "tasks") this.emit("tasks", snap.tasks);
+      else if (kind === "presence") this.emit("presence", snap.presence);
+      else if (kind === "notifications") this.emit("notifications", snap.notifications);
+    }
+    this.emit("change", snap);
+    for (const listener of [...this._subscribers]) listener();
+  }
+};
+export {
+  AWAY_HEARTBEAT_MS,
+  CollabClient,
+  CollabError,
+  DEFAULT_BUDGET,
+  FIELD_LIMITS,
+  HEARTBEAT_MS,
+  HEARTBEAT_TIMEOUT_MS,
+  HIDDEN_AWAY_MS,
+  HttpError,
+  IDLE_MS,
+  MAX_FRAME_BYTES,
+  MAX_NOTIFICATION_IDS,
+  MUTATION_TIMEOUT_MS,
+  OPEN_TIMEOUT_MS,
+  PROBE_AFTER_MS,
+  TASK_PRIORITY_VALUES,
+  TASK_STATUS_VALUES,
+  TERMINAL_STATES,
+  TokenBucket,
+  charCount,
+  checkChanges,
+  checkDraft,
+  fieldProblem,
+  tokenClaims,
+  uuid4
+};

@@ -1,4 +1,6 @@
-"""web/collab-client.js in Chromium against a scripted server: the protocol rules of contract 3.4.
+"""web/collab-client.js (the @collab/client bundle) in Chromium against a scripted server: the
+protocol rules of contract 3.4, and the client's robustness: token refresh, specific refusals, loss
+noticed at once, send pacing, limits checked before sending, snapshots with stable identity.
 
 The page's ``WebSocket`` is replaced by a fake the test drives frame by frame, and the HTTP API is
 answered by Playwright routes, so each rule (version ordering, seq gaps, paged replays, optimistic
@@ -102,6 +104,9 @@ class Harness:
     def __init__(self, page: Any) -> None:
         self.page = page
         self.tickets = 0
+        self.ticket_status: list[int] = []  # statuses the next ticket requests answer (then 200)
+        self.ticket_auth: list[str] = []  # the Authorization header of each ticket request
+        self.accepted_token = ""  # when set, a ticket request with another token is answered 401
         self.tasks: list[dict[str, Any]] = [task(2)]
         self.presence: list[dict[str, Any]] = []  # GET /workspaces/{id}/presence
         self.presence_reads = 0
@@ -114,10 +119,25 @@ class Harness:
         self.js(
             """async (opts) => {
               const { CollabClient } = await import('/collab-client.js');
+              window.__tokenReasons = [];
+              if (opts.refreshing) {
+                // getToken: "old" on the first call, "fresh" once the server refused a token
+                const base = opts.token;
+                let token = base.replace('.sig', '.old');
+                opts.getToken = (reason) => {
+                  window.__tokenReasons.push(reason);
+                  if (reason === 'unauthorized') token = base.replace('.sig', '.fresh');
+                  return Promise.resolve(token);
+                };
+                delete opts.token;
+              }
               const c = new CollabClient(opts);
               window.__events = [];
+              const plain = (d) => d && d.error
+                ? { ...d, error: { code: d.error.code, message: d.error.message, field: d.error.field } }
+                : d;
               for (const name of ['rejected', 'state'])
-                c.addEventListener(name, (e) => window.__events.push({ name, detail: e.detail }));
+                c.on(name, (detail) => window.__events.push({ name, detail: plain(detail) }));
               // The delay of each reconnect the client schedules, read from the timer it sets: the
               // backoff is checked as a number, not by the wall clock of a loaded machine.
               window.__reconnectDelays = [];
@@ -177,6 +197,16 @@ def client(browser: Any) -> Iterator[Harness]:
     def api(route: Any) -> None:
         url = route.request.url
         if url.endswith("/api/ws-tickets"):
+            auth = route.request.headers.get("authorization", "")
+            h.ticket_auth.append(auth)
+            status = h.ticket_status.pop(0) if h.ticket_status else 200
+            if h.accepted_token and not auth.endswith(h.accepted_token):
+                status = 401
+            if status != 200:
+                codes = {401: "unauthorized", 403: "forbidden", 404: "not_found", 422: "validation_error"}
+                error = {"error": {"code": codes.get(status, "internal"), "message": f"refused ({status})"}}
+                route.fulfill(status=status, content_type="application/json", body=json.dumps(error))
+                return
             h.tickets += 1
             body = {
                 "ticket": f"t{h.tickets}",
@@ -247,7 +277,7 @@ def test_optimistic_change_stays_on_top_of_remote_versions_and_rolls_back_on_err
     client.go_live(seq=5)
 
     # Given a pending title change
-    client.js("(id) => window.client.updateTask(id, { title: 'mine' })", TASK)
+    client.js("(id) => void window.client.updateTask(id, { title: 'mine' })", TASK)
     client.wait_sent("f.action === 'task.update'")
     first = next(f for f in client.sent() if f["action"] == "task.update")
     assert first["changes"] == {"title": "mine"} and len(first["request_id"]) == 36
@@ -265,15 +295,19 @@ def test_optimistic_change_stays_on_top_of_remote_versions_and_rolls_back_on_err
     assert client.js("window.client.lastSeq") == 7  # the ack's seq counts: no false gap
 
     # And a change the server refuses is rolled back, with the reason reported
-    client.js("(id) => window.client.updateTask(id, { title: 'x'.repeat(201) })", TASK)
-    client.wait_sent("f.action === 'task.update' && f.changes.title.length === 201")
+    client.js("(id) => { window.__refused = window.client.updateTask(id, { status: 'done' }) }", TASK)
+    client.wait_sent("f.action === 'task.update' && f.changes.status === 'done'")
     second = client.sent()[-1]
-    error = {"code": "validation_error", "message": "changes.title: too long", "field": "changes.title"}
+    error = {"code": "forbidden", "message": "viewers cannot edit"}
     client.deliver(reply("ack", {"request_id": second["request_id"], "ok": False, "error": error}))
-    assert client.held()["title"] == "mine"  # type: ignore[index]
+    assert client.held()["status"] == "todo"  # type: ignore[index]
     assert client.js("window.client.pendingCount") == 0
     rejected = [e for e in client.js("window.__events") if e["name"] == "rejected"]
-    assert rejected[-1]["detail"]["error"]["code"] == "validation_error"
+    assert rejected[-1]["detail"]["error"]["code"] == "forbidden"
+    # and the mutation's promise rejects with the same typed error
+    assert client.js("window.__refused.then(() => 'ok', (e) => e.code + ':' + (e instanceof Error))") == (
+        "forbidden:true"
+    )
 
 
 def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_are_resent(
@@ -292,7 +326,7 @@ def test_silent_server_means_reconnect_with_a_fresh_ticket_and_queued_changes_ar
     client.js("window.client.heartbeatTimeoutMs = 600000")  # the next socket must not time out too
 
     # And a change made while offline is queued
-    client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
+    client.js("(id) => void window.client.updateTask(id, { status: 'done' })", TASK)
     assert client.held()["status"] == "done"  # type: ignore[index]
 
     # When it reconnects (fast first retry, a new ticket), it syncs from where it was
@@ -317,7 +351,7 @@ def test_oversized_frame_is_refused_before_it_is_sent(client: Harness) -> None:
     client.start()
     client.go_live()
     # 10,000 four-byte characters fit the description's 10,000 character limit but not a 32 KB frame.
-    client.js("(id) => window.client.updateTask(id, { description: '😀'.repeat(10000) })", TASK)
+    client.js("(id) => void window.client.updateTask(id, { description: '😀'.repeat(10000) })", TASK)
     rejected = [e for e in client.js("window.__events") if e["name"] == "rejected"]
     assert rejected[-1]["detail"]["error"]["code"] == "payload_too_large"
     assert not any(f["action"] == "task.update" for f in client.sent())
@@ -531,10 +565,216 @@ def test_a_presence_batch_applies_each_change_in_order(client: Harness) -> None:
 def test_a_change_nobody_answers_means_a_dead_socket_without_waiting_for_a_probe(client: Harness) -> None:
     client.start(heartbeatMs=60_000, heartbeatTimeoutMs=300, probeAfterMs=600_000, backoffBaseMs=100)
     client.go_live(seq=5)
-    client.js("(id) => window.client.updateTask(id, { status: 'done' })", TASK)
+    client.js("(id) => void window.client.updateTask(id, { status: 'done' })", TASK)
     client.wait_sent("f.action === 'task.update'", index=0)
     client.page.wait_for_function("window.__sockets[0].readyState === 3", timeout=WAIT_MS)
     client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
     client.wait_sent("f.action === 'sync'", index=1)
     client.deliver(sync_reply(5), index=1)
     client.wait_sent("f.action === 'task.update'", index=1)  # re-sent on the new socket
+
+
+# -- @collab/client: the API a framework subscribes to ----------------------------------------------
+def test_mutations_resolve_with_the_committed_task_and_flush_waits_for_every_ack(client: Harness) -> None:
+    client.start()
+    client.go_live(seq=5)
+    client.js("(id) => { window.__update = window.client.updateTask(id, { priority: 'high' }) }", TASK)
+    client.js(
+        "() => { window.__flushed = false; window.client.flush().then(() => { window.__flushed = true }) }"
+    )
+    client.wait_sent("f.action === 'task.update'")
+    [update] = [f for f in client.sent() if f["action"] == "task.update"]
+    assert client.js("window.client.pendingOps") == 1 and client.js("window.__flushed") is False
+    committed = task(3, priority="high")
+    client.deliver(
+        reply("ack", {"request_id": update["request_id"], "ok": True, "task": committed, "seq": 6})
+    )
+    assert client.js("window.__update") == committed  # the promise's value is the committed task
+    client.page.wait_for_function("window.__flushed === true", timeout=WAIT_MS)
+    assert client.js("window.client.pendingOps") == 0
+
+
+def test_an_unanswered_mutation_times_out_but_stays_queued(client: Harness) -> None:
+    client.start(mutationTimeoutMs=200, heartbeatTimeoutMs=600_000)
+    client.go_live(seq=5)
+    outcome = "(id) => window.client.updateTask(id, { title: 'slow' }).then(() => 'ok', (e) => e.code)"
+    assert client.js(outcome, TASK) == "timeout"
+    assert client.js("window.client.pendingOps") == 1 and client.held()["title"] == "slow"  # type: ignore[index]
+
+
+def test_snapshots_keep_the_identity_of_what_did_not_change(client: Harness) -> None:
+    other = {**task(1), "id": "3c0c9a5e-41f2-4a55-a9a3-6f0a1c2d3e4f", "title": "Other"}
+    client.tasks.append(other)
+    client.start()
+    client.go_live(seq=5)
+    result = client.js(
+        """async ([id, changed]) => {
+          const c = window.client;
+          const first = c.getSnapshot();
+          let calls = 0;
+          const unsubscribe = c.subscribe(() => { calls += 1 });
+          const same = c.getSnapshot() === first && c.tasks() === first.tasks;
+          window.__sockets.at(-1).deliver(changed);
+          await new Promise((r) => setTimeout(r, 0));
+          const second = c.getSnapshot();
+          unsubscribe();
+          window.__sockets.at(-1).deliver({ ...changed, seq: 7, data: { task: { ...changed.data.task, version: 4 } } });
+          await new Promise((r) => setTimeout(r, 0));
+          return {
+            same, calls,
+            newSnapshot: second !== first,
+            untouchedKept: second.taskById.get(id) === first.taskById.get(id),
+            changedReplaced: second.taskById.get(changed.data.task.id) !== first.taskById.get(changed.data.task.id),
+            presenceKept: second.presence === first.presence,
+            frozen: Object.isFrozen(second.tasks) && Object.isFrozen(second.taskById.get(id)),
+          };
+        }""",
+        [other["id"], event(6, task(3, title="changed"))],
+    )
+    assert result == {
+        "same": True,
+        "calls": 1,  # one notification for the change, none after unsubscribe
+        "newSnapshot": True,
+        "untouchedKept": True,
+        "changedReplaced": True,
+        "presenceKept": True,
+        "frozen": True,
+    }
+
+
+def test_a_title_over_the_schema_limit_is_refused_before_it_is_sent(client: Harness) -> None:
+    client.start()
+    client.go_live()
+    outcome = client.js(
+        """(id) => window.client.updateTask(id, { title: 'x'.repeat(205) })
+             .then(() => 'ok', (e) => `${e.code}:${e.field}`)""",
+        TASK,
+    )
+    assert outcome == "validation_error:title"
+    assert not any(f["action"] == "task.update" for f in client.sent())
+    assert client.held()["title"] == "Title"  # type: ignore[index]  # never shown, never rolled back
+    # an emoji is one character, as the server counts: 200 of them are a valid title
+    ok = "(id) => window.client.updateTask(id, { title: '😀'.repeat(200) }) && 'queued'"
+    assert client.js(ok, TASK) == "queued"
+    client.wait_sent("f.action === 'task.update'")
+
+
+def test_a_burst_of_changes_is_paced_under_the_budget_not_refused(client: Harness) -> None:
+    # Given a budget of 5 at once and 600 a minute (one every 100 ms)
+    client.start(budget={"burst": 5, "perMinute": 600}, heartbeatTimeoutMs=600_000)
+    client.go_live(seq=5)
+    creates = "() => window.__sockets.at(-1).sent.filter((f) => f.action === 'task.create').length"
+    # When 20 tasks are created at once, Then the burst goes out and the rest wait for tokens
+    client.js("() => { for (let i = 0; i < 20; i++) window.client.createTask({ title: `t${i}` }) }")
+    sent_at_once = client.js(creates)
+    assert 4 <= sent_at_once <= 5  # the sync took one token (a control frame cannot wait)
+    assert client.js("window.client.tasks().length") == 21  # every one is on the board already
+    client.page.wait_for_function(f"({creates})() === 20", timeout=WAIT_MS)
+    titles = [f["task"]["title"] for f in client.sent() if f["action"] == "task.create"]
+    assert titles == [f"t{i}" for i in range(20)]  # in order
+
+
+def test_an_expired_token_is_refreshed_through_get_token(client: Harness) -> None:
+    # Given the server accepts only the fresh token, When the client starts with an old one
+    client.accepted_token = "fresh"
+    client.start(refreshing=True)
+    client.go_live(seq=5)
+    # Then the 401 made it ask for a fresh token, once, and the retry carried it
+    assert client.js("window.__tokenReasons") == ["connect", "unauthorized"]
+    assert [a.rsplit(".", 1)[1] for a in client.ticket_auth] == ["old", "fresh"]
+    # And every reconnect asks again (a token that expired meanwhile is replaced)
+    client.js("window.client.reconnectNow()")
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    assert client.js("window.__tokenReasons")[-1] == "connect"
+
+
+def test_a_token_refused_after_refresh_is_unauthorized_until_reconnect_now(client: Harness) -> None:
+    client.accepted_token = "never"
+    client.start(refreshing=True)
+    client.wait_state("unauthorized")
+    client.page.wait_for_timeout(300)
+    assert len(client.ticket_auth) == 2  # the token and its refresh: not retried for ever
+    assert client.js("window.client.getSnapshot().connection.error.status") == 401
+    # When the token works again, reconnectNow() leaves the final state
+    client.accepted_token = ""
+    client.js("window.client.reconnectNow()")
+    client.go_live(seq=5)
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [(403, "forbidden"), (404, "forbidden"), (422, "invalid")],
+)
+def test_a_refusal_retrying_cannot_fix_is_final_and_specific(
+    client: Harness, status: int, state: str
+) -> None:
+    client.ticket_status = [status] * 5
+    client.start(firstRetryMs=1, backoffBaseMs=1)
+    client.wait_state(state)
+    client.page.wait_for_timeout(300)
+    assert len(client.ticket_auth) == 1  # asked once: a 4xx is never retried by itself
+    states = [e["detail"]["state"] for e in client.js("window.__events") if e["name"] == "state"]
+    assert states == ["connecting", state]
+
+
+def test_the_offline_event_drops_the_socket_at_once_and_online_reconnects(client: Harness) -> None:
+    client.start(heartbeatTimeoutMs=600_000)
+    client.go_live(seq=5)
+    # When the browser says the network is gone, Then the badge says offline at once
+    client.js("() => window.dispatchEvent(new Event('offline'))")
+    assert client.state() == "offline"
+    assert client.js("window.__sockets[0].readyState") == 3
+    assert client.js("window.client.getSnapshot().connection.online") is False
+    # And when it is back, the client reconnects at once and catches up
+    client.js("() => window.dispatchEvent(new Event('online'))")
+    client.page.wait_for_function("window.__sockets.length >= 2", timeout=WAIT_MS)
+    client.go_live(seq=5)
+
+
+def test_retries_stay_offline_without_flickering_through_connecting(client: Harness) -> None:
+    client.start(firstRetryMs=1, backoffBaseMs=5, backoffCapMs=20)
+    client.go_live(seq=5)
+    client.ticket_status = [503] * 6  # the next six tickets fail
+    client.js("window.client.reconnectNow()")
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    client.go_live(seq=5)
+    states = [e["detail"]["state"] for e in client.js("window.__events") if e["name"] == "state"]
+    assert states == ["connecting", "syncing", "live", "offline", "syncing", "live"]
+
+
+def test_an_unauthorized_answer_refreshes_the_token_and_resends_the_change(client: Harness) -> None:
+    client.start(refreshing=True, heartbeatTimeoutMs=600_000)
+    client.go_live(seq=5)
+    client.js("(id) => void window.client.updateTask(id, { title: 'after refresh' })", TASK)
+    client.wait_sent("f.action === 'task.update'")
+    [update] = [f for f in client.sent() if f["action"] == "task.update"]
+    error = {"code": "unauthorized", "message": "token expired"}
+    client.deliver(reply("ack", {"request_id": update["request_id"], "ok": False, "error": error}))
+    client.page.wait_for_function("window.__sockets.length === 2", timeout=WAIT_MS)
+    client.go_live(seq=5)
+    client.wait_sent("f.action === 'task.update'")
+    assert client.sent()[-1]["request_id"] == update["request_id"]  # the same change, not a new one
+    assert "unauthorized" in client.js("window.__tokenReasons")
+    assert client.held()["title"] == "after refresh"  # type: ignore[index]  # never rolled back
+
+
+def test_a_refusal_nobody_awaits_is_an_event_not_an_unhandled_rejection(client: Harness) -> None:
+    client.start()
+    client.go_live()
+    unhandled = client.js(
+        """async (id) => {
+          const seen = [];
+          window.addEventListener('unhandledrejection', (e) => seen.push(String(e.reason)));
+          window.client.updateTask(id, { title: '' });            // refused before sending
+          window.client.updateTask(id, { priority: 'critical' });  // refused before sending
+          window.client.markRead(['no-such-notification']);        // nothing to do
+          await new Promise((r) => setTimeout(r, 50));
+          return seen;
+        }""",
+        TASK,
+    )
+    assert unhandled == []
+    rejected = [
+        e["detail"]["error"]["field"] for e in client.js("window.__events") if e["name"] == "rejected"
+    ]
+    assert rejected == ["title", "priority"]

@@ -13,12 +13,24 @@ from collab_dev import schema_export
 
 pytestmark = pytest.mark.e2e
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
 
 
 def test_committed_schema_and_types_match_the_models() -> None:
-    # Given the files in web/, When the models are exported again, Then nothing differs.
-    assert schema_export.stale(WEB) == [], "run `python -m collab_dev.schema_export` (make schema) and commit"
+    # Given the files in web/ and the package's protocol.ts, When the models are exported again,
+    # Then nothing differs.
+    assert schema_export.stale(ROOT) == [], (
+        "run `python -m collab_dev.schema_export` (make schema) and commit"
+    )
+
+
+def test_the_package_types_carry_the_schema_limits() -> None:
+    text = (ROOT / schema_export.PACKAGE_TYPES).read_text()
+    assert text.startswith((WEB / schema_export.TYPES_FILE).read_text())  # the same types, then the limits
+    assert "title: { minLength: 1, maxLength: 200," in text
+    assert "assigned_to: { minLength: 1, maxLength: 128," in text and "nullable: true" in text
+    assert 'export const TASK_PRIORITY_VALUES = ["low", "medium", "high", "urgent"] as const;' in text
 
 
 def test_types_cover_every_frame_of_the_protocol() -> None:
@@ -55,7 +67,7 @@ def test_check_mode_reports_drift(tmp_path: Path) -> None:
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1  # nothing there yet
     assert subprocess.run(run, capture_output=True).returncode == 0
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 0
-    (tmp_path / schema_export.TYPES_FILE).write_text("// edited by hand\n")
+    (tmp_path / "web" / schema_export.TYPES_FILE).write_text("// edited by hand\n")
     assert subprocess.run([*run, "--check"], capture_output=True).returncode == 1
 
 

@@ -10,10 +10,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOTS = ("layers/", "collab_dev/", "functions/", "infra/", "tests/", "bench/", "web/", "docs/", ".ci/")
-GENERATED = ("bench/results/", ".build/", "cdk.out/")  # written by commands, not committed
+ROOTS = (
+    "layers/",
+    "collab_dev/",
+    "functions/",
+    "infra/",
+    "tests/",
+    "bench/",
+    "web/",
+    "docs/",
+    ".ci/",
+    "packages/",
+    "examples/",
+)
+# written by commands, not committed
+GENERATED = (
+    "bench/results/",
+    ".build/",
+    "cdk.out/",
+    "packages/collab-client/dist/",
+    "examples/react-board/dist/",
+)
 PART = r"[\w.*{},<>-]+"
-NAME = re.compile(rf"^(?:{PART}/)+$|^(?:{PART}/)*{PART}\.(?:py|lua|sql|md|json|js|ts|css|html)$")
+NAME = re.compile(rf"^(?:{PART}/)+$|^(?:{PART}/)*{PART}\.(?:py|lua|sql|md|json|js|mjs|ts|tsx|css|html)$")
 
 
 def _expand(pattern: str) -> list[str]:
