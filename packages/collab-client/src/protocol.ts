@@ -18,9 +18,26 @@ export interface AckData {
   task?: Task | null;
   seq?: number | null;
   error?: ErrorBody | null;
+  overwrote?: Overwrite[] | null;
+  merged?: ("title" | "description" | "status" | "priority" | "due_date" | "assigned_to")[] | null;
 }
 
-export type ClientFrame = Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | NotificationRead | PresenceUpdate;
+export type ClientFrame = Heartbeat | Sync | TaskCreate | TaskUpdate | TaskDelete | TaskUndo | TaskRedo | NotificationRead | PresenceUpdate;
+
+/** v1.3: what a user is editing. Shown until `expires_at` unless refreshed (15 s after the last `presence.update` that carried it); gone at once when they blur or disconnect. */
+export interface Editing {
+  /** uuid */
+  task_id: string;
+  field: "title" | "description" | "status" | "priority" | "due_date" | "assigned_to";
+  /** date-time */
+  expires_at: string;
+}
+
+export interface EditingTarget {
+  /** uuid */
+  task_id: string;
+  field: "title" | "description" | "status" | "priority" | "due_date" | "assigned_to";
+}
 
 export interface ErrorBody {
   code: "validation_error" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "method_not_allowed" | "rate_limited" | "payload_too_large" | "internal";
@@ -38,6 +55,14 @@ export interface ErrorFrame {
   timestamp: string;
   type: "error";
   data: ErrorBody;
+}
+
+/** v1.3 provenance of one field: who changed it last, the task version that change made, when. */
+export interface FieldMark {
+  by: string;
+  version: number;
+  /** date-time */
+  at: string;
 }
 
 /** v1: `{"action": "heartbeat"}`, answered every time. v1.2 adds `seq` (the last seq the client applied; its presence makes the heartbeat quiet: answered only when `probe` or when the client is behind), `mode` (the connection's: its deadline and its user's status) and `probe`. */
@@ -64,6 +89,8 @@ export interface HeartbeatAck {
 export interface HeartbeatAckData {
   seq?: number | null;
   presence?: PresenceEntry[] | null;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface MemberEvent {
@@ -117,6 +144,26 @@ export interface NotificationRead {
   notification_ids: string[];
 }
 
+/** v1.3 conflict receipt item: a field a change replaced that someone else had changed after the version its author saw (`seen_version`). */
+export interface Overwrite {
+  field: "title" | "description" | "status" | "priority" | "due_date" | "assigned_to";
+  value: unknown;
+  by: UserRef;
+  version: number;
+  /** date-time */
+  at: string;
+  hunks?: number | null;
+}
+
+export interface OverwrittenField {
+  field: "title" | "description" | "status" | "priority" | "due_date" | "assigned_to";
+  value: unknown;
+  version: number;
+  /** date-time */
+  at: string;
+  hunks?: number | null;
+}
+
 /** v1.2: several presence changes of a workspace in one frame, applied in order. */
 export interface PresenceBatch {
   /** uuid */
@@ -138,6 +185,22 @@ export interface PresenceBatchEvent {
   data: PresenceEntry;
 }
 
+/** v1.3: a user's editing indicator set, refreshed or cleared; to connections that are not away. Show it until `editing.expires_at` unless refreshed; drop it on `presence.left`. */
+export interface PresenceEditing {
+  /** uuid */
+  workspace_id: string | null;
+  user_id: string | null;
+  /** date-time */
+  timestamp: string;
+  type: "presence.editing";
+  data: PresenceEditingData;
+}
+
+export interface PresenceEditingData {
+  user: UserRef;
+  editing: Editing | null;
+}
+
 export interface PresenceEntry {
   user: UserRef;
   status: "active" | "away";
@@ -145,6 +208,7 @@ export interface PresenceEntry {
   viewing: string | null;
   /** date-time */
   last_seen: string;
+  editing?: Editing | null;
 }
 
 export interface PresenceEvent {
@@ -157,14 +221,16 @@ export interface PresenceEvent {
   data: PresenceEntry;
 }
 
+/** `editing` (v1.3): the field the user is typing in (refresh every 5 s while they type; peers drop it 15 s after the last refresh); `null` on blur. A frame that carries `editing` (even null) counts against the editing budget, not the 100-frame one. */
 export interface PresenceUpdate {
   action: "presence.update";
   status: "active" | "away";
   /** uuid */
   viewing?: string | null;
+  editing?: EditingTarget | null;
 }
 
-export type ServerFrame = TaskEvent | MemberEvent | PresenceEvent | PresenceBatch | NotificationCreated | Ack | SyncReply | HeartbeatAck | ErrorFrame;
+export type ServerFrame = TaskEvent | MemberEvent | PresenceEvent | PresenceBatch | PresenceEditing | NotificationCreated | TaskOverwritten | Ack | SyncReply | HeartbeatAck | ErrorFrame;
 
 export interface Sync {
   action: "sync";
@@ -180,6 +246,8 @@ export interface SyncData {
   notifications: Notification[];
   /** default false */
   more_notifications?: boolean;
+  /** default false */
+  more_presence?: boolean;
 }
 
 export interface SyncReply {
@@ -212,6 +280,7 @@ export interface Task {
   updated_at: string;
   version: number;
   deleted: boolean;
+  fields?: Record<string, FieldMark>;
 }
 
 /** Any subset of the writable fields; only the fields sent are written (`model_fields_set`). `title`, `description`, `status` and `priority` cannot be null (the document says so: their schemas are not nullable); `due_date` and `assigned_to` are cleared with null. */
@@ -275,6 +344,42 @@ export interface TaskEventData {
   task: Task;
 }
 
+/** v1.3: to the user whose change (within the last 60 s) someone else's `task.update` just overwrote, on each of their connections in the workspace; not stored, not replayed. */
+export interface TaskOverwritten {
+  /** uuid */
+  workspace_id: string | null;
+  user_id: string | null;
+  /** date-time */
+  timestamp: string;
+  type: "task.overwritten";
+  data: TaskOverwrittenData;
+}
+
+export interface TaskOverwrittenData {
+  task: Task;
+  seq: number | null;
+  by: UserRef;
+  fields: OverwrittenField[];
+}
+
+/** v1.3: re-apply the caller's change at `seq` that they undid. */
+export interface TaskRedo {
+  action: "task.redo";
+  /** uuid */
+  request_id: string;
+  /** >= 1 */
+  seq: number;
+}
+
+/** v1.3: revert the caller's own change recorded at `seq` (its fields back to their values before it; a deletion undone restores the task, a creation undone deletes it). */
+export interface TaskUndo {
+  action: "task.undo";
+  /** uuid */
+  request_id: string;
+  /** >= 1 */
+  seq: number;
+}
+
 export interface TaskUpdate {
   action: "task.update";
   /** uuid */
@@ -284,6 +389,8 @@ export interface TaskUpdate {
   changes: TaskChanges;
   /** >= 1 */
   base_version?: number | null;
+  /** >= 1 */
+  seen_version?: number | null;
 }
 
 export interface UserRef {
