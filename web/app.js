@@ -211,6 +211,8 @@ class Board {
     this.dirty = new Set();
     /** @type {Map<string, number>} per editor field: the task version shown when the user started editing it (v1.3 seen_version) */
     this.seenAt = new Map();
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.blurTimer = undefined;
     /** @type {number | null} the version whose history the task panel shows */
     this.historyVersion = null;
     /** @type {any} */ (window).collab = { client, board: this }; // for the console and the e2e tests
@@ -651,17 +653,23 @@ class Board {
     for (const name of EDITABLE) {
       const field = form.elements.namedItem(name);
       const touched = () => {
-        if (!this.dirty.has(name)) this.markSeen(name);
+        if (!this.seenAt.has(name)) this.markSeen(name); // focus usually marked it: what the user saw then
         this.dirty.add(name);
         if (this.openTaskId && (name === "title" || name === "description")) c.setEditing({ task_id: this.openTaskId, field: name });
       };
       field.addEventListener("input", touched);
       field.addEventListener("change", touched);
       field.addEventListener("focus", () => {
+        clearTimeout(this.blurTimer);
         if (!this.dirty.has(name)) this.markSeen(name);
         if (this.openTaskId) c.setEditing({ task_id: this.openTaskId, field: name });
       });
-      field.addEventListener("blur", () => c.setEditing(null));
+      // Blur clears the indicator unless another field takes focus at once (Tab from the title to
+      // the description is one frame, not a "stopped" and a "started" that could cross on the way).
+      field.addEventListener("blur", () => {
+        clearTimeout(this.blurTimer);
+        this.blurTimer = setTimeout(() => c.setEditing(null), 150);
+      });
     }
     form.addEventListener("submit", (/** @type {Event} */ e) => {
       e.preventDefault();
@@ -751,6 +759,7 @@ class Board {
     this.openTaskId = null;
     this.dirty.clear();
     this.seenAt.clear();
+    clearTimeout(this.blurTimer);
     this.client.setEditing(null);
     $("[data-testid=task-editor]").close();
     this.client.setPresence({ viewing: null });

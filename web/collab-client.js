@@ -1540,6 +1540,7 @@ var CollabClient = class extends Emitter {
       if (kind === "tasks") this.emit("tasks", snap.tasks);
       else if (kind === "presence") this.emit("presence", snap.presence);
       else if (kind === "notifications") this.emit("notifications", snap.notifications);
+      else if (kind === "editing") this.emit("editing", snap.editing);
     }
     this.emit("change", snap);
     for (const listener of [...this._subscribers]) listener();
