@@ -14,7 +14,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.test_browser import WAIT_MS, Board, board, card, gw  # noqa: F401  (fixtures)
+from tests.e2e import test_browser
+from tests.e2e.test_browser import WAIT_MS, Board, card
+
+# test_browser.py's fixtures: its gateway (one per module) and the two-user board
+gw = test_browser.gw
+board = test_browser.board
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +54,9 @@ def open_task(page: Any, title: str) -> None:
     page.wait_for_selector("[data-testid=task-editor][open]", timeout=WAIT_MS)
 
 
-def test_a_concurrent_edit_gives_a_receipt_toast_with_undo_and_the_other_user_a_put_mine_back(board: Board) -> None:
+def test_a_concurrent_edit_gives_a_receipt_toast_with_undo_and_the_other_user_a_put_mine_back(
+    board: Board,
+) -> None:
     task_id = board.seed_task("Plan the launch")
     a, b = board.open(board.alice), board.open(board.bob)
     card(b, "Plan the launch").wait_for(timeout=WAIT_MS)
@@ -63,14 +70,17 @@ def test_a_concurrent_edit_gives_a_receipt_toast_with_undo_and_the_other_user_a_
     wait_task(board, task_id, title="Plan the launch (Bob)")
     # ... and Alice, still on what she saw, renames it too: her change wins, and says what it replaced.
     a.wait_for_function(
-        "document.querySelector('[data-testid=edit-title]').value === 'Plan the launch (Bob)'", timeout=WAIT_MS
+        "document.querySelector('[data-testid=edit-title]').value === 'Plan the launch (Bob)'",
+        timeout=WAIT_MS,
     )
     a.fill("[data-testid=edit-title]", "Plan the launch (Alice)")
     a.click("[data-testid=edit-save]")
     wait_task(board, task_id, title="Plan the launch (Alice)")
 
     receipt = toast_with(a, r"You overwrote Bob Chen's title \(Plan the launch \(Bob\)\)")
-    notice = toast_with(b, r"Alice Martin changed the title you set \(Plan the launch \(Bob\) → Plan the launch \(Alice\)\)")
+    notice = toast_with(
+        b, r"Alice Martin changed the title you set \(Plan the launch \(Bob\) → Plan the launch \(Alice\)\)"
+    )
     assert notice.locator("[data-testid=toast-action]").inner_text() == "Put mine back"
 
     # Undo on Alice's receipt puts Bob's title back.
@@ -130,9 +140,13 @@ def test_ctrl_z_undoes_shift_ctrl_z_redoes_and_undo_is_refused_when_the_field_mo
     # The task panel: who changed what last, and the history with the field diffs, newest first.
     open_task(a, "Draft by Bob")
     a.wait_for_selector("[data-testid=provenance-item][data-field=title]", timeout=WAIT_MS)
-    assert re.match(r"Bob Chen changed the title (just now|\d+ min ago)", a.inner_text("[data-testid=provenance-item]"))
+    assert re.match(
+        r"Bob Chen changed the title (just now|\d+ min ago)", a.inner_text("[data-testid=provenance-item]")
+    )
     items = a.locator("[data-testid=history-item]")
-    a.wait_for_function("document.querySelectorAll('[data-testid=history-item]').length === 5", timeout=WAIT_MS)
+    a.wait_for_function(
+        "document.querySelectorAll('[data-testid=history-item]').length === 5", timeout=WAIT_MS
+    )
     texts = items.all_inner_texts()
     assert texts[0].startswith("Bob Chen changed: title Draft v2 → Draft by Bob")
     assert texts[1].startswith("Alice Martin redid: title Draft → Draft v2")
@@ -206,7 +220,9 @@ def test_an_edit_made_offline_survives_a_closed_tab_and_lands_once(board: Board)
 
     context.set_offline(False)
     again = context.new_page()
-    again.goto(f"{board.gw.http_url}/?{urlencode({'token': board.alice.token, 'workspace': board.workspace_id})}")
+    again.goto(
+        f"{board.gw.http_url}/?{urlencode({'token': board.alice.token, 'workspace': board.workspace_id})}"
+    )
     wait_task(board, task_id, title="Pack the bags tonight")
     again.wait_for_selector("[data-testid=outbox]", state="hidden", timeout=WAIT_MS)
     again.evaluate("window.collab.client.persisted()")
