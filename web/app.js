@@ -749,8 +749,10 @@ class Board {
     const dialog = $("[data-testid=task-editor]");
     if (!dialog.open) dialog.showModal();
     this.refreshEditor();
-    $("[data-testid=edit-title]").focus();
+    // viewing first: the focus sends an editing indicator, a whole presence.update that must name
+    // the task viewed too (two frames may be handled in either order)
     this.client.setPresence({ viewing: id });
+    $("[data-testid=edit-title]").focus();
   }
 
   closeEditor() {
@@ -760,9 +762,9 @@ class Board {
     this.dirty.clear();
     this.seenAt.clear();
     clearTimeout(this.blurTimer);
+    this.client.setPresence({ viewing: null }); // before the indicator's frame, which carries viewing too
     this.client.setEditing(null);
     $("[data-testid=task-editor]").close();
-    this.client.setPresence({ viewing: null });
     const cardEl = $(`[data-testid=task-card][data-task-id="${id}"]`);
     (cardEl ?? $("[data-testid=new-task-title]")).focus(); // focus back where the user was
   }
