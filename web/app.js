@@ -17,10 +17,13 @@
  */
 // "/collab-client.js" (not "./"): served by `collab dev`, and mapped by web/tsconfig.json to the
 // package's source, so `tsc -p web` checks this file against the real types.
-import { CollabClient, FIELD_LIMITS, checkChanges, checkDraft } from "/collab-client.js";
+import { CollabClient, FIELD_LIMITS, checkChanges, checkDraft, fieldMark } from "/collab-client.js";
 
 /** @typedef {import("/collab-client.js").TaskView} TaskView */
 /** @typedef {import("/collab-client.js").ConnectionState} ConnectionState */
+/** @typedef {import("/collab-client.js").TaskField} TaskField */
+/** @typedef {import("/collab-client.js").HistoryEntry} HistoryEntry */
+/** @typedef {import("/collab-client.js").Task} Task */
 /** @typedef {import("./protocol").PresenceEntry} PresenceEntry */
 /** @typedef {import("./protocol").Notification} Notification */
 
@@ -45,8 +48,24 @@ const STATE_NOTICE = {
   forbidden: "You are not a member of this workspace (or it no longer exists). Ask its owner to add you.",
   invalid: "This link does not name a valid workspace. Open one of the links `collab dev` printed.",
 };
+/** @type {TaskField[]} */
 const EDITABLE = ["title", "description", "status", "priority", "due_date", "assigned_to"];
+/** @type {Record<string, string>} */
+const FIELD_LABEL = { title: "title", description: "description", status: "status", priority: "priority", due_date: "due date", assigned_to: "assignee", deleted: "deleted" };
 const TOAST_MS = 6000;
+/** Toasts that offer an action (Undo, Put mine back) stay longer. */
+const ACTION_TOAST_MS = 15000;
+/** @type {Record<string, string>} */
+const KIND_VERB = { create: "created it", update: "changed", delete: "deleted it", undo: "undid", redo: "redid" };
+
+/** "just now", "2 min ago", "3 h ago", "4 days ago". @param {string} iso */
+function ago(iso) {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 45) return "just now";
+  if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
 
 /**
  * Create an element. Strings among `children` become text nodes; `props` become attributes, except
@@ -94,16 +113,31 @@ function avatar(userId, name, extraClass = "") {
  * count) instead of stacking: 7 identical refusals are one toast "×7".
  * @param {string} text @param {"info" | "error"} [kind]
  */
-function toast(text, kind = "info") {
+function toast(text, kind = "info", action = /** @type {{label: string, run: () => void} | null} */ (null)) {
   const box = $(".toasts");
-  const same = [...box.children].find((el) => el.dataset.text === text);
+  const same = action ? undefined : [...box.children].find((el) => el.dataset.text === text);
   const el = same ?? h("div", { class: `toast ${kind}`, "data-testid": "toast", "data-text": text, "data-count": "0" });
   const count = Number(el.dataset.count) + 1;
   el.dataset.count = String(count);
-  el.replaceChildren(text, count > 1 ? h("span", { class: "times", "data-testid": "toast-count" }, ` ×${count}`) : "");
+  const button = action
+    ? h(
+        "button",
+        {
+          type: "button",
+          class: "toast-action",
+          "data-testid": "toast-action",
+          onclick: () => {
+            el.remove();
+            action.run();
+          },
+        },
+        action.label,
+      )
+    : null;
+  el.replaceChildren(text, count > 1 ? h("span", { class: "times", "data-testid": "toast-count" }, ` ×${count}`) : "", button ?? "");
   if (!same) box.append(el);
   clearTimeout(Number(el.dataset.timer));
-  el.dataset.timer = String(setTimeout(() => el.remove(), TOAST_MS));
+  el.dataset.timer = String(setTimeout(() => el.remove(), action ? ACTION_TOAST_MS : TOAST_MS));
 }
 
 /** @param {(string | Node)[]} lines */
@@ -129,7 +163,7 @@ async function main() {
     await chooseWorkspace(token);
     return;
   }
-  new Board(new CollabClient({ token, workspaceId })).start();
+  new Board(new CollabClient({ token, workspaceId, outbox: true })).start();
 }
 
 /** @param {string} state @param {string} label */
@@ -175,6 +209,12 @@ class Board {
     this.openTaskId = null;
     /** @type {Set<string>} editor fields the user changed since opening */
     this.dirty = new Set();
+    /** @type {Map<string, number>} per editor field: the task version shown when the user started editing it (v1.3 seen_version) */
+    this.seenAt = new Map();
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.blurTimer = undefined;
+    /** @type {number | null} the version whose history the task panel shows */
+    this.historyVersion = null;
     /** @type {any} */ (window).collab = { client, board: this }; // for the console and the e2e tests
   }
 
@@ -195,9 +235,47 @@ class Board {
     c.on("notifications", () => this.renderNotifications());
     c.on("members", () => this.loadMembers());
     c.on("rejected", ({ error, action }) => {
-      const what = { "task.create": "New task", "task.update": "Change", "task.delete": "Delete", "notification.read": "Mark read" }[action];
+      if ((action === "task.undo" || action === "task.redo") && error.code === "conflict" && error.task) {
+        const mark = this.latestOtherMark(error.task);
+        const verb = action === "task.undo" ? "undo" : "redo";
+        toast(mark ? `Can't ${verb}: ${this.nameOf(mark.by)} changed the ${FIELD_LABEL[mark.field]} since` : `Can't ${verb}: it changed since`, "error");
+        return;
+      }
+      const what = {
+        "task.create": "New task",
+        "task.update": "Change",
+        "task.delete": "Delete",
+        "notification.read": "Mark read",
+        "task.undo": "Undo",
+        "task.redo": "Redo",
+      }[action];
       toast(`${what} refused: ${error.message}`, "error");
     });
+    c.on("overwrote", ({ seq, overwrote, merged }) => {
+      const undo = seq === null ? null : { label: "Undo", run: () => void c.undo(seq) };
+      for (const o of overwrote) {
+        if (o.field === "description" && o.hunks) toast(`Some of ${o.by.display_name}'s words were replaced`, "info", undo);
+        else toast(`You overwrote ${o.by.display_name}'s ${FIELD_LABEL[o.field]} (${this.show(o.field, o.value)})`, "info", undo);
+      }
+      if (merged.includes("description") && !overwrote.some((o) => o.field === "description")) {
+        toast("Your description was merged with a concurrent edit", "info");
+      }
+    });
+    c.on("overwritten", ({ task, by, fields }) => {
+      for (const f of fields) {
+        const now = /** @type {any} */ (task)[f.field];
+        const text =
+          f.field === "description" && f.hunks
+            ? `${by.display_name} replaced some of your words in the description`
+            : `${by.display_name} changed the ${FIELD_LABEL[f.field]} you set (${this.show(f.field, f.value)} → ${this.show(f.field, now)})`;
+        toast(text, "info", {
+          label: "Put mine back",
+          run: () => void c.updateTask(task.id, { [f.field]: f.value }, { seenVersion: c.task(task.id)?.version ?? task.version }),
+        });
+      }
+    });
+    c.on("editing", () => this.renderBoard());
+    document.addEventListener("keydown", (/** @type {KeyboardEvent} */ e) => this.undoKeys(e));
     c.on("servererror", (error) => toast(`Server: ${error.message}`, "error"));
     this.bindForms();
     this.loadWorkspace();
@@ -229,6 +307,42 @@ class Board {
     this.renderBoard();
   }
 
+  /**
+   * Ctrl/Cmd+Z: undo the user's newest change; Shift+Ctrl/Cmd+Z (or Ctrl+Y): redo. Inside a text
+   * field the browser's own text undo applies instead.
+   * @param {KeyboardEvent} e
+   */
+  undoKeys(e) {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey) return;
+    const key = e.key.toLowerCase();
+    if (key !== "z" && key !== "y") return;
+    const target = /** @type {HTMLElement | null} */ (e.target);
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    e.preventDefault();
+    if (key === "y" || e.shiftKey) void this.client.redoLast();
+    else void this.client.undoLast();
+  }
+
+  /** The newest field change by someone other than this user, or null. @param {Task} task */
+  latestOtherMark(task) {
+    /** @type {{field: string, by: string, version: number} | null} */
+    let best = null;
+    for (const [field, mark] of Object.entries(task.fields ?? {})) {
+      if (mark && mark.by !== this.client.me.id && (!best || mark.version > best.version)) best = { field, by: mark.by, version: mark.version };
+    }
+    return best;
+  }
+
+  /** A field's value as the board shows it. @param {string} field @param {unknown} value */
+  show(field, value) {
+    if (value === null || value === undefined || value === "") return "none";
+    if (field === "status") return STATUS_LABEL[/** @type {keyof typeof STATUS_LABEL} */ (value)] ?? String(value);
+    if (field === "assigned_to") return this.nameOf(String(value));
+    if (field === "deleted") return value ? "deleted" : "restored";
+    const text = String(value);
+    return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+  }
+
   /** @param {string | null | undefined} userId */
   nameOf(userId) {
     if (!userId) return "";
@@ -247,11 +361,33 @@ class Board {
     const label = state === "offline" && !online ? "Offline (no network)" : STATE_LABEL[state];
     el.textContent = label;
     if (pendingOps) el.append(h("span", { class: "pending" }, ` · ${pendingOps} unsaved`));
+    this.renderOutbox();
     const final = /** @type {keyof typeof STATE_NOTICE} */ (state);
     const retry = $("[data-testid=conn-retry]");
     retry.hidden = !(final in STATE_NOTICE || state === "offline");
     if (final in STATE_NOTICE) notice(STATE_NOTICE[final]);
     else $("[data-testid=notice]").hidden = true;
+  }
+
+  /** What is waiting to be saved (kept in IndexedDB: it survives a reload or a closed tab). */
+  renderOutbox() {
+    const { outbox } = this.client.getSnapshot();
+    const box = $("[data-testid=outbox]");
+    box.hidden = outbox.length === 0;
+    $("[data-testid=outbox-list]").replaceChildren(
+      ...outbox.map((op) => {
+        const title = op.taskId ? this.client.task(op.taskId)?.title ?? "a task" : "";
+        const what =
+          op.action === "task.update"
+            ? `“${title}”: ${Object.keys(op.changes ?? {}).map((f) => FIELD_LABEL[f] ?? f).join(", ")}`
+            : op.action === "task.create"
+              ? `new task “${String(op.changes?.title ?? "")}”`
+              : op.action === "task.delete"
+                ? `delete “${title}”`
+                : op.action.replace("task.", "").replace("notification.read", "mark read");
+        return h("li", { "data-testid": "outbox-item", "data-request-id": op.requestId, "data-sent": String(op.sent) }, what, op.sent ? " (sending)" : " (waiting)");
+      }),
+    );
   }
 
   /** Where keyboard focus is on the board, by task id and control, to find it again after a redraw. */
@@ -281,6 +417,12 @@ class Board {
         viewers.set(p.viewing, [...(viewers.get(p.viewing) || []), p]);
       }
     }
+    /** @type {Map<string, string[]>} task id -> "Bob is editing the title" */
+    const editing = new Map();
+    for (const e of this.client.getSnapshot().editing) {
+      if (e.user.id === this.client.me.id) continue;
+      editing.set(e.task_id, [...(editing.get(e.task_id) || []), `${e.user.display_name} is editing the ${FIELD_LABEL[e.field]}`]);
+    }
     for (const status of STATUSES) {
       const column = $(`[data-testid=column-${status}]`);
       const cards = tasks
@@ -292,7 +434,7 @@ class Board {
             String(a.created_at).localeCompare(String(b.created_at)) ||
             a.id.localeCompare(b.id),
         )
-        .map((t) => this.card(t, viewers.get(t.id) || []));
+        .map((t) => this.card(t, viewers.get(t.id) || [], editing.get(t.id) || []));
       column.querySelector(".cards").replaceChildren(...cards);
       column.querySelector(".count").textContent = String(cards.length);
     }
@@ -305,8 +447,8 @@ class Board {
     if (next) this.client.updateTask(t.id, { status: next });
   }
 
-  /** @param {TaskView} t @param {PresenceEntry[]} viewers */
-  card(t, viewers) {
+  /** @param {TaskView} t @param {PresenceEntry[]} viewers @param {string[]} editing */
+  card(t, viewers, editing) {
     const index = STATUSES.indexOf(t.status);
     const move = (/** @type {number} */ step) => {
       const target = STATUSES[index + step];
@@ -351,6 +493,7 @@ class Board {
         },
       },
       h("span", { class: "title", "data-testid": "task-title" }, t.title),
+      ...editing.map((text) => h("span", { class: "editing", "data-testid": "task-editing" }, text)),
       h(
         "div",
         { class: "card-meta" },
@@ -509,8 +652,24 @@ class Board {
     const form = $("[data-testid=editor-form]");
     for (const name of EDITABLE) {
       const field = form.elements.namedItem(name);
-      field.addEventListener("input", () => this.dirty.add(name));
-      field.addEventListener("change", () => this.dirty.add(name));
+      const touched = () => {
+        if (!this.seenAt.has(name)) this.markSeen(name); // focus usually marked it: what the user saw then
+        this.dirty.add(name);
+        if (this.openTaskId && (name === "title" || name === "description")) c.setEditing({ task_id: this.openTaskId, field: name });
+      };
+      field.addEventListener("input", touched);
+      field.addEventListener("change", touched);
+      field.addEventListener("focus", () => {
+        clearTimeout(this.blurTimer);
+        if (!this.dirty.has(name)) this.markSeen(name);
+        if (this.openTaskId) c.setEditing({ task_id: this.openTaskId, field: name });
+      });
+      // Blur clears the indicator unless another field takes focus at once (Tab from the title to
+      // the description is one frame, not a "stopped" and a "started" that could cross on the way).
+      field.addEventListener("blur", () => {
+        clearTimeout(this.blurTimer);
+        this.blurTimer = setTimeout(() => c.setEditing(null), 150);
+      });
     }
     form.addEventListener("submit", (/** @type {Event} */ e) => {
       e.preventDefault();
@@ -573,17 +732,27 @@ class Board {
     if (returnFocus) $("[data-testid=notif-button]").focus();
   }
 
+  /** The version shown now is what the user edits from (v1.3 `seen_version`). @param {string} name */
+  markSeen(name) {
+    const task = this.openTaskId ? this.client.task(this.openTaskId) : undefined;
+    if (task && task.version > 0) this.seenAt.set(name, task.version);
+  }
+
   /** @param {string} id */
   openEditor(id) {
     if (!this.client.task(id)) return;
     this.openTaskId = id;
     this.dirty.clear();
+    this.seenAt.clear();
+    this.historyVersion = null;
     this.showError(null);
     const dialog = $("[data-testid=task-editor]");
     if (!dialog.open) dialog.showModal();
     this.refreshEditor();
-    $("[data-testid=edit-title]").focus();
+    // viewing first: the focus sends an editing indicator, a whole presence.update that must name
+    // the task viewed too (two frames may be handled in either order)
     this.client.setPresence({ viewing: id });
+    $("[data-testid=edit-title]").focus();
   }
 
   closeEditor() {
@@ -591,8 +760,11 @@ class Board {
     if (!id) return;
     this.openTaskId = null;
     this.dirty.clear();
+    this.seenAt.clear();
+    clearTimeout(this.blurTimer);
+    this.client.setPresence({ viewing: null }); // before the indicator's frame, which carries viewing too
+    this.client.setEditing(null);
     $("[data-testid=task-editor]").close();
-    this.client.setPresence({ viewing: null });
     const cardEl = $(`[data-testid=task-card][data-task-id="${id}"]`);
     (cardEl ?? $("[data-testid=new-task-title]")).focus(); // focus back where the user was
   }
@@ -623,6 +795,69 @@ class Board {
     $("[data-testid=editor-viewers]").replaceChildren(...viewers.map((p) => avatar(p.user.id, p.user.display_name, "small")));
     $("[data-testid=edit-meta]").textContent =
       `Created by ${this.nameOf(task.created_by)} · version ${task.version}` + (task.pending ? " · saving…" : "");
+    this.renderProvenance(task);
+    if (task.version > 0 && task.version !== this.historyVersion) {
+      this.historyVersion = task.version;
+      void this.loadHistory(id, null);
+    }
+  }
+
+  /** "Bob changed the status 2 min ago", per field changed since the creation (v1.3). @param {TaskView} task */
+  renderProvenance(task) {
+    const changed = EDITABLE.filter((f) => task.fields?.[f]).map((f) => ({ field: f, mark: fieldMark(task, f) }));
+    changed.sort((a, b) => b.mark.version - a.mark.version);
+    $("[data-testid=edit-provenance]").replaceChildren(
+      ...changed.map(({ field, mark }) =>
+        h(
+          "li",
+          { "data-testid": "provenance-item", "data-field": field },
+          `${this.nameOf(mark.by)} changed the ${FIELD_LABEL[field]} `,
+          h("time", { datetime: mark.at, title: new Date(mark.at).toLocaleString() }, ago(mark.at)),
+        ),
+      ),
+    );
+  }
+
+  /**
+   * The task's history (v1.3), newest first; "Older" loads the next page.
+   * @param {string} id @param {string | null} cursor
+   */
+  async loadHistory(id, cursor) {
+    /** @type {import("/collab-client.js").HistoryPage} */
+    let page;
+    try {
+      page = await this.client.history(id, cursor, 20);
+    } catch {
+      return; // offline or gone: the list keeps what it showed
+    }
+    if (this.openTaskId !== id) return;
+    const list = $("[data-testid=history-list]");
+    const items = page.items.map((e) => this.historyItem(e));
+    if (cursor) {
+      list.querySelector("[data-testid=history-more]")?.closest("li")?.remove();
+      list.append(...items);
+    } else {
+      list.replaceChildren(...items);
+    }
+    if (page.next_cursor) {
+      const next = page.next_cursor;
+      list.append(h("li", {}, h("button", { type: "button", "data-testid": "history-more", onclick: () => this.loadHistory(id, next) }, "Older")));
+    }
+  }
+
+  /** "Ann undid: status Done → In progress, 3 min ago". @param {HistoryEntry} e */
+  historyItem(e) {
+    const verb = KIND_VERB[e.kind ?? "update"] ?? "changed";
+    const diffs =
+      e.kind === "create" || e.kind === "delete"
+        ? []
+        : Object.entries(e.changes).map(([f, c]) => `${FIELD_LABEL[f] ?? f} ${this.show(f, c.from)} → ${this.show(f, c.to)}`);
+    return h(
+      "li",
+      { "data-testid": "history-item", "data-seq": String(e.seq), "data-kind": e.kind ?? "" },
+      `${e.actor.display_name} ${verb}${diffs.length ? `: ${diffs.join("; ")}` : ""}, `,
+      h("time", { datetime: e.at, title: new Date(e.at).toLocaleString() }, ago(e.at)),
+    );
   }
 
   save() {
@@ -645,7 +880,12 @@ class Board {
       form.elements.namedItem(problem.field ?? "title")?.focus();
       return;
     }
-    if (Object.keys(changes).length) this.client.updateTask(id, changes); // only the fields changed here
+    if (Object.keys(changes).length) {
+      // v1.3: the version the user edited from (the oldest among the fields sent): the ack then
+      // says what this overwrote, and a description changed meanwhile is merged.
+      const seen = Math.min(...Object.keys(changes).map((f) => this.seenAt.get(f) ?? task.version));
+      this.client.updateTask(id, changes, { seenVersion: seen > 0 ? seen : null }); // only the fields changed here
+    }
     this.closeEditor();
   }
 }

@@ -112,6 +112,54 @@ var TokenBucket = class {
   }
 };
 
+// src/outbox.ts
+var STORE = "ops";
+function done(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error ?? new Error("IndexedDB request failed"));
+  });
+}
+var IndexedDbOutbox = class {
+  constructor(name = "collab-outbox") {
+    this.name = name;
+  }
+  _db = null;
+  db() {
+    this._db ??= new Promise((resolve, reject) => {
+      const open = indexedDB.open(this.name, 1);
+      open.onupgradeneeded = () => {
+        open.result.createObjectStore(STORE, { keyPath: "requestId" });
+      };
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error ?? new Error("IndexedDB unavailable"));
+    });
+    return this._db;
+  }
+  /** Resolves once the transaction is durable (committed), not merely queued. */
+  async write(apply) {
+    const db = await this.db();
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, "readwrite");
+      apply(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error ?? new Error("IndexedDB write failed"));
+      tx.onabort = () => reject(tx.error ?? new Error("IndexedDB write aborted"));
+    });
+  }
+  put(entry) {
+    return this.write((store) => store.put(entry));
+  }
+  delete(requestId) {
+    return this.write((store) => store.delete(requestId));
+  }
+  async list(workspaceId, userId) {
+    const db = await this.db();
+    const all = await done(db.transaction(STORE, "readonly").objectStore(STORE).getAll());
+    return all.filter((e) => e.workspaceId === workspaceId && e.userId === userId);
+  }
+};
+
 // src/protocol.ts
 var FIELD_LIMITS = {
   title: { minLength: 1, maxLength: 200, pattern: "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\t\\n \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", nullable: false },
@@ -188,6 +236,12 @@ var MAX_RETRIES = 3;
 var MAX_RATE_RETRIES = 10;
 var INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
 var TERMINAL_STATES = ["unauthorized", "forbidden", "invalid", "stopped"];
+var EDITING_REFRESH_MS = 5e3;
+var EDITING_TTL_MS = 15e3;
+var UNDO_DEPTH = 50;
+function fieldMark(task, field) {
+  return task.fields?.[field] ?? { by: task.created_by, version: 1, at: task.created_at };
+}
 function uuid4() {
   if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -219,8 +273,8 @@ function sameFields(a, b) {
   if (keys.length !== Object.keys(y).length) return false;
   return keys.every((k) => x[k] === y[k]);
 }
-function sameItems(a, b) {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+function sameItems(a, b, same = (x, y) => x === y) {
+  return a.length === b.length && a.every((x, i) => same(x, b[i]));
 }
 function httpCode(status) {
   if (status === 401) return "unauthorized";
@@ -283,6 +337,19 @@ var CollabClient = class extends Emitter {
   _notifyQueued = false;
   _subscribers = /* @__PURE__ */ new Set();
   _flushWaiters = [];
+  /** v1.3: others' editing indicators by user id. */
+  _editing = /* @__PURE__ */ new Map();
+  /** v1.3: what this tab is editing, and when it was last sent. */
+  _editingWanted = null;
+  _editingSentAt = 0;
+  _editingSentKey = null;
+  /** v1.3: the user's own acknowledged changes (seqs), newest last; and those undone. */
+  _undo = [];
+  _redo = [];
+  _outbox;
+  _outboxRestored = false;
+  _outboxOrder = 0;
+  _outboxWrites = Promise.resolve();
   /** Seqs applied beyond a gap, waiting for the gap to close. */
   _ahead = /* @__PURE__ */ new Set();
   _ws = null;
@@ -336,6 +403,9 @@ var CollabClient = class extends Emitter {
     this._getToken = getToken ?? null;
     this._token = token ?? null;
     if (token) this._adoptToken(token);
+    const outbox = options.outbox;
+    this._outbox = outbox === true ? new IndexedDbOutbox() : outbox ? outbox : null;
+    if (!this._outbox) this._outboxRestored = true;
   }
   // -- reading -----------------------------------------------------------------------------------
   /** The connection state. */
@@ -360,6 +430,15 @@ var CollabClient = class extends Emitter {
       pendingOps: this._pending.length,
       online: this._online
     };
+    const now = Date.now();
+    const editing = [...this._editing.values()].filter((e) => e.expiresAt > now);
+    const outbox = this._pending.map((op) => ({
+      requestId: op.requestId,
+      action: op.action,
+      taskId: op.taskId,
+      changes: op.frame.action === "task.update" ? op.frame.changes : op.frame.action === "task.create" ? op.frame.task : null,
+      sent: op.sent
+    }));
     const live = new Map(tasks.map((t) => [t.id, t]));
     const sameTasks = prev !== null && sameItems(prev.tasks, tasks);
     this._snapshot = Object.freeze({
@@ -368,7 +447,11 @@ var CollabClient = class extends Emitter {
       taskById: sameTasks && prev ? prev.taskById : live,
       presence: prev && sameItems(prev.presence, presence) ? prev.presence : Object.freeze(presence),
       notifications: prev && sameItems(prev.notifications, notifications) ? prev.notifications : Object.freeze(notifications),
-      unreadCount: notifications.filter((n) => !n.read_at).length
+      unreadCount: notifications.filter((n) => !n.read_at).length,
+      editing: prev && sameItems(prev.editing, editing) ? prev.editing : Object.freeze(editing),
+      outbox: prev && sameItems(prev.outbox, outbox, sameFields) ? prev.outbox : Object.freeze(outbox),
+      undoStack: prev && sameItems(prev.undoStack, this._undo) ? prev.undoStack : Object.freeze([...this._undo]),
+      redoStack: prev && sameItems(prev.redoStack, this._redo) ? prev.redoStack : Object.freeze([...this._redo])
     });
     this._dirty.clear();
     return this._snapshot;
@@ -487,11 +570,16 @@ var CollabClient = class extends Emitter {
   }
   /**
    * Change some fields of a task; only the fields given are written (per-field last write wins).
+   * `seenVersion` (v1.3) is the task's version as the user saw it when they started the edit (by
+   * default the committed version held now): the `ack` then says what the change overwrote
+   * (the `overwrote` event), and a description changed meanwhile is merged, not replaced.
    * @returns the committed task.
    */
-  updateTask(taskId, changes) {
+  updateTask(taskId, changes, options = {}) {
     const problem = checkChanges(changes);
     const frame = { action: "task.update", request_id: uuid4(), task_id: taskId, changes: { ...changes } };
+    const seen = options.seenVersion === void 0 ? this._server.get(taskId)?.version : options.seenVersion;
+    if (typeof seen === "number" && seen >= 1) frame.seen_version = seen;
     if (Object.keys(changes).length === 0) {
       const held = this._server.get(taskId);
       return held ? Promise.resolve(held) : quiet(Promise.reject(new CollabError("not_found", "no such task")));
@@ -502,6 +590,79 @@ var CollabClient = class extends Emitter {
   deleteTask(taskId) {
     const frame = { action: "task.delete", request_id: uuid4(), task_id: taskId };
     return this._enqueue("task.delete", taskId, frame, null);
+  }
+  /**
+   * v1.3: revert this user's own change recorded at `seq` (its `ack`'s seq): its fields go back to
+   * their values before it; a deletion undone restores the task. Refused with `conflict` (and the
+   * current task adopted) when one of those fields changed since. Not optimistic: the board shows
+   * the result when the `ack` comes.
+   */
+  undo(seq) {
+    const frame = { action: "task.undo", request_id: uuid4(), seq };
+    return this._enqueue("task.undo", null, frame, null);
+  }
+  /** v1.3: re-apply this user's change at `seq` that they undid (the same rule as `undo`). */
+  redo(seq) {
+    const frame = { action: "task.redo", request_id: uuid4(), seq };
+    return this._enqueue("task.redo", null, frame, null);
+  }
+  /**
+   * Undo the newest of this user's changes not undone yet (Ctrl/Cmd+Z). On success it moves to the
+   * redo stack; on a refusal it is dropped. Resolves with null when there is nothing to undo.
+   */
+  undoLast() {
+    const seq = this._undo.pop();
+    if (seq === void 0) return Promise.resolve(null);
+    this._changed("connection");
+    return quiet(
+      this.undo(seq).then((task) => {
+        this._redo.push(seq);
+        this._changed("connection");
+        return task;
+      })
+    );
+  }
+  /** Redo the newest change undone (Shift+Ctrl/Cmd+Z); it goes back on the undo stack. */
+  redoLast() {
+    const seq = this._redo.pop();
+    if (seq === void 0) return Promise.resolve(null);
+    this._changed("connection");
+    return quiet(
+      this.redo(seq).then((task) => {
+        this._undo.push(seq);
+        this._changed("connection");
+        return task;
+      })
+    );
+  }
+  /** v1.3: a task's changes, newest first (`GET /tasks/{id}/history`); `next_cursor` pages on. */
+  history(taskId, cursor = null, limit = 50) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    return this.api("GET", `/tasks/${taskId}/history?${query.toString()}`);
+  }
+  /**
+   * v1.3: what this user is typing in, or null (blur). Call it on focus and on every input: a
+   * change of target is sent at once, the same target again at most every `EDITING_REFRESH_MS`
+   * (peers drop it 15 s after the last refresh). These frames have their own budget on the server.
+   */
+  setEditing(target) {
+    const key = target ? `${target.task_id}/${target.field}` : null;
+    const now = Date.now();
+    this._editingWanted = target ? { task_id: target.task_id, field: target.field } : null;
+    if (key === this._editingSentKey && (key === null || now - this._editingSentAt < EDITING_REFRESH_MS)) return;
+    this._sendEditing();
+  }
+  /** Others' editing indicators that have not expired. */
+  get editing() {
+    return this.getSnapshot().editing;
+  }
+  /**
+   * Resolves once every change made so far is written to the durable outbox (IndexedDB), so a
+   * page may close without losing it.
+   */
+  persisted() {
+    return this._outboxWrites;
   }
   /** Mark notifications read (optimistically). */
   markRead(ids) {
@@ -520,6 +681,16 @@ var CollabClient = class extends Emitter {
     this._changed("notifications");
     const frame = { action: "notification.read", request_id: uuid4(), notification_ids: unread };
     return quiet(this._enqueue("notification.read", null, frame, null, previous).then(() => void 0));
+  }
+  _sendEditing() {
+    if (this._state !== "live") return;
+    const target = this._editingWanted;
+    const { status, viewing } = this._presenceWanted;
+    const frame = { action: "presence.update", status: status === "away" ? "away" : this._announcedMode(), viewing, editing: target };
+    if (this._send(frame)) {
+      this._editingSentKey = target ? `${target.task_id}/${target.field}` : null;
+      this._editingSentAt = Date.now();
+    }
   }
   /** What this user is doing; peers get `presence.updated`. Re-sent after every reconnect. */
   setPresence({ status = this._presenceWanted.status, viewing = this._presenceWanted.viewing }) {
@@ -599,6 +770,7 @@ var CollabClient = class extends Emitter {
       this._refused(err, "ticket");
       return;
     }
+    await this._restoreOutbox();
     this._connecting = false;
     if (this._stopped || this._ws) return;
     const ws = new WebSocket(ticket.url);
@@ -803,6 +975,7 @@ var CollabClient = class extends Emitter {
     const since = this._syncSince;
     const before = this.lastSeq;
     this._setPresenceList(data.presence ?? []);
+    if (data.more_presence) void this._loadPresence();
     this._addNotifications(data.notifications ?? []);
     const full = since === null || data.resync;
     if (full) {
@@ -845,6 +1018,10 @@ var CollabClient = class extends Emitter {
   _goLive() {
     this._attempt = 0;
     this._setState("live");
+    if (this._editingWanted) {
+      this._editingSentKey = null;
+      this._sendEditing();
+    }
     const { status, viewing } = this._presenceWanted;
     if (status !== "active" || viewing !== null) {
       this._sendControl({ action: "presence.update", status: this._announcedMode(), viewing });
@@ -914,6 +1091,13 @@ var CollabClient = class extends Emitter {
       case "presence.batch":
         for (const ev of frame.data.events ?? []) this._onPresence(ev.type, ev.data);
         break;
+      case "presence.editing":
+        this._onEditing(frame.data);
+        break;
+      case "task.overwritten":
+        this._applyTask(frame.data.task);
+        this.emit("overwritten", frame.data);
+        break;
       case "notification.created":
         this._addNotifications([frame.data.notification]);
         break;
@@ -935,7 +1119,10 @@ var CollabClient = class extends Emitter {
    * workspace's latest. Behind (an event missed), it syncs once the gap's grace has passed.
    */
   _onHeartbeatAck(data) {
-    if (Array.isArray(data.presence)) this._setPresenceList(data.presence);
+    if (Array.isArray(data.presence)) {
+      this._setPresenceList(data.presence);
+      if (data.more_presence) void this._loadPresence();
+    }
     const latest = data.seq;
     if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
     this._clear("behind");
@@ -948,7 +1135,58 @@ var CollabClient = class extends Emitter {
   _setPresenceList(list) {
     this._presence = new Map(list.map((p) => [p.user.id, p]));
     this._presenceSeen = new Map(list.map((p) => [p.user.id, { at: p.last_seen, left: false }]));
+    const editing = /* @__PURE__ */ new Map();
+    for (const p of list) {
+      const view = p.editing ? this._editingView(p.user, p.editing) : null;
+      if (view) editing.set(p.user.id, view);
+    }
+    this._setEditingMap(editing);
     this._changed("presence");
+  }
+  /**
+   * An indicator as shown: until the server's `expires_at`, but never more than 15 s from now (a
+   * local clock behind the server's must not keep a stale one forever).
+   */
+  _editingView(user, editing) {
+    const at = Date.parse(editing.expires_at);
+    const expiresAt = Math.min(Number.isNaN(at) ? Date.now() + EDITING_TTL_MS : at, Date.now() + EDITING_TTL_MS);
+    return expiresAt > Date.now() ? { user, task_id: editing.task_id, field: editing.field, expiresAt } : null;
+  }
+  _onEditing(data) {
+    const next = new Map(this._editing);
+    const view = data.editing ? this._editingView(data.user, data.editing) : null;
+    if (view) next.set(data.user.id, view);
+    else next.delete(data.user.id);
+    this._setEditingMap(next);
+  }
+  /** Replace the indicators and arm a timer for the next expiry (the snapshot drops expired ones). */
+  _setEditingMap(next) {
+    this._editing = next;
+    this._clear("editingExpiry");
+    const now = Date.now();
+    let soonest = Infinity;
+    for (const [id, e] of next) {
+      if (e.expiresAt <= now) next.delete(id);
+      else soonest = Math.min(soonest, e.expiresAt);
+    }
+    if (soonest !== Infinity) {
+      this._timers.editingExpiry = setTimeout(() => {
+        delete this._timers.editingExpiry;
+        this._setEditingMap(new Map(this._editing));
+      }, soonest - now + 5);
+    }
+    this._changed("editing");
+  }
+  /**
+   * A large workspace's `sync` (or probe answer) carries part of the presence list and
+   * `more_presence: true`: the whole list comes over HTTP. On failure the partial list stays.
+   */
+  async _loadPresence() {
+    try {
+      const page = await this.api("GET", `/workspaces/${this.workspaceId}/presence`);
+      this._setPresenceList(page.items);
+    } catch {
+    }
   }
   _putPresence(userId, entry) {
     const next = new Map(this._presence);
@@ -963,6 +1201,11 @@ var CollabClient = class extends Emitter {
       if (seen && data.last_seen < seen.at) return;
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
       this._putPresence(data.user.id, null);
+      if (this._editing.has(data.user.id)) {
+        const next = new Map(this._editing);
+        next.delete(data.user.id);
+        this._setEditingMap(next);
+      }
     } else {
       if (seen && (data.last_seen < seen.at || seen.left && data.last_seen <= seen.at)) return;
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
@@ -1024,9 +1267,21 @@ var CollabClient = class extends Emitter {
     const op = this._pending[index];
     if (data.ok) {
       this._pending.splice(index, 1);
+      this._forget(op);
       if (data.task) this._applyTask(data.task);
       this._advance(data.seq);
       this._invalidate();
+      const seq = typeof data.seq === "number" ? data.seq : null;
+      if (seq !== null && (op.action === "task.create" || op.action === "task.update" || op.action === "task.delete")) {
+        this._undo.push(seq);
+        if (this._undo.length > UNDO_DEPTH) this._undo.shift();
+        this._redo = [];
+        this._changed("connection");
+      }
+      this.emit("acked", { action: op.action, requestId: op.requestId, taskId: op.taskId ?? data.task?.id ?? null, seq, task: data.task ?? null });
+      if (data.task && ((data.overwrote?.length ?? 0) > 0 || (data.merged?.length ?? 0) > 0)) {
+        this.emit("overwrote", { task: data.task, seq, overwrote: data.overwrote ?? [], merged: data.merged ?? [] });
+      }
       this._resolve(op, data.task ?? (op.taskId ? this._server.get(op.taskId) ?? null : null));
       this._pump();
       return;
@@ -1056,6 +1311,7 @@ var CollabClient = class extends Emitter {
   /** Roll an optimistic operation back and tell the page why. */
   _reject(op, error) {
     this._pending = this._pending.filter((p) => p !== op);
+    this._forget(op);
     if (error.task) this._applyTask(error.task);
     if (op.previousReadAt) {
       const notes = new Map(this._notes);
@@ -1098,6 +1354,65 @@ var CollabClient = class extends Emitter {
     this._notes = next;
     this._changed("notifications");
   }
+  // -- durable outbox ----------------------------------------------------------------------------
+  /** Write a queued change to the outbox (in order: writes are chained). */
+  _keep(op) {
+    const outbox = this._outbox;
+    if (!outbox) return;
+    this._outboxOrder = Math.max(this._outboxOrder + 1, Date.now() * 1e3);
+    const entry = {
+      requestId: op.requestId,
+      workspaceId: this.workspaceId,
+      userId: this.me.id,
+      order: this._outboxOrder,
+      action: op.action,
+      taskId: op.taskId,
+      frame: op.frame
+    };
+    this._outboxWrites = this._outboxWrites.then(() => outbox.put(entry)).catch(() => void 0);
+  }
+  /** Remove an answered change from the outbox. */
+  _forget(op) {
+    const outbox = this._outbox;
+    if (!outbox) return;
+    this._outboxWrites = this._outboxWrites.then(() => outbox.delete(op.requestId)).catch(() => void 0);
+  }
+  /**
+   * Once per client, before the first connection: the changes a previous page of this user left
+   * unanswered go first, in the order they were made, with their `request_id` (the server answers
+   * a repeat with the first answer, so a change that had landed lands once).
+   */
+  async _restoreOutbox() {
+    const outbox = this._outbox;
+    if (this._outboxRestored || !outbox) return;
+    this._outboxRestored = true;
+    let entries;
+    try {
+      entries = await outbox.list(this.workspaceId, this.me.id);
+    } catch {
+      return;
+    }
+    const held = new Set(this._pending.map((op) => op.requestId));
+    const restored = [];
+    for (const entry of entries.sort((a, b) => a.order - b.order)) {
+      if (held.has(entry.requestId)) continue;
+      this._outboxOrder = Math.max(this._outboxOrder, entry.order);
+      const settle = { resolve: () => void 0, reject: () => void 0, done: false };
+      restored.push({
+        requestId: entry.requestId,
+        action: entry.action,
+        taskId: entry.taskId,
+        frame: entry.frame,
+        sent: false,
+        retries: 0,
+        settle
+      });
+    }
+    if (restored.length) {
+      this._pending = [...restored, ...this._pending];
+      this._invalidate();
+    }
+  }
   // -- optimistic operations ---------------------------------------------------------------------
   _enqueue(action, taskId, frame, problem, previousReadAt) {
     let settle = { resolve: () => void 0, reject: () => void 0, done: false };
@@ -1116,6 +1431,7 @@ var CollabClient = class extends Emitter {
       return promise;
     }
     this._pending.push(op);
+    this._keep(op);
     this._invalidate();
     const timer = setTimeout(() => {
       if (!op.settle.done) {
@@ -1151,6 +1467,7 @@ var CollabClient = class extends Emitter {
   }
   _sendOp(op) {
     op.sent = this._send(op.frame);
+    if (op.sent) this._changed("connection");
     if (op.sent && this._ws) this._expectAnswer(this._ws);
   }
   _taskView() {
@@ -1223,6 +1540,7 @@ var CollabClient = class extends Emitter {
       if (kind === "tasks") this.emit("tasks", snap.tasks);
       else if (kind === "presence") this.emit("presence", snap.presence);
       else if (kind === "notifications") this.emit("notifications", snap.notifications);
+      else if (kind === "editing") this.emit("editing", snap.editing);
     }
     this.emit("change", snap);
     for (const listener of [...this._subscribers]) listener();
@@ -1233,12 +1551,15 @@ export {
   CollabClient,
   CollabError,
   DEFAULT_BUDGET,
+  EDITING_REFRESH_MS,
+  EDITING_TTL_MS,
   FIELD_LIMITS,
   HEARTBEAT_MS,
   HEARTBEAT_TIMEOUT_MS,
   HIDDEN_AWAY_MS,
   HttpError,
   IDLE_MS,
+  IndexedDbOutbox,
   MAX_FRAME_BYTES,
   MAX_NOTIFICATION_IDS,
   MUTATION_TIMEOUT_MS,
@@ -1248,9 +1569,11 @@ export {
   TASK_STATUS_VALUES,
   TERMINAL_STATES,
   TokenBucket,
+  UNDO_DEPTH,
   charCount,
   checkChanges,
   checkDraft,
+  fieldMark,
   fieldProblem,
   tokenClaims,
   uuid4

@@ -41,14 +41,20 @@ import { Emitter } from "./emitter.js";
 import { CollabError, HttpError } from "./errors.js";
 import { DEFAULT_BUDGET, TokenBucket } from "./pacer.js";
 import type { Budget } from "./pacer.js";
+import { IndexedDbOutbox } from "./outbox.js";
+import type { Outbox, OutboxEntry } from "./outbox.js";
 import type {
   AckData,
+  EditingTarget,
   ErrorBody,
+  FieldMark,
   HeartbeatAckData,
   MemberEvent,
   Notification,
   NotificationRead,
+  Overwrite,
   PresenceBatchEvent,
+  PresenceEditingData,
   PresenceEntry,
   ServerFrame,
   SyncData,
@@ -58,7 +64,11 @@ import type {
   TaskDelete,
   TaskDraft,
   TaskEvent,
+  TaskOverwrittenData,
+  TaskRedo,
+  TaskUndo,
   TaskUpdate,
+  UserRef,
 } from "./protocol.js";
 import { checkChanges, checkDraft } from "./validate.js";
 
@@ -122,7 +132,41 @@ export type TokenReason = "connect" | "unauthorized";
 export type TaskView = Readonly<Task> & { readonly pending: boolean };
 
 /** The actions a mutation sends. */
-export type MutationAction = "task.create" | "task.update" | "task.delete" | "notification.read";
+export type MutationAction = "task.create" | "task.update" | "task.delete" | "notification.read" | "task.undo" | "task.redo";
+
+/** v1.3: someone else's editing indicator, shown until `expiresAt` (local clock). */
+export interface EditingView {
+  readonly user: UserRef;
+  readonly task_id: string;
+  readonly field: TaskField;
+  readonly expiresAt: number;
+}
+
+/** A change waiting for its `ack` (also kept in the durable outbox while it waits). */
+export interface PendingChange {
+  readonly requestId: string;
+  readonly action: MutationAction;
+  readonly taskId: string | null;
+  readonly changes: Readonly<Record<string, unknown>> | null;
+  /** Sent on the current connection (false: queued, offline, or waiting for the bucket). */
+  readonly sent: boolean;
+}
+
+/** One entry of `GET /tasks/{id}/history` (v1.3). */
+export interface HistoryEntry {
+  readonly seq: number;
+  readonly actor: UserRef;
+  readonly at: string;
+  readonly type: "task.created" | "task.updated" | "task.deleted";
+  readonly kind: "create" | "update" | "delete" | "undo" | "redo" | null;
+  readonly target_seq?: number | null;
+  readonly changes: Readonly<Record<string, { from: unknown; to: unknown }>>;
+}
+
+export interface HistoryPage {
+  readonly items: readonly HistoryEntry[];
+  readonly next_cursor: string | null;
+}
 
 export interface Connection {
   readonly state: ConnectionState;
@@ -147,6 +191,13 @@ export interface Snapshot {
   /** Newest first. */
   readonly notifications: readonly Notification[];
   readonly unreadCount: number;
+  /** v1.3: others' editing indicators that have not expired. */
+  readonly editing: readonly EditingView[];
+  /** Changes not yet acknowledged, oldest first. */
+  readonly outbox: readonly PendingChange[];
+  /** v1.3: the user's own acknowledged changes that `undo()` / `redo()` would act on (newest last). */
+  readonly undoStack: readonly number[];
+  readonly redoStack: readonly number[];
 }
 
 export interface ClientEvents {
@@ -162,6 +213,17 @@ export interface ClientEvents {
   servererror: CollabError;
   /** A membership event of the workspace (`member.added`, `member.removed`, `member.role_changed`). */
   members: { frame: MemberEvent };
+  /** A change was acknowledged: its `seq` names it for `undo(seq)`. */
+  acked: { action: MutationAction; requestId: string; taskId: string | null; seq: number | null; task: Task | null };
+  /**
+   * v1.3 conflict receipt: this user's `task.update` replaced fields someone else had changed after
+   * the version the user saw (`overwrote`), or merged a concurrent description (`merged`).
+   */
+  overwrote: { task: Task; seq: number | null; overwrote: readonly Overwrite[]; merged: readonly TaskField[] };
+  /** v1.3: someone else's change just replaced this user's own recent change (`task.overwritten`). */
+  overwritten: TaskOverwrittenData;
+  /** v1.3: others' editing indicators changed. */
+  editing: readonly EditingView[];
 }
 
 export interface ClientOptions {
@@ -199,6 +261,11 @@ export interface ClientOptions {
   budget?: Budget;
   /** A mutation's promise rejects with `timeout` after this long. */
   mutationTimeoutMs?: number;
+  /**
+   * Where unacknowledged changes are kept across reloads and closed tabs: an `Outbox`, `true` for
+   * IndexedDB (`IndexedDbOutbox`), or `false`/absent for memory only.
+   */
+  outbox?: Outbox | boolean;
 }
 
 interface Settle {
@@ -211,7 +278,7 @@ interface PendingOp {
   requestId: string;
   action: MutationAction;
   taskId: string | null;
-  frame: TaskCreate | TaskUpdate | TaskDelete | NotificationRead;
+  frame: TaskCreate | TaskUpdate | TaskDelete | NotificationRead | TaskUndo | TaskRedo;
   sent: boolean;
   retries: number;
   previousReadAt?: Map<string, string | null>;
@@ -219,8 +286,26 @@ interface PendingOp {
 }
 
 type Timer = ReturnType<typeof setTimeout>;
-type ChangeKind = "tasks" | "presence" | "notifications" | "connection";
+type ChangeKind = "tasks" | "presence" | "notifications" | "connection" | "editing";
 type OutFrame = { action: string } & Record<string, unknown>;
+
+/** v1.3: an editing indicator is refreshed at most this often while the user types (the server keeps it 15 s). */
+export const EDITING_REFRESH_MS = 5_000;
+/** v1.3: the server drops an indicator this long after its last refresh. */
+export const EDITING_TTL_MS = 15_000;
+/** v1.3: how many of the user's own changes the undo stack keeps. */
+export const UNDO_DEPTH = 50;
+
+/** The writable fields of a task (v1.3 provenance and editing indicators name one of them). */
+export type TaskField = EditingTarget["field"];
+
+/**
+ * Who changed `field` of `task` last, at which version and when (v1.3 provenance). A field absent
+ * from `task.fields` was set by the creation.
+ */
+export function fieldMark(task: Task, field: TaskField): FieldMark {
+  return task.fields?.[field] ?? { by: task.created_by, version: 1, at: task.created_at };
+}
 
 /**
  * A random (v4) UUID for task ids and request ids. `crypto.randomUUID()` exists only in secure
@@ -268,8 +353,8 @@ function sameFields(a: object, b: object): boolean {
   return keys.every((k) => x[k] === y[k]);
 }
 
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+function sameItems<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean = (x, y) => x === y): boolean {
+  return a.length === b.length && a.every((x, i) => same(x, b[i] as T));
 }
 
 /** The error code an HTTP status means when the body does not say. */
@@ -343,6 +428,19 @@ export class CollabClient extends Emitter<ClientEvents> {
   private readonly _subscribers = new Set<() => void>();
   private _flushWaiters: { resolve: () => void; reject: (e: CollabError) => void; timer: Timer }[] = [];
 
+  /** v1.3: others' editing indicators by user id. */
+  private _editing: ReadonlyMap<string, EditingView> = new Map();
+  /** v1.3: what this tab is editing, and when it was last sent. */
+  private _editingWanted: { task_id: string; field: TaskField } | null = null;
+  private _editingSentAt = 0;
+  private _editingSentKey: string | null = null;
+  /** v1.3: the user's own acknowledged changes (seqs), newest last; and those undone. */
+  private _undo: number[] = [];
+  private _redo: number[] = [];
+  private readonly _outbox: Outbox | null;
+  private _outboxRestored = false;
+  private _outboxOrder = 0;
+  private _outboxWrites: Promise<void> = Promise.resolve();
   /** Seqs applied beyond a gap, waiting for the gap to close. */
   private _ahead = new Set<number>();
   private _ws: WebSocket | null = null;
@@ -397,6 +495,9 @@ export class CollabClient extends Emitter<ClientEvents> {
     this._getToken = getToken ?? null;
     this._token = token ?? null;
     if (token) this._adoptToken(token);
+    const outbox = options.outbox;
+    this._outbox = outbox === true ? new IndexedDbOutbox() : outbox ? outbox : null;
+    if (!this._outbox) this._outboxRestored = true;
   }
 
   // -- reading -----------------------------------------------------------------------------------
@@ -423,6 +524,20 @@ export class CollabClient extends Emitter<ClientEvents> {
       pendingOps: this._pending.length,
       online: this._online,
     };
+    const now = Date.now();
+    const editing = [...this._editing.values()].filter((e) => e.expiresAt > now);
+    const outbox: PendingChange[] = this._pending.map((op) => ({
+      requestId: op.requestId,
+      action: op.action,
+      taskId: op.taskId,
+      changes:
+        op.frame.action === "task.update"
+          ? (op.frame.changes as unknown as Record<string, unknown>)
+          : op.frame.action === "task.create"
+            ? (op.frame.task as unknown as Record<string, unknown>)
+            : null,
+      sent: op.sent,
+    }));
     const live = new Map(tasks.map((t) => [t.id, t]));
     const sameTasks = prev !== null && sameItems(prev.tasks, tasks);
     this._snapshot = Object.freeze({
@@ -432,6 +547,10 @@ export class CollabClient extends Emitter<ClientEvents> {
       presence: prev && sameItems(prev.presence, presence) ? prev.presence : Object.freeze(presence),
       notifications: prev && sameItems(prev.notifications, notifications) ? prev.notifications : Object.freeze(notifications),
       unreadCount: notifications.filter((n) => !n.read_at).length,
+      editing: prev && sameItems(prev.editing, editing) ? prev.editing : Object.freeze(editing),
+      outbox: prev && sameItems(prev.outbox, outbox, sameFields) ? prev.outbox : Object.freeze(outbox),
+      undoStack: prev && sameItems(prev.undoStack, this._undo) ? prev.undoStack : Object.freeze([...this._undo]),
+      redoStack: prev && sameItems(prev.redoStack, this._redo) ? prev.redoStack : Object.freeze([...this._redo]),
     });
     this._dirty.clear();
     return this._snapshot;
@@ -564,11 +683,16 @@ export class CollabClient extends Emitter<ClientEvents> {
 
   /**
    * Change some fields of a task; only the fields given are written (per-field last write wins).
+   * `seenVersion` (v1.3) is the task's version as the user saw it when they started the edit (by
+   * default the committed version held now): the `ack` then says what the change overwrote
+   * (the `overwrote` event), and a description changed meanwhile is merged, not replaced.
    * @returns the committed task.
    */
-  updateTask(taskId: string, changes: TaskChanges): Promise<Task> {
+  updateTask(taskId: string, changes: TaskChanges, options: { seenVersion?: number | null } = {}): Promise<Task> {
     const problem = checkChanges(changes);
     const frame: TaskUpdate = { action: "task.update", request_id: uuid4(), task_id: taskId, changes: { ...changes } };
+    const seen = options.seenVersion === undefined ? this._server.get(taskId)?.version : options.seenVersion;
+    if (typeof seen === "number" && seen >= 1) frame.seen_version = seen;
     if (Object.keys(changes).length === 0) {
       const held = this._server.get(taskId);
       return held ? Promise.resolve(held) : quiet(Promise.reject(new CollabError("not_found", "no such task")));
@@ -580,6 +704,87 @@ export class CollabClient extends Emitter<ClientEvents> {
   deleteTask(taskId: string): Promise<Task | null> {
     const frame: TaskDelete = { action: "task.delete", request_id: uuid4(), task_id: taskId };
     return this._enqueue("task.delete", taskId, frame, null);
+  }
+
+  /**
+   * v1.3: revert this user's own change recorded at `seq` (its `ack`'s seq): its fields go back to
+   * their values before it; a deletion undone restores the task. Refused with `conflict` (and the
+   * current task adopted) when one of those fields changed since. Not optimistic: the board shows
+   * the result when the `ack` comes.
+   */
+  undo(seq: number): Promise<Task | null> {
+    const frame: TaskUndo = { action: "task.undo", request_id: uuid4(), seq };
+    return this._enqueue("task.undo", null, frame, null);
+  }
+
+  /** v1.3: re-apply this user's change at `seq` that they undid (the same rule as `undo`). */
+  redo(seq: number): Promise<Task | null> {
+    const frame: TaskRedo = { action: "task.redo", request_id: uuid4(), seq };
+    return this._enqueue("task.redo", null, frame, null);
+  }
+
+  /**
+   * Undo the newest of this user's changes not undone yet (Ctrl/Cmd+Z). On success it moves to the
+   * redo stack; on a refusal it is dropped. Resolves with null when there is nothing to undo.
+   */
+  undoLast(): Promise<Task | null> {
+    const seq = this._undo.pop();
+    if (seq === undefined) return Promise.resolve(null);
+    this._changed("connection");
+    return quiet(
+      this.undo(seq).then((task) => {
+        this._redo.push(seq);
+        this._changed("connection");
+        return task;
+      }),
+    );
+  }
+
+  /** Redo the newest change undone (Shift+Ctrl/Cmd+Z); it goes back on the undo stack. */
+  redoLast(): Promise<Task | null> {
+    const seq = this._redo.pop();
+    if (seq === undefined) return Promise.resolve(null);
+    this._changed("connection");
+    return quiet(
+      this.redo(seq).then((task) => {
+        this._undo.push(seq);
+        this._changed("connection");
+        return task;
+      }),
+    );
+  }
+
+  /** v1.3: a task's changes, newest first (`GET /tasks/{id}/history`); `next_cursor` pages on. */
+  history(taskId: string, cursor: string | null = null, limit = 50): Promise<HistoryPage> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    return this.api<HistoryPage>("GET", `/tasks/${taskId}/history?${query.toString()}`);
+  }
+
+  /**
+   * v1.3: what this user is typing in, or null (blur). Call it on focus and on every input: a
+   * change of target is sent at once, the same target again at most every `EDITING_REFRESH_MS`
+   * (peers drop it 15 s after the last refresh). These frames have their own budget on the server.
+   */
+  setEditing(target: { task_id: string; field: TaskField } | null): void {
+    const key = target ? `${target.task_id}/${target.field}` : null;
+    const now = Date.now();
+    this._editingWanted = target ? { task_id: target.task_id, field: target.field } : null;
+    if (key === this._editingSentKey && (key === null || now - this._editingSentAt < EDITING_REFRESH_MS)) return;
+    this._sendEditing();
+  }
+
+  /** Others' editing indicators that have not expired. */
+  get editing(): readonly EditingView[] {
+    return this.getSnapshot().editing;
+  }
+
+  /**
+   * Resolves once every change made so far is written to the durable outbox (IndexedDB), so a
+   * page may close without losing it.
+   */
+  persisted(): Promise<void> {
+    return this._outboxWrites;
   }
 
   /** Mark notifications read (optimistically). */
@@ -599,6 +804,17 @@ export class CollabClient extends Emitter<ClientEvents> {
     this._changed("notifications");
     const frame: NotificationRead = { action: "notification.read", request_id: uuid4(), notification_ids: unread };
     return quiet(this._enqueue("notification.read", null, frame, null, previous).then(() => undefined));
+  }
+
+  private _sendEditing(): void {
+    if (this._state !== "live") return; // sent when the connection is live again (_goLive)
+    const target = this._editingWanted;
+    const { status, viewing } = this._presenceWanted;
+    const frame: OutFrame = { action: "presence.update", status: status === "away" ? "away" : this._announcedMode(), viewing, editing: target };
+    if (this._send(frame)) {
+      this._editingSentKey = target ? `${target.task_id}/${target.field}` : null;
+      this._editingSentAt = Date.now();
+    }
   }
 
   /** What this user is doing; peers get `presence.updated`. Re-sent after every reconnect. */
@@ -684,6 +900,7 @@ export class CollabClient extends Emitter<ClientEvents> {
       this._refused(err, "ticket");
       return;
     }
+    await this._restoreOutbox(); // the token is known now: this user's changes only
     this._connecting = false;
     if (this._stopped || this._ws) return;
     const ws = new WebSocket(ticket.url);
@@ -906,6 +1123,7 @@ export class CollabClient extends Emitter<ClientEvents> {
     const since = this._syncSince;
     const before = this.lastSeq;
     this._setPresenceList(data.presence ?? []);
+    if (data.more_presence) void this._loadPresence();
     this._addNotifications(data.notifications ?? []);
     const full = since === null || data.resync;
     if (full) {
@@ -950,6 +1168,10 @@ export class CollabClient extends Emitter<ClientEvents> {
   private _goLive(): void {
     this._attempt = 0; // a connection that got this far resets the backoff
     this._setState("live");
+    if (this._editingWanted) {
+      this._editingSentKey = null;
+      this._sendEditing(); // the indicator went with the old connection
+    }
     const { status, viewing } = this._presenceWanted;
     if (status !== "active" || viewing !== null) {
       this._sendControl({ action: "presence.update", status: this._announcedMode(), viewing });
@@ -1022,6 +1244,13 @@ export class CollabClient extends Emitter<ClientEvents> {
       case "presence.batch": // v1.2: several changes in one frame, in order
         for (const ev of frame.data.events ?? []) this._onPresence(ev.type, ev.data);
         break;
+      case "presence.editing": // v1.3
+        this._onEditing(frame.data);
+        break;
+      case "task.overwritten": // v1.3: a notice, no seq
+        this._applyTask(frame.data.task);
+        this.emit("overwritten", frame.data);
+        break;
       case "notification.created":
         this._addNotifications([frame.data.notification]);
         break;
@@ -1045,7 +1274,10 @@ export class CollabClient extends Emitter<ClientEvents> {
    * workspace's latest. Behind (an event missed), it syncs once the gap's grace has passed.
    */
   private _onHeartbeatAck(data: HeartbeatAckData): void {
-    if (Array.isArray(data.presence)) this._setPresenceList(data.presence); // a probe's answer
+    if (Array.isArray(data.presence)) {
+      this._setPresenceList(data.presence); // a probe's answer
+      if (data.more_presence) void this._loadPresence();
+    }
     const latest = data.seq;
     if (typeof latest !== "number" || this.lastSeq === null || latest <= this.lastSeq) return;
     this._clear("behind");
@@ -1059,7 +1291,63 @@ export class CollabClient extends Emitter<ClientEvents> {
   private _setPresenceList(list: readonly PresenceEntry[]): void {
     this._presence = new Map(list.map((p) => [p.user.id, p]));
     this._presenceSeen = new Map(list.map((p) => [p.user.id, { at: p.last_seen, left: false }]));
+    const editing = new Map<string, EditingView>();
+    for (const p of list) {
+      const view = p.editing ? this._editingView(p.user, p.editing) : null;
+      if (view) editing.set(p.user.id, view);
+    }
+    this._setEditingMap(editing);
     this._changed("presence");
+  }
+
+  /**
+   * An indicator as shown: until the server's `expires_at`, but never more than 15 s from now (a
+   * local clock behind the server's must not keep a stale one forever).
+   */
+  private _editingView(user: UserRef, editing: { task_id: string; field: TaskField; expires_at: string }): EditingView | null {
+    const at = Date.parse(editing.expires_at);
+    const expiresAt = Math.min(Number.isNaN(at) ? Date.now() + EDITING_TTL_MS : at, Date.now() + EDITING_TTL_MS);
+    return expiresAt > Date.now() ? { user, task_id: editing.task_id, field: editing.field, expiresAt } : null;
+  }
+
+  private _onEditing(data: PresenceEditingData): void {
+    const next = new Map(this._editing);
+    const view = data.editing ? this._editingView(data.user, data.editing) : null;
+    if (view) next.set(data.user.id, view);
+    else next.delete(data.user.id);
+    this._setEditingMap(next);
+  }
+
+  /** Replace the indicators and arm a timer for the next expiry (the snapshot drops expired ones). */
+  private _setEditingMap(next: Map<string, EditingView>): void {
+    this._editing = next;
+    this._clear("editingExpiry");
+    const now = Date.now();
+    let soonest = Infinity;
+    for (const [id, e] of next) {
+      if (e.expiresAt <= now) next.delete(id);
+      else soonest = Math.min(soonest, e.expiresAt);
+    }
+    if (soonest !== Infinity) {
+      this._timers.editingExpiry = setTimeout(() => {
+        delete this._timers.editingExpiry;
+        this._setEditingMap(new Map(this._editing));
+      }, soonest - now + 5);
+    }
+    this._changed("editing");
+  }
+
+  /**
+   * A large workspace's `sync` (or probe answer) carries part of the presence list and
+   * `more_presence: true`: the whole list comes over HTTP. On failure the partial list stays.
+   */
+  private async _loadPresence(): Promise<void> {
+    try {
+      const page = await this.api<{ items: PresenceEntry[] }>("GET", `/workspaces/${this.workspaceId}/presence`);
+      this._setPresenceList(page.items);
+    } catch {
+      // the partial list from the frame stays; the next sync or probe tries again
+    }
   }
 
   private _putPresence(userId: string, entry: PresenceEntry | null): void {
@@ -1076,6 +1364,11 @@ export class CollabClient extends Emitter<ClientEvents> {
       if (seen && data.last_seen < seen.at) return; // a newer session of theirs is already here
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: true });
       this._putPresence(data.user.id, null);
+      if (this._editing.has(data.user.id)) {
+        const next = new Map(this._editing);
+        next.delete(data.user.id);
+        this._setEditingMap(next);
+      }
     } else {
       if (seen && (data.last_seen < seen.at || (seen.left && data.last_seen <= seen.at))) return;
       this._presenceSeen.set(data.user.id, { at: data.last_seen, left: false });
@@ -1142,9 +1435,21 @@ export class CollabClient extends Emitter<ClientEvents> {
     const op = this._pending[index] as PendingOp;
     if (data.ok) {
       this._pending.splice(index, 1);
+      this._forget(op);
       if (data.task) this._applyTask(data.task);
       this._advance(data.seq); // our own change's event is not sent to us: its seq comes here
       this._invalidate();
+      const seq = typeof data.seq === "number" ? data.seq : null;
+      if (seq !== null && (op.action === "task.create" || op.action === "task.update" || op.action === "task.delete")) {
+        this._undo.push(seq); // a new change of the user's: undoable, and the redo stack is void
+        if (this._undo.length > UNDO_DEPTH) this._undo.shift();
+        this._redo = [];
+        this._changed("connection");
+      }
+      this.emit("acked", { action: op.action, requestId: op.requestId, taskId: op.taskId ?? data.task?.id ?? null, seq, task: data.task ?? null });
+      if (data.task && ((data.overwrote?.length ?? 0) > 0 || (data.merged?.length ?? 0) > 0)) {
+        this.emit("overwrote", { task: data.task, seq, overwrote: data.overwrote ?? [], merged: data.merged ?? [] });
+      }
       this._resolve(op, data.task ?? (op.taskId ? this._server.get(op.taskId) ?? null : null));
       this._pump();
       return;
@@ -1175,6 +1480,7 @@ export class CollabClient extends Emitter<ClientEvents> {
   /** Roll an optimistic operation back and tell the page why. */
   private _reject(op: PendingOp, error: CollabError): void {
     this._pending = this._pending.filter((p) => p !== op);
+    this._forget(op);
     if (error.task) this._applyTask(error.task);
     if (op.previousReadAt) {
       const notes = new Map(this._notes);
@@ -1221,6 +1527,68 @@ export class CollabClient extends Emitter<ClientEvents> {
     this._changed("notifications");
   }
 
+  // -- durable outbox ----------------------------------------------------------------------------
+  /** Write a queued change to the outbox (in order: writes are chained). */
+  private _keep(op: PendingOp): void {
+    const outbox = this._outbox;
+    if (!outbox) return;
+    this._outboxOrder = Math.max(this._outboxOrder + 1, Date.now() * 1000);
+    const entry: OutboxEntry = {
+      requestId: op.requestId,
+      workspaceId: this.workspaceId,
+      userId: this.me.id,
+      order: this._outboxOrder,
+      action: op.action,
+      taskId: op.taskId,
+      frame: op.frame as unknown as Record<string, unknown>,
+    };
+    this._outboxWrites = this._outboxWrites.then(() => outbox.put(entry)).catch(() => undefined);
+  }
+
+  /** Remove an answered change from the outbox. */
+  private _forget(op: PendingOp): void {
+    const outbox = this._outbox;
+    if (!outbox) return;
+    this._outboxWrites = this._outboxWrites.then(() => outbox.delete(op.requestId)).catch(() => undefined);
+  }
+
+  /**
+   * Once per client, before the first connection: the changes a previous page of this user left
+   * unanswered go first, in the order they were made, with their `request_id` (the server answers
+   * a repeat with the first answer, so a change that had landed lands once).
+   */
+  private async _restoreOutbox(): Promise<void> {
+    const outbox = this._outbox;
+    if (this._outboxRestored || !outbox) return;
+    this._outboxRestored = true;
+    let entries: OutboxEntry[];
+    try {
+      entries = await outbox.list(this.workspaceId, this.me.id);
+    } catch {
+      return; // no IndexedDB (private mode): memory only
+    }
+    const held = new Set(this._pending.map((op) => op.requestId));
+    const restored: PendingOp[] = [];
+    for (const entry of entries.sort((a, b) => a.order - b.order)) {
+      if (held.has(entry.requestId)) continue;
+      this._outboxOrder = Math.max(this._outboxOrder, entry.order);
+      const settle: Settle = { resolve: () => undefined, reject: () => undefined, done: false };
+      restored.push({
+        requestId: entry.requestId,
+        action: entry.action,
+        taskId: entry.taskId,
+        frame: entry.frame as unknown as PendingOp["frame"],
+        sent: false,
+        retries: 0,
+        settle,
+      });
+    }
+    if (restored.length) {
+      this._pending = [...restored, ...this._pending]; // older than anything made on this page
+      this._invalidate();
+    }
+  }
+
   // -- optimistic operations ---------------------------------------------------------------------
   private _enqueue(
     action: MutationAction,
@@ -1245,6 +1613,7 @@ export class CollabClient extends Emitter<ClientEvents> {
       return promise;
     }
     this._pending.push(op);
+    this._keep(op);
     this._invalidate();
     const timer = setTimeout(() => {
       if (!op.settle.done) {
@@ -1282,6 +1651,7 @@ export class CollabClient extends Emitter<ClientEvents> {
 
   private _sendOp(op: PendingOp): void {
     op.sent = this._send(op.frame as unknown as OutFrame);
+    if (op.sent) this._changed("connection");
     if (op.sent && this._ws) this._expectAnswer(this._ws); // its ack: a dead socket shows at once
   }
 
@@ -1360,6 +1730,7 @@ export class CollabClient extends Emitter<ClientEvents> {
       if (kind === "tasks") this.emit("tasks", snap.tasks);
       else if (kind === "presence") this.emit("presence", snap.presence);
       else if (kind === "notifications") this.emit("notifications", snap.notifications);
+      else if (kind === "editing") this.emit("editing", snap.editing);
     }
     this.emit("change", snap);
     for (const listener of [...this._subscribers]) listener();

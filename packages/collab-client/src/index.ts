@@ -6,6 +6,9 @@
 export {
   AWAY_HEARTBEAT_MS,
   CollabClient,
+  EDITING_REFRESH_MS,
+  EDITING_TTL_MS,
+  fieldMark,
   HEARTBEAT_MS,
   HEARTBEAT_TIMEOUT_MS,
   HIDDEN_AWAY_MS,
@@ -16,6 +19,7 @@ export {
   PROBE_AFTER_MS,
   TERMINAL_STATES,
   tokenClaims,
+  UNDO_DEPTH,
   uuid4,
 } from "./client.js";
 export type {
@@ -23,11 +27,18 @@ export type {
   ClientOptions,
   Connection,
   ConnectionState,
+  EditingView,
+  HistoryEntry,
+  HistoryPage,
   MutationAction,
+  PendingChange,
   Snapshot,
+  TaskField,
   TaskView,
   TokenReason,
 } from "./client.js";
+export { IndexedDbOutbox } from "./outbox.js";
+export type { Outbox, OutboxEntry } from "./outbox.js";
 export { CollabError, HttpError } from "./errors.js";
 export type { ErrorCode, ServerErrorCode } from "./errors.js";
 export type { Listener } from "./emitter.js";
