@@ -53,6 +53,29 @@ def test_a_retried_edit_after_redis_lost_its_state_is_not_applied_again(world):
     assert _activity_count(world, wid) == 3  # create, A, B: the retry committed nothing
 
 
+def test_redis_keeps_an_answer_for_minutes_and_a_later_retry_is_answered_by_the_ledger(world):
+    """Redis holds each answer only as the fast path for retries after a reconnect (minutes, not the
+    contract's hour: at 100 edits/s an hour of full acks is ~230 MB of Redis). Once that copy has
+    expired, the same frame from a new connection is answered by the ledger in Postgres: the first
+    answer, and nothing applied again."""
+    from collab.adapters.redis import keys
+    from collab.adapters.redis.store import REQUEST_TTL_S
+
+    wid = world.workspace("ann", "bob")
+    a = world.connect("ann", wid)
+    task = a.create("first")["data"]["task"]
+    frame = {"action": "task.update", "request_id": str(uuid.uuid4()), "task_id": task["id"], "changes": {"title": "A"}}  # fmt: skip
+    first = a.send(frame)
+    assert first["data"]["ok"] is True
+    key = keys.user("ann", f"req:{frame['request_id']}")
+    ttl = world.rt.store.r.ttl(key)
+    assert 0 < ttl <= REQUEST_TTL_S <= 900  # bounded: Redis memory levels off after minutes
+    world.rt.store.r.delete(key)  # the copy expired
+    again = world.connect("ann", wid).send(frame)
+    assert again["data"] == first["data"]
+    assert _activity_count(world, wid) == 2  # create, A: the retry committed nothing
+
+
 def test_a_retry_after_an_unknown_commit_outcome_gets_the_first_answer(world, monkeypatch):
     """The COMMIT went through but the connection broke before its answer (the outcome is unknown to
     the server: ``Unavailable``); the client retries the same request_id and nothing applies twice."""

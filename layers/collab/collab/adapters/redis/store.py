@@ -25,7 +25,10 @@ HISTORY_LEN = 100  # the latest 100 events of a workspace are replayed from Redi
 HISTORY_EVENT_MAX_BYTES = 4096
 HISTORY_TTL_MS = 24 * 3600 * 1000  # an idle workspace's history expires (sync falls back to Postgres)
 CONN_TTL_S = 3 * 3600  # a connection lives at most 2 h at API Gateway; records outlive it a little
-REQUEST_TTL_S = 3600  # request_ids are remembered for at least an hour (contract 3.2)
+# An answered request_id's answer, the fast path for retries (a reconnect resends within seconds).
+# The contract's hour (3.2) is kept by the ledger in Postgres (domain/ledger.py), which answers a
+# later retry: an hour of full acks here would be ~230 MB of Redis at 100 edits/s.
+REQUEST_TTL_S = 600
 # A claim whose attempt died (container killed mid-request) frees itself after this; > Lambda timeout.
 PENDING_TTL_S = 30
 # A connection's first deadline: it is active until it says otherwise (collab.domain.presence.MODES).
