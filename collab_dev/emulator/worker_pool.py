@@ -260,8 +260,12 @@ def _worker_main(conn: Any, root: str, env: dict[str, str]) -> None:
             outcome = ("error", exc, traceback.format_exc())
         try:
             conn.send(outcome)
+        except (BrokenPipeError, EOFError, ConnectionResetError):
+            return  # the gateway stopped while this invocation ran: nobody waits for its outcome
         except Exception as exc:  # noqa: BLE001 - a result or an error that does not pickle
-            conn.send(("error", RuntimeError(f"the invocation's outcome cannot be sent back: {exc!r}"), ""))
+            failure = RuntimeError(f"the invocation's outcome cannot be sent back: {exc!r}")
+            with contextlib.suppress(BrokenPipeError, EOFError, ConnectionResetError):
+                conn.send(("error", failure, ""))
 
 
 def _worker_init(root: str, env: dict[str, str]) -> None:
