@@ -55,20 +55,21 @@ from collab.pricing import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# Measured by `python -m bench.capacity --measure` (2026-12-04 03:55 UTC, this 2-core machine shared
-# with other test runs, load average 13.7 -> 15.5: CPU per operation is high by up to 2x):
-# per operation, the handler's CPU (ms), Redis commands and round trips, Postgres transactions,
-# posts; Redis bytes per connection (its record, its user's index, the sweeper's entry) and per
-# workspace after 90 edits (registry, presence, the history and the tracer's last 100 events).
-# Edits at fan-out 9 and 49 (workspaces of 10 and 50); the model interpolates linearly.
+# Measured by `python -m bench.capacity --measure` (2026-12-04 13:01 UTC, this 2-core machine
+# quiet, load average 1.1): per operation, the handler's CPU (ms), Redis commands and round trips,
+# Postgres transactions, posts; Redis bytes per connection (its record, its user's index, the
+# sweeper's entry), per acknowledged mutation's answer (kept REQUEST_TTL_S) and per workspace after
+# 90 edits (registry, presence, the history and the tracer's last 100 events). Edits at fan-out 9
+# and 49 (workspaces of 10 and 50); the model interpolates linearly.
 MEASURED: dict[str, dict[str, float]] = {
-    "edit@9": {"cpu_ms": 3.28, "redis_cmds": 6.0, "redis_rt": 3.0, "pg_tx": 1.0, "posts": 9.0},
-    "edit@49": {"cpu_ms": 5.07, "redis_cmds": 6.17, "redis_rt": 3.01, "pg_tx": 1.0, "posts": 49.0},
-    "heartbeat": {"cpu_ms": 0.75, "redis_cmds": 7.0, "redis_rt": 3.0, "pg_tx": 0.0, "posts": 0.0},
-    "reconnect": {"cpu_ms": 6.0, "redis_cmds": 21.0, "redis_rt": 8.0, "pg_tx": 3.0, "posts": 0.0},
+    "edit@9": {"cpu_ms": 2.55, "redis_cmds": 6.0, "redis_rt": 3.0, "pg_tx": 1.0, "posts": 9.0},
+    "edit@49": {"cpu_ms": 3.84, "redis_cmds": 6.0, "redis_rt": 3.0, "pg_tx": 1.0, "posts": 49.0},
+    "heartbeat": {"cpu_ms": 0.55, "redis_cmds": 7.0, "redis_rt": 3.0, "pg_tx": 0.0, "posts": 0.0},
+    "reconnect": {"cpu_ms": 4.02, "redis_cmds": 28.0, "redis_rt": 10.0, "pg_tx": 2.0, "posts": 0.0},
     "redis_bytes_per_connection": {"value": 408.8},
-    "redis_bytes_per_workspace@10": {"value": 142_603.0},
-    "redis_bytes_per_workspace@50": {"value": 334_209.0},
+    "redis_bytes_per_answer": {"value": 760.0},
+    "redis_bytes_per_workspace@10": {"value": 141_115.0},
+    "redis_bytes_per_workspace@50": {"value": 334_227.0},
 }
 
 # Lambda memory (infra/functions.py): CPU scales with it, 1,769 MB = one vCPU.
@@ -184,8 +185,14 @@ def model(users: int, size: int, load: Load) -> dict[str, Any]:
         + (beats_s + switches_s) * beat["redis_cmds"]
         + reconnects_s * rec["redis_cmds"]
     )
-    redis_bytes = users * MEASURED["redis_bytes_per_connection"]["value"] + workspaces * _workspace_bytes(
-        size
+    from collab.adapters.redis.store import REQUEST_TTL_S
+
+    # + each acknowledged mutation's answer, kept for REQUEST_TTL_S as the fast path for retries
+    answers_bytes = edits_s * REQUEST_TTL_S * MEASURED["redis_bytes_per_answer"]["value"]
+    redis_bytes = (
+        users * MEASURED["redis_bytes_per_connection"]["value"]
+        + workspaces * _workspace_bytes(size)
+        + answers_bytes
     )
     # In a storm, every user asks to connect within storm_s; API Gateway admits at most its quota
     # per second, and what is admitted costs each reconnect's Lambdas, transactions and commands.
@@ -459,6 +466,8 @@ def _measure_size(db_url: str, redis_url: str, endpoint: str, size: int) -> dict
     conn_bytes = sum(int(r.memory_usage(k) or 0) for k in r.scan_iter("collab:conn:*"))
     user_bytes = sum(int(r.memory_usage(k) or 0) for k in r.scan_iter("collab:{u:*}:conns"))
     sweep_bytes = int(r.memory_usage("collab:sweep") or 0)
+    answers = [int(r.memory_usage(k) or 0) for k in r.scan_iter("collab:{u:*}:req:*")]
+    out["redis_bytes_per_answer"] = {"value": sum(answers) / max(1, len(answers))}
     out[f"redis_bytes_per_workspace@{size}"] = {"value": float(ws_bytes)}
     out["redis_bytes_per_connection"] = {"value": (conn_bytes + user_bytes + sweep_bytes) / size}
     runtime.install(None)

@@ -41,6 +41,7 @@ import array
 import asyncio
 import contextlib
 import fcntl
+import gc
 import itertools
 import json
 import multiprocessing as mp
@@ -114,6 +115,18 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
     refused: Counter[str] = Counter()
     skipped = [0]
     size_of: dict[str, int] = {}
+    # this process's garbage collections of 20 ms or more: (end ns, ms, generation). A collection
+    # delays every frame this process receives meanwhile, which then counts as edit->peer latency
+    gc_pauses: list[tuple[int, float, int]] = []
+    gc_started = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter_ns()
+        elif (ms := (time.perf_counter_ns() - gc_started[0]) / 1e6) >= 20:
+            gc_pauses.append((now_ns(), ms, int(info.get("generation", -1))))
+
+    gc.callbacks.append(on_gc)
 
     def on_event(client: BoardClient, frame: dict[str, Any], received: int) -> None:
         if frame["type"] != "task.updated":
@@ -259,6 +272,7 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
             "deaf": deaf,
             "workspace_seq_max": max(seqs.values(), default=0),
             "verify_error": verify_error,
+            "gc_pauses": gc_pauses,
             "cpu_s": cpu1 - cpu0,
             "counts": dict(counts),
         }
@@ -569,7 +583,11 @@ def _phases(args: argparse.Namespace) -> list[Phase]:
         if x != args.edit_every
     ]
     main.rest_s = 15.0 if sweep else 0.0
-    return sorted([main, *sweep], key=lambda p: -p.edit_every_s)  # lowest rate first
+    phases = sorted([main, *sweep], key=lambda p: -p.edit_every_s)  # lowest rate first
+    # The first phase also starts the containers (on demand, as concurrency rises): it is measured
+    # only once every client has edited at least once, so that its window holds no container start.
+    phases[0].warmup_s = max(phases[0].warmup_s, args.warmup, 1.5 * phases[0].edit_every_s)
+    return phases
 
 
 def _drive(
@@ -822,6 +840,8 @@ def _report(
         "edits_acked": len(acked),
         "client_counts": dict(sum((Counter(r["counts"]) for r in reports), Counter())),
         "client_cpu_s": sum(r["cpu_s"] for r in reports),
+        # (monotonic s, ms, generation) of the client processes' collections of 20 ms or more
+        "client_gc_pauses": sorted((t / 1e9, ms, g) for r in reports for t, ms, g in r.get("gc_pauses", [])),
         "profile": profile or None,
         "samples": samples,
     }
@@ -923,6 +943,9 @@ def print_report(results: dict[str, Any]) -> None:
         f" skipped {run_['edits_skipped']}; lost {run_['lost']}, behind {run_['clients_behind_seq']},"
         f" deaf {len(run_['deaf'])}; client CPU {run_['client_cpu_s']:.0f} s"
     )
+    pauses = [ms for _, ms, _ in run_.get("client_gc_pauses", [])]
+    if pauses:
+        lines.append(f"client processes' collections >= 20 ms: {len(pauses)}, longest {max(pauses):.0f} ms")
     prof = run_.get("profile") or {}
     if "by_layer" in prof:
         lines.append(f"profile (busy samples) by process {prof.get('by_process_busy')}")
