@@ -100,7 +100,7 @@ mutate: $(STAMP)
 	@# run twice); mutmut's .meta results of the files that remain are kept
 	@if [ -d $(MUTATE_DIR)/mutants/src ]; then cd $(MUTATE_DIR)/mutants/src && find . -type f ! -name '*.meta' \
 		| while read -r f; do [ -e "../../src/$$f" ] || rm -f "$$f" "$$f.meta"; done; fi
-	cd $(MUTATE_DIR) && HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
+	cd $(MUTATE_DIR) && PATH="$(abspath $(BIN)):$$PATH" MYPYPATH=src HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
 		rc=$$?; ../$(BIN)/python ../tests/mutation_report.py mutants; exit $$rc
 
 schema: $(STAMP)

@@ -1,9 +1,10 @@
 """Summarise a mutmut run per module: ``python tests/mutation_report.py .mutation/mutants``.
 
 mutmut keeps one ``<file>.meta`` per mutated file (exit code per mutant); this prints, per module:
-mutants, killed (a test failed), timeout (a test hung: detected too), survived (every test passed),
-no tests (no test runs that code), not run (filtered out of this run, or not reached yet), and the
-score = (killed + timeout) / (killed + timeout + survived + no tests). Then the survivors' names,
+mutants, killed (a test failed), typed (mypy refused the mutant: ``make test`` runs mypy, so it never
+lands), timeout (a test hung: detected too), survived (every test passed), no tests (no test runs
+that code), not run (filtered out of this run, or not reached yet), and the
+score = (killed + typed + timeout) / (killed + typed + timeout + survived + no tests). Then the survivors' names,
 which ``mutmut show NAME`` (run in .mutation/) turns into a diff. docs/testing.md reads it.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from mutmut.stats import status_by_exit_code  # exit code -> "killed", "survived", "timeout", ...
 
-COLUMNS = ("killed", "timeout", "survived", "no tests", "not checked")
+COLUMNS = ("killed", "caught by type check", "timeout", "survived", "no tests", "not checked")
 
 
 def status(code: int | None) -> str:
@@ -31,7 +32,7 @@ def main(root: str) -> int:
         return 1
     total: Counter[str] = Counter()
     survivors: list[str] = []
-    print(f"{'module':<28} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} {'not run':>7} {'score':>7}")  # fmt: skip
+    print(f"{'module':<28} {'mutants':>7} {'killed':>7} {'typed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} {'not run':>7} {'score':>7}")  # fmt: skip
     for meta in metas:
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         if not codes:
@@ -50,11 +51,11 @@ def main(root: str) -> int:
 
 def _row(name: str, c: Counter[str]) -> str:
     n = sum(c.values())
-    detected = c["killed"] + c["timeout"]
+    detected = c["killed"] + c["caught by type check"] + c["timeout"]
     judged = detected + c["survived"] + c["no tests"]
     score = f"{100 * detected / judged:.1f}%" if judged else "-"
     other = n - sum(c[k] for k in COLUMNS)  # suspicious, segfault, ...: counted in mutants only
-    cells = " ".join(f"{c[k]:>{w}}" for k, w in zip(COLUMNS, (7, 7, 8, 8, 7), strict=True))
+    cells = " ".join(f"{c[k]:>{w}}" for k, w in zip(COLUMNS, (7, 7, 7, 8, 8, 7), strict=True))
     return f"{name:<28} {n:>7} {cells} {score:>7}" + (f"  ({other} other)" if other else "")
 
 

@@ -22,6 +22,13 @@ from urllib.parse import unquote
 
 import pytest
 
+# moto's server at import, not in the session fixture: mutation testing forks a test session per
+# mutant from a process that has collected the tests (imported this module), so each session then
+# starts the server without paying moto's imports (~0.4 s) again
+from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
+from moto.core.exceptions import JsonRESTError
+from moto.server import ThreadedMotoServer
+
 from collab_dev.permissions import call_as, denied
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -59,9 +66,6 @@ SINK = Sink()
 def moto_management_api(sink: Sink) -> Iterator[str]:
     """moto's Management API in server mode, patched to capture each post into ``sink``, answer 410
     for its gone connections and 429 while it throttles. Yields the endpoint URL."""
-    from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
-    from moto.core.exceptions import JsonRESTError
-    from moto.server import ThreadedMotoServer
 
     class Gone(JsonRESTError):
         code = 410
@@ -102,7 +106,7 @@ def moto_management_api(sink: Sink) -> Iterator[str]:
     mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # loopback only
     server.start()
     assert server._server is not None
     server._server.app = _enforcing(server._server.app, sink)
