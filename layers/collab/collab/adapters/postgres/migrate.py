@@ -12,6 +12,8 @@ which creates the roles). :func:`set_passwords` gives the roles the passwords of
 
 from __future__ import annotations
 
+import random
+import time
 from importlib import resources
 
 import psycopg
@@ -22,6 +24,7 @@ ROLES_MIGRATION = "0002_roles"  # from here on, migrations run as MIGRATION_ROLE
 
 # Arbitrary constant naming "collab schema migrations" for pg_advisory_lock.
 _LOCK_ID = 0x636F6C6C6162
+_CATALOG_RETRIES = 5
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -44,16 +47,33 @@ def migrate(dsn: str) -> list[str]:
             for version, text in migration_files():
                 if version in done:
                     continue
-                with conn.transaction():
-                    roles_in_place = ROLES_MIGRATION in done or ROLES_MIGRATION in applied_now
-                    if roles_in_place and not text.startswith("-- runs as: admin"):
-                        conn.execute(f"SET LOCAL ROLE {MIGRATION_ROLE}")  # objects owned by the migrator
-                    conn.execute(text.encode())
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                roles_in_place = ROLES_MIGRATION in done or ROLES_MIGRATION in applied_now
+                as_migrator = roles_in_place and not text.startswith("-- runs as: admin")
+                _apply(conn, version, text, as_migrator)
                 applied_now.append(version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
+
+
+def _apply(conn: psycopg.Connection, version: str, text: str, as_migrator: bool) -> None:
+    """One migration in one transaction. The advisory lock is per database, but roles are the
+    cluster's: two databases of one cluster migrating at once (two stages on one instance, parallel
+    test databases) can update the same role's catalog row, and Postgres then refuses the later
+    writer with "tuple concurrently updated" (XX000). The transaction was rolled back whole, so it
+    is applied again, a few times, after a short pause."""
+    for attempt in range(_CATALOG_RETRIES + 1):
+        try:
+            with conn.transaction():
+                if as_migrator:
+                    conn.execute(f"SET LOCAL ROLE {MIGRATION_ROLE}")  # objects owned by the migrator
+                conn.execute(text.encode())
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            return
+        except psycopg.errors.InternalError_ as exc:
+            if "tuple concurrently updated" not in str(exc) or attempt == _CATALOG_RETRIES:
+                raise
+            time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
 
 
 def set_passwords(dsn: str, passwords: dict[str, str]) -> None:
