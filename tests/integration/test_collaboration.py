@@ -275,6 +275,39 @@ def test_an_undo_cannot_itself_be_undone_and_bad_frames_are_refused(board, world
     assert state(world, wid, task["id"]) == before
 
 
+def test_undo_restores_an_assignee_and_a_due_date_and_checks_the_assignee_is_still_a_member(board, world):
+    wid, a, _, _, task = board
+    update(a, task["id"], assigned_to="bob", due_date="2027-01-15")
+    second = update(a, task["id"], assigned_to="carol", due_date="2027-02-01")
+    undone = undo(a, second["seq"])  # back to bob and the 15th
+    assert (undone["task"]["assigned_to"], undone["task"]["due_date"]) == ("bob", "2027-01-15")
+    assert undone["ok"] is True and undone["seq"] == second["seq"] + 1
+    redone = undo(a, second["seq"], redo=True)
+    assert (redone["task"]["assigned_to"], redone["task"]["due_date"]) == ("carol", "2027-02-01")
+    # bob leaves: undoing the change that replaced him again cannot make him the assignee
+    world.remove_member(wid, "bob")
+    before = state(world, wid, task["id"])
+    refused = undo(a, second["seq"])["error"]
+    assert (refused["code"], refused["field"]) == ("conflict", "assigned_to")
+    assert state(world, wid, task["id"]) == before
+
+
+def test_undo_refusals_say_why(board, world):
+    _wid, a, b, _, task = board
+    change = update(a, task["id"], status="done")
+    assert undo(a, change["seq"], redo=True)["error"]["message"] == "this change is not undone"
+    assert undo(a, change["seq"])["ok"] is True
+    assert undo(a, change["seq"])["error"]["message"] == "this change is already undone"
+    mine = update(a, task["id"], title="Ann's")
+    update(b, task["id"], title="Bob's")
+    assert undo(a, mine["seq"])["error"]["message"] == "the task changed since; nothing was undone or redone"
+    assert undo(b, mine["seq"])["error"]["message"] == "only your own changes can be undone or redone"
+    unknown = undo(a, 10**9)["error"]
+    assert (unknown["message"], unknown["field"]) == ("no change with this seq in this workspace", "seq")
+    not_a_change = undo(a, undo(a, change["seq"], redo=True)["seq"])["error"]
+    assert not_a_change["message"] == "seq: not a task change that can be undone or redone"
+
+
 def test_undo_is_idempotent_by_request_id(board, world):
     wid, a, _, _, task = board
     change = update(a, task["id"], status="done")

@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from collab.adapters.postgres.database import Database
-from collab.errors import Conflict
+from collab.errors import Conflict, ValidationError
 
 
 def make_workspace(db, owner="owner"):
@@ -15,6 +15,47 @@ def make_workspace(db, owner="owner"):
         return cur.fetchone()["id"]
 
     return db.run(tx)
+
+
+def _task_sql(wid, assignee="owner"):
+    return (
+        "INSERT INTO tasks (workspace_id, title, created_by, updated_by, assigned_to) VALUES (%s, 't', 'owner', 'owner', %s)",
+        (wid, assignee),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("statement", "error", "message", "field"),
+    [
+        # a duplicate primary key
+        (lambda wid: ("INSERT INTO users (id) VALUES ('owner')", ()), Conflict, "already exists", None),
+        # a foreign key naming the assignee, and another one
+        (lambda wid: _task_sql(wid, "nobody"), ValidationError, "assigned_to: unknown user", "assigned_to"),
+        (lambda wid: _task_sql(str(uuid.uuid4())), ValidationError, "refers to something that does not exist", None),
+        # the member cap's CHECK, and another CHECK (its constraint named in the message)
+        (lambda wid: ("UPDATE workspaces SET member_count = 5000 WHERE id = %s", (wid,)), Conflict,
+         "a workspace has at most 1000 members", None),
+        (lambda wid: ("UPDATE workspaces SET last_seq = -1 WHERE id = %s", (wid,)), ValidationError,
+         "invalid value (workspaces_last_seq_check)", None),
+    ],
+)  # fmt: skip
+def test_constraint_violations_come_out_as_the_client_errors_they_mean(
+    settings, clean, statement, error, message, field
+):
+    db = Database(settings.dsn)
+    wid = make_workspace(db)
+    sql, args = statement(wid)
+    with pytest.raises(error) as caught:
+        db.run(lambda cur: cur.execute(sql, args))
+    assert type(caught.value) is error
+    assert caught.value.to_wire() == {
+        "code": error.code,
+        "message": message,
+        **({"field": field} if field else {}),
+    }
+    with pytest.raises(psycopg.errors.NotNullViolation):  # not one we expect: raised as it is
+        db.run(lambda cur: cur.execute("INSERT INTO users (id) VALUES (NULL)"))
+    db.close()
 
 
 def test_reconnects_transparently_after_the_connection_is_killed(settings, clean):
