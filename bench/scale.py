@@ -169,6 +169,10 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
 
         t = time.perf_counter()
         await asyncio.gather(*(start(c) for c in clients))
+        # what the connects built (clients, boards, sockets) lives to the end: out of the collector's
+        # generations, so a full collection later walks only what the run allocates (as the gateway)
+        gc.collect()
+        gc.freeze()
         conn.send({"ready": len(clients), "connect_s": time.perf_counter() - t})
         go_ns = await asyncio.to_thread(conn.recv)  # every client process starts at this moment
         phases = [Phase(**p) for p in plan["phases"]]
@@ -385,6 +389,16 @@ def _named(name: str) -> list[int]:
     return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
 
 
+def _machine_stalls_s() -> dict[str, float]:
+    """CPU seconds the machine spent waiting for its disks (iowait) and that its hypervisor gave to
+    other guests (steal), since boot: a minute with more of either is a minute the stack and the
+    clients could not run when they were ready to."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    return {"iowait_s": parts[4] / tck, "steal_s": (parts[7] if len(parts) > 7 else 0) / tck}
+
+
 def _machine_cpu_s() -> float:
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]
@@ -427,7 +441,17 @@ def _sample(dev: CollabDev, db_url: str, redis_url: str, db_name: str, db_index:
 
     with psycopg.connect(db_url, autocommit=True) as admin:
         pg = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db_name,)).fetchone()
+        # Postgres' own periodic work: checkpoints (the server's) and autovacuum/analyze (the run's)
+        checkpoints = admin.execute(
+            "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+        vacuums = admin.execute(
+            "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables"
+        ).fetchone()
     return {
+        **_machine_stalls_s(),
+        "pg_checkpoints": int(checkpoints[0]) if checkpoints else 0,
+        "pg_autovacuums": int(vacuums[0]) if vacuums else 0,
         "t": time.monotonic(),
         "load1": os.getloadavg()[0],
         "gateway_rss_mb": gw.memory_info().rss / 2**20,
@@ -883,6 +907,7 @@ def _soak_summary(
         )
         t += int(60e9)
     t0 = start / 1e9
+    _what_each_minute_had(minutes, samples, t0)
     steady = [s for s in samples if s["t"] >= t0 + 300] or samples
     ts = [s["t"] for s in steady]
 
@@ -909,6 +934,28 @@ def _soak_summary(
         },
         "t0_monotonic_s": t0,
     }
+
+
+def _what_each_minute_had(minutes: list[dict[str, Any]], samples: list[dict[str, Any]], t0: float) -> None:
+    """Beside each minute's latency: the cores the machine, the stack and the clients used, the
+    cores lost to iowait and steal, and the checkpoints and autovacuum runs that began in it, from
+    the samples at the minute's two ends. An excursion with steal or iowait in it was the machine."""
+    for m in minutes:
+        lo, hi = t0 + 60 * m["minute"], t0 + 60 * (m["minute"] + 1)
+        inside = [s for s in samples if lo <= s["t"] <= hi + 5 and "cpu" in s]
+        if len(inside) < 2:
+            continue
+        a, b = inside[0], inside[-1]
+        dt = b["t"] - a["t"]
+        if dt <= 0:
+            continue
+        m["cores"] = {k: round((b["cpu"][k] - a["cpu"][k]) / dt, 3) for k in b["cpu"]}
+        for key in ("iowait_s", "steal_s"):
+            if key in a and key in b:
+                m[key.replace("_s", "_cores")] = round((b[key] - a[key]) / dt, 3)
+        for key in ("pg_checkpoints", "pg_autovacuums"):
+            if key in a and key in b:
+                m[key] = b[key] - a[key]
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -961,6 +1008,14 @@ def print_report(results: dict[str, Any]) -> None:
             f" last 5 min {s['p95_last_5min_ms']:.1f} ms;"
             f" slopes per hour {s['slopes_per_hour_after_5min']}"
         )
+        base = s["p95_first_5min_ms"] or 0.0
+        for m in s["per_minute"]:
+            if base and m["p95"] > 1.5 * base:
+                lines.append(
+                    f"    minute {m['minute']:.0f}: p95 {m['p95']:.1f} ms; cores {m.get('cores')},"
+                    f" iowait {m.get('iowait_cores')}, steal {m.get('steal_cores')},"
+                    f" checkpoints {m.get('pg_checkpoints')}, autovacuums {m.get('pg_autovacuums')}"
+                )
     lines.append(f"load: {results['machine']['uptime_before']} -> {results['machine']['uptime_after']}")
     print("\n".join(lines))
 
