@@ -7,7 +7,7 @@ Redis lost its state, after a COMMIT whose outcome was unknown (the connection b
 committing), from another connection - finds the row and gets the first answer; nothing changes.
 
 Redis stays the fast path in front (``Store.begin`` claims a request id and keeps its answer for
-an hour); the ledger is what decides when Redis has forgotten.
+ten minutes, ``REQUEST_TTL_S``); the ledger is what decides when Redis has forgotten.
 
 How a transaction claims its key: ``INSERT ... ON CONFLICT DO NOTHING`` on the primary key. A
 concurrent attempt with the same key blocks on the first one's uncommitted row and, once that
@@ -130,9 +130,6 @@ class Ledgered:
 
         return self.db.run(tx)
 
-    def __getattr__(self, name: str) -> Any:  # transactions counter and the like
-        return getattr(self.db, name)
-
 
 def record_refusal(db: Database, entry: Entry, answer: Answer) -> Answer:
     """Record a refused request's answer (4xx) in a transaction of its own; when another attempt
@@ -144,19 +141,6 @@ def record_refusal(db: Database, entry: Entry, answer: Answer) -> Answer:
             return prior
         _write(cur, entry, answer)
         return answer
-
-    return db.run(tx)
-
-
-def lookup(db: Database, entry: Entry) -> Answer | None:
-    """The recorded answer of a key, if any (read-only)."""
-
-    def tx(cur: Cursor) -> Answer | None:
-        row = cur.execute(
-            "SELECT 1 FROM request_ledger WHERE user_id = %s AND request_key = %s AND answer IS NOT NULL",
-            (entry.user_id, entry.key),
-        ).fetchone()
-        return None if row is None else _stored(cur, entry)
 
     return db.run(tx)
 
