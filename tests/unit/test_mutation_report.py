@@ -1,0 +1,56 @@
+"""The mutation report's one mechanical verdict: a survivor whose only change is the letter case of
+SQL outside quotes is equivalent (Postgres reads keywords and unquoted identifiers in any case).
+Anything else that changed must stay a survivor, to be killed or explained by hand."""
+
+import pytest
+
+from tests.mutation_report import sql_case_only
+
+ORIG = """def x_f__mutmut_orig(conn, ws):
+    return conn.execute("SELECT seq FROM workspaces WHERE id = %s AND status = 'open'", (ws,))
+"""
+
+
+def mutant(statement: str) -> str:
+    return ORIG.replace("x_f__mutmut_orig", "x_f__mutmut_7").replace(
+        "SELECT seq FROM workspaces WHERE id = %s AND status = 'open'", statement
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "select seq from workspaces where id = %s and status = 'open'",
+        "SELECT SEQ FROM WORKSPACES WHERE ID = %s AND STATUS = 'open'",
+    ],
+)
+def test_keywords_and_unquoted_names_in_another_case_are_equivalent(statement):
+    assert sql_case_only(ORIG, mutant(statement))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT seq FROM workspaces WHERE id = %s AND status = 'OPEN'",  # a value
+        "SELECT seq FROM workspaces WHERE id = %S AND status = 'open'",  # a placeholder
+        "XXSELECT seq FROM workspaces WHERE id = %s AND status = 'open'XX",  # not case alone
+        "SELECT seq FROM workspaces WHERE id = %s OR status = 'open'",  # another word
+    ],
+)
+def test_a_change_of_values_placeholders_or_words_is_not(statement):
+    assert not sql_case_only(ORIG, mutant(statement))
+
+
+def test_a_quoted_identifier_an_fstring_expression_and_plain_text_keep_their_case():
+    quoted = "def f():\n    return q('SELECT \"Order\" FROM t')\n"
+    assert not sql_case_only(quoted, quoted.replace('"Order"', '"ORDER"'))
+    fstr = 'def f():\n    return q(f"SET LOCAL ROLE {ROLE}")\n'
+    assert sql_case_only(fstr, fstr.replace("SET LOCAL ROLE", "set local role"))
+    assert not sql_case_only(fstr, fstr.replace("{ROLE}", "{role}"))
+    message = 'def f():\n    raise Invalid("ticket expired")\n'
+    assert not sql_case_only(message, message.replace("ticket expired", "TICKET EXPIRED"))
+
+
+def test_a_change_outside_strings_is_not():
+    assert not sql_case_only(ORIG, ORIG.replace("(ws,)", "(None,)"))
+    assert not sql_case_only(ORIG, ORIG)  # nothing changed: not a mutant this verdict is for
