@@ -78,6 +78,75 @@ def test_bad_claims_are_refused(bad):
     refused(hs(claims(**bad)))
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda now: {"exp": now - 120}, "token expired"),
+        (lambda now: {"iat": now + 600, "exp": now + 900}, "token is not yet valid"),
+        (lambda now: {"nbf": now + 600}, "token is not yet valid"),
+        (lambda now: {"aud": "someone-else"}, "token audience is wrong"),
+        (lambda now: {"iss": "evil"}, "token issuer is wrong"),
+        (lambda now: {"sub": None}, "token lacks the sub claim"),
+        (lambda now: {"exp": None}, "token lacks the exp claim"),
+        (lambda now: {"iat": None}, "token lacks the iat claim"),
+        (lambda now: {"sub": ""}, "token sub is invalid"),
+        (lambda now: {"sub": "u" * 129}, "token sub is invalid"),
+        (lambda now: {"sub": 42}, "invalid token"),  # PyJWT: sub must be a string
+        (lambda now: {"iat": True}, "token iat is invalid"),  # a bool passes PyJWT's int() check
+    ],
+)
+def test_each_refusal_says_what_was_wrong(bad, message):
+    """The client acts on the reason (an expired token is refreshed, others are final): each is
+    named, and never with the token's text."""
+    assert refused(hs(claims(**bad(int(time.time()))))) == message
+
+
+def test_a_missing_or_unreadable_token_is_named_so():
+    assert refused(None) == refused("") == "missing bearer token"
+    assert refused("a.b.c") == "invalid token"
+
+
+def test_sub_of_128_characters_is_the_longest_taken():
+    assert tokens.verify_access_token(hs(claims(sub="u" * 128)), HS).user_id == "u" * 128
+
+
+@pytest.mark.parametrize(
+    ("claim", "verified"),
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("FALSE", False),
+        ("maybe", None),
+        (1, None),
+        (None, None),
+    ],
+)
+def test_email_verified_is_a_bool_or_cognitos_string_else_unknown(claim, verified):
+    assert tokens.verify_access_token(hs(claims(email_verified=claim)), HS).email_verified is verified
+
+
+def test_a_cognito_username_names_the_user_and_claims_of_other_types_are_dropped():
+    ident = tokens.verify_access_token(hs(claims(name=None, **{"cognito:username": "ada.l"})), HS)
+    assert ident.name == "ada.l"
+    ident = tokens.verify_access_token(hs(claims(name=7, email=["a@example.com"])), HS)
+    assert (ident.name, ident.email) == (None, None)
+
+
+def test_issued_access_tokens_carry_exactly_what_was_given():
+    before = int(time.time())
+    tok = tokens.issue_access_token(HS, "user-9", email="n@example.com", name="Nia", ttl_s=600)
+    c = jwt.decode(tok, SECRET, algorithms=["HS256"], audience="collab-api", issuer="collab")
+    assert set(c) == {"sub", "iss", "aud", "iat", "exp", "email", "name"}
+    assert (c["sub"], c["email"], c["name"], c["exp"] - c["iat"]) == ("user-9", "n@example.com", "Nia", 600)
+    assert before <= c["iat"] <= int(time.time())
+    bare = jwt.decode(
+        tokens.issue_access_token(HS, "user-9"), SECRET, algorithms=["HS256"], audience="collab-api"
+    )
+    assert set(bare) == {"sub", "iss", "aud", "iat", "exp"} and bare["exp"] - bare["iat"] == 12 * 3600
+    assert tokens.verify_access_token(tok, HS) == tokens.Identity("user-9", "n@example.com", "Nia")
+
+
 def test_leeway_is_at_most_30_seconds():
     tokens.verify_access_token(hs(claims(exp=int(time.time()) - 20)), HS)
     refused(hs(claims(exp=int(time.time()) - 45)))
@@ -206,3 +275,29 @@ def test_access_token_is_not_a_ticket_and_ticket_is_not_an_access_token():
     tok, _ = tokens.issue_ticket(HS, "user-1", WID)
     refused(tok)
     refused(tokens.issue_access_token(HS, "user-1"), fn=tokens.verify_ticket)
+
+
+def test_a_failing_identity_provider_is_unavailable_not_hammered_and_its_old_keys_not_trusted():
+    from collab.errors import Unavailable
+
+    class Failing:
+        calls = 0
+
+        def get_jwk_set(self, refresh=False):
+            Failing.calls += 1
+            raise jwt.PyJWKClientError("connection refused")
+
+    cache = tokens.JwksCache("https://idp.example.test/jwks", ttl_s=300, min_refresh_s=30)
+    cache.keys, cache.fetched = {"k1": "old key"}, 0.0
+    cache.client = Failing()  # type: ignore[assignment]
+    with pytest.raises(Unavailable) as exc:
+        cache.key("k1", now=301)  # past the TTL: refetched, and the provider fails
+    assert exc.value.status == 503 and exc.value.message == "identity provider keys unavailable"
+    assert cache.keys == {} and cache.fetched == 301 and Failing.calls == 1
+    for now in (302, 320, 331):  # within min_refresh_s of the failure: refused, no new fetch
+        with pytest.raises(Unauthorized):
+            cache.key("k1", now=now)
+    assert Failing.calls == 1
+    with pytest.raises(Unavailable):
+        cache.key("k1", now=331.5)  # 30.5 s after it: tried again
+    assert Failing.calls == 2
