@@ -150,3 +150,78 @@ def test_a_chunk_event_carries_a_128_kb_frame_within_the_payload_limit() -> None
              "connections": [f"{uuid.uuid4().hex[:15]}=" for _ in range(CHUNK)], "payload": base64.b64encode(frame).decode(),
              "trace": {"seq": 10**12, "type": "task.updated", "timestamp": "2026-12-04T00:00:00.000Z"}}  # fmt: skip
     assert len(json.dumps(event, separators=(",", ":"))) <= PAYLOAD_LIMIT
+
+
+def test_a_chunk_posts_at_most_100_prunes_the_gone_meters_one_invocation_and_counts_outcomes(
+    world: Any,
+) -> None:
+    import base64
+
+    from collab.domain import usage
+    from collab.domain.fanout import KIND
+    from functions.fanout.handler import handler
+
+    wid = world.workspace("ann")
+    peers = announced_peers(world, wid, 103)
+    world.sink.gone |= set(peers[:2])
+    usage.flush(world.rt, check_budget=False)
+    frame = {"type": "task.updated", "seq": 1, "data": {}}
+    event = {"kind": KIND, "workspace_id": wid, "endpoint": None, "connections": peers,
+             "payload": base64.b64encode(json.dumps(frame).encode()).decode(), "trace": None}  # fmt: skip
+    world.sink.reset()
+    world.sink.gone |= set(peers[:2])
+    counts = call_as("fanout", handler, event, world.context)
+    assert counts == {"delivered": 98, "gone": 2, "failed": 0}
+    assert sorted(world.sink.attempts) == sorted(peers[:100])  # a chunk never posts past 100
+    assert set(peers[:2]).isdisjoint(world.rt.store.fanout_targets(wid))
+    assert set(peers[100:]) <= set(world.rt.store.fanout_targets(wid))  # not its to judge
+    usage.flush(world.rt, check_budget=False)
+    used = usage.report(world.rt, wid)
+    assert used["invocations"] == 1 and used["handler_ms"] > 0
+    with pytest.raises(ValueError, match="not a fan-out chunk"):
+        call_as("fanout", handler, {**event, "kind": "something else"}, world.context)
+
+
+class FailingInvoker:
+    def __init__(self, exc: Exception | None = None, accept: list[bool] | None = None) -> None:
+        self.exc, self.accept = exc, accept
+
+    def invoke_async(self, events: list[dict[str, Any]]) -> list[bool]:
+        if self.exc is not None:
+            raise self.exc
+        assert self.accept is not None
+        return self.accept[: len(events)]
+
+
+@pytest.mark.parametrize("exc", [PayloadTooLarge("too large"), RuntimeError("no role"), OSError("reset")])
+def test_when_invoking_fails_every_chunk_is_posted_inline_and_counted(world: Any, exc: Exception) -> None:
+    from collab.domain import fanout
+    from collab.observability import metrics
+
+    wid = world.workspace("ann")
+    peers = announced_peers(world, wid, 230)
+    world.rt._given["invoker"] = FailingInvoker(exc)
+    world.rt.__dict__.pop("invoker", None)
+    metrics.clear_metrics()
+    receipt, dispatched = fanout.deliver(world.rt, world.rt.gateway_for(None), wid, peers, b'{"type":"x"}')
+    assert dispatched == [] and sorted(receipt.delivered) == sorted(peers)
+    assert metrics.metric_set["FanoutInvokeRefused"]["Value"] == [130.0]
+    assert metrics.metric_set["FanoutInvocations"]["Value"] == [0.0]
+    metrics.clear_metrics()
+
+
+def test_what_was_handed_on_is_returned_and_what_was_refused_is_posted_here(world: Any) -> None:
+    from collab.domain import fanout
+    from collab.observability import metrics
+
+    wid = world.workspace("ann")
+    peers = announced_peers(world, wid, 330)  # 100 here, then chunks of 100, 100 and 30
+    world.rt._given["invoker"] = FailingInvoker(accept=[True, False, True])
+    world.rt.__dict__.pop("invoker", None)
+    metrics.clear_metrics()
+    receipt, dispatched = fanout.deliver(world.rt, world.rt.gateway_for(None), wid, peers, b'{"type":"x"}')
+    assert dispatched == peers[100:200] + peers[300:]
+    assert sorted(receipt.delivered) == sorted(peers[:100] + peers[200:300])
+    assert metrics.metric_set["FanoutInvokeRefused"]["Value"] == [100.0]
+    assert metrics.metric_set["FanoutInvocations"]["Value"] == [2.0]
+    metrics.clear_metrics()
