@@ -28,7 +28,12 @@ from mutmut.stats import status_by_exit_code  # exit code -> "killed", "survived
 
 COLUMNS = ("killed", "caught by type check", "timeout", "survived", "no tests", "not checked")
 EQUIVALENT = "equivalent (SQL letter case)"
-_SQL = re.compile(r"\b(select|insert|update|delete|create|alter|with|returning|from|where|set)\b", re.I)
+# SQL as this code base writes it: keywords in capitals (messages and names never are), so a string
+# whose original holds one of these is a statement or a piece of one (implicit concatenation)
+_SQL = re.compile(
+    r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|WITH|RETURNING|FROM|WHERE|SET|PRIMARY KEY|NOT NULL|"
+    r"DEFAULT|VALUES|JOIN|ORDER BY|LIMIT|ON CONFLICT|GRANT|REVOKE|TABLE|EXISTS|AND|OR|IS NULL|ANY)\b"
+)
 
 
 def sql_case_only(orig_code: str, mutant_code: str) -> bool:

@@ -308,6 +308,27 @@ def test_undo_refusals_say_why(board, world):
     assert not_a_change["message"] == "seq: not a task change that can be undone or redone"
 
 
+def test_undo_refusals_carry_the_task_as_it_is(board, world):
+    wid, a, b, _, task = board
+    change = update(a, task["id"], status="done")
+
+    def refused_with_the_task(refusal: dict) -> None:
+        current = state(world, wid, task["id"])[0]
+        assert refusal["error"]["code"] == "conflict"
+        assert (refusal["error"]["task"]["id"], refusal["error"]["task"]["version"]) == (task["id"], current)
+
+    refused_with_the_task(undo(a, change["seq"], redo=True))  # not undone
+    assert undo(a, change["seq"])["ok"] is True
+    refused_with_the_task(undo(a, change["seq"]))  # already undone
+    created = a.create("Mine")["data"]
+    update(b, created["task"]["id"], title="Bob's now")
+    before = state(world, wid, created["task"]["id"])
+    out = undo(a, created["seq"])["error"]
+    assert out["message"] == "the task changed since; nothing was undone or redone"
+    assert out["task"]["title"] == "Bob's now" and out["task"]["deleted"] is False
+    assert state(world, wid, created["task"]["id"]) == before
+
+
 def test_undo_is_idempotent_by_request_id(board, world):
     wid, a, _, _, task = board
     change = update(a, task["id"], status="done")
@@ -323,7 +344,8 @@ def test_a_removed_member_cannot_undo(board, world):
     change = update(b, task["id"], status="done")
     world.remove_member(wid, "bob")
     before = state(world, wid, task["id"])
-    assert undo(b, change["seq"])["error"]["code"] == "forbidden"
+    refusal = undo(b, change["seq"])["error"]
+    assert (refusal["code"], refusal["message"]) == ("forbidden", "not a member of this workspace")
     assert state(world, wid, task["id"]) == before
 
 
@@ -371,6 +393,14 @@ def test_history_lists_field_diffs_newest_first_for_members_only(board, world):
         "items": [],
         "next_cursor": None,
     }
+
+
+def test_history_names_an_actor_without_a_display_name_by_their_id(board, world):
+    _wid, a, _b, _, task = board
+    update(a, task["id"], title="Renamed")
+    world.rt.db.run(lambda cur: cur.execute("UPDATE users SET display_name = '' WHERE id = 'ann'"))
+    newest = Api(world.rt.settings).ok("GET", f"/tasks/{task['id']}/history", "bob")["items"][0]
+    assert newest["actor"] == {"id": "ann", "display_name": "ann"}
 
 
 # -- editing indicators ---------------------------------------------------------------------------

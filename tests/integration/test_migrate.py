@@ -2,8 +2,9 @@ import threading
 import time
 
 import psycopg
+import pytest
 
-from collab.adapters.postgres.migrate import migrate, migration_files
+from collab.adapters.postgres.migrate import migrate, migration_files, set_passwords
 from collab_dev.cli import main
 
 
@@ -119,6 +120,89 @@ def test_a_role_changed_from_another_database_meanwhile_does_not_fail_the_migrat
     finally:
         other.close()
         drop_db(settings, name)
+
+
+def owners(dsn):
+    with psycopg.connect(dsn) as conn:
+        tables = conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+        return {t: o for t, o in tables}
+
+
+def test_every_table_of_every_migration_is_the_migrators_on_a_new_database_and_on_an_old_one(
+    settings, monkeypatch
+):
+    """From 0002 on, migrations run as collab_migrator: in the run that applies 0002 (a new
+    database) and in later runs (0002 recorded before). Tables of 0003 and after say which ran."""
+    import collab.adapters.postgres.migrate as m
+
+    fresh, old = f"mig_own_new_{id(settings) % 10000}", f"mig_own_old_{id(settings) % 10000}"
+    try:
+        dsn = fresh_db(settings, fresh)
+        migrate(dsn)
+        assert set(owners(dsn).values()) == {"collab_migrator"} and "request_ledger" in owners(dsn)
+        dsn = fresh_db(settings, old)
+        everything = migration_files()
+        monkeypatch.setattr(m, "migration_files", lambda: everything[:2])  # a database of 0001-0002
+        assert migrate(dsn) == ["0001_initial", "0002_roles"]
+        monkeypatch.setattr(m, "migration_files", lambda: everything)
+        assert migrate(dsn) == [v for v, _ in everything[2:]]
+        assert set(owners(dsn).values()) == {"collab_migrator"} and "request_ledger" in owners(dsn)
+    finally:
+        drop_db(settings, fresh)
+        drop_db(settings, old)
+
+
+class _Catalog:
+    """A connection whose statements fail with the catalog race ``fail`` times, then pass."""
+
+    def __init__(self, fail, message="tuple concurrently updated"):
+        self.fail, self.message, self.statements, self.attempts = fail, message, [], 0
+
+    def transaction(self):
+        import contextlib
+
+        self.attempts += 1
+        return contextlib.nullcontext()
+
+    def execute(self, statement, params=None):
+        if self.fail:
+            self.fail -= 1
+            raise psycopg.errors.InternalError_(self.message)
+        self.statements.append(statement)
+
+
+def test_a_catalog_race_is_retried_five_times_with_growing_pauses_then_raised(monkeypatch):
+    import collab.adapters.postgres.migrate as m
+
+    pauses = []
+    monkeypatch.setattr(m.time, "sleep", pauses.append)
+    monkeypatch.setattr(m.random, "random", lambda: 0.5)
+    conn = _Catalog(fail=5)
+    m._apply(conn, "0009_x", "SELECT 1", as_migrator=True)
+    assert conn.attempts == 6 and pauses == pytest.approx([0.075, 0.15, 0.225, 0.3, 0.375])
+    assert conn.statements[0] == "SET LOCAL ROLE collab_migrator"
+    pauses.clear()
+    conn = _Catalog(fail=6)
+    with pytest.raises(psycopg.errors.InternalError_):
+        m._apply(conn, "0009_x", "SELECT 1", as_migrator=False)
+    assert conn.attempts == 6 and len(pauses) == 5
+    other = _Catalog(fail=1, message="could not open file")  # not the race: raised at once
+    with pytest.raises(psycopg.errors.InternalError_):
+        m._apply(other, "0009_x", "SELECT 1", as_migrator=False)
+    assert other.attempts == 1
+
+
+def test_set_passwords_sets_each_roles_password(settings):
+    def stored(role):
+        with psycopg.connect(settings.dsn) as conn:
+            return conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()[0]
+
+    set_passwords(settings.dsn, {"collab_runtime": "first-secret"})
+    first = stored("collab_runtime")
+    set_passwords(settings.dsn, {"collab_runtime": "second-secret"})
+    second = stored("collab_runtime")
+    assert first and second and first != second
+    assert first.startswith(("SCRAM-SHA-256$", "md5"))
 
 
 def _run(fn, dsn, result, errors):

@@ -301,3 +301,35 @@ def test_a_failing_identity_provider_is_unavailable_not_hammered_and_its_old_key
     with pytest.raises(Unavailable):
         cache.key("k1", now=331.5)  # 30.5 s after it: tried again
     assert Failing.calls == 2
+
+
+def test_keys_are_kept_for_exactly_the_ttl_and_an_unknown_or_missing_kid_is_an_invalid_token():
+    class Provider:
+        calls = 0
+
+        def get_jwk_set(self, refresh=False):
+            Provider.calls += 1
+            return jwt.PyJWKSet.from_dict(
+                {
+                    "keys": [
+                        {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key())), "kid": "k1"}
+                    ]
+                }
+            )
+
+    cache = tokens.JwksCache("https://idp.example.test/jwks", ttl_s=300, min_refresh_s=30)
+    cache.client = Provider()  # type: ignore[assignment]
+    first = cache.key("k1", now=1000)
+    assert Provider.calls == 1 and cache.key("k1", now=1300) is first and Provider.calls == 1  # age 300: kept
+    cache.key("k1", now=1300.5)
+    assert Provider.calls == 2  # past the TTL: refetched
+    for kid in ("unknown", None, ""):
+        with pytest.raises(Unauthorized) as exc:
+            cache.key(kid, now=1301)
+        assert exc.value.message == "invalid token"
+
+
+def test_one_key_cache_per_identity_provider_url():
+    a = tokens._jwks_client("https://idp-a.example.test/jwks")
+    assert tokens._jwks_client("https://idp-a.example.test/jwks") is a
+    assert tokens._jwks_client("https://idp-b.example.test/jwks") is not a

@@ -51,6 +51,15 @@ def test_a_quoted_identifier_an_fstring_expression_and_plain_text_keep_their_cas
     assert not sql_case_only(message, message.replace("ticket expired", "TICKET EXPIRED"))
 
 
+def test_a_piece_of_a_statement_counts_and_a_message_does_not():
+    piece = (
+        'def f():\n    return q("CREATE TABLE t (" " version text PRIMARY KEY, at timestamptz NOT NULL)")\n'
+    )
+    assert sql_case_only(piece, piece.replace("version text PRIMARY KEY", "version text primary key"))
+    message = 'def f():\n    raise Invalid("limit: must be between 1 and 200, set from the query")\n'
+    assert not sql_case_only(message, message.replace("limit: must", "LIMIT: MUST"))
+
+
 def test_a_change_outside_strings_is_not():
     assert not sql_case_only(ORIG, ORIG.replace("(ws,)", "(None,)"))
     assert not sql_case_only(ORIG, ORIG)  # nothing changed: not a mutant this verdict is for

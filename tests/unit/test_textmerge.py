@@ -3,10 +3,11 @@ words, the later write winning the words both changed, and each such stretch cou
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collab.domain.textmerge import merge
+from collab.domain.textmerge import Hunk, _widen, merge
 
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzé😀", min_size=1, max_size=8)
 
@@ -30,8 +31,9 @@ def test_the_same_word_changed_by_both_is_a_conflict_the_later_write_wins():
 
 
 def test_one_side_unchanged_gives_the_other():
-    assert merge("a b", "a b", "a c").text == "a c"
-    assert merge("a b", "a c", "a b").text == "a c"
+    assert (
+        merge("a b", "a b", "a c") == merge("a b", "a c", "a b") == type(merge("a b", "a b", "a c"))("a c", 0)
+    )
     assert merge("a b", "a c", "a c") == merge("x", "a c", "a c")
 
 
@@ -51,3 +53,37 @@ def test_words_changed_apart_are_all_kept_and_the_same_word_goes_to_mine(words, 
         assert m.text == theirs and m.conflicts == 0
     else:
         assert m.text == mine and m.conflicts == (0 if theirs in (base, mine) else 1)
+
+
+def test_each_stretch_both_changed_is_counted():
+    m = merge("alpha beta gamma delta", "alpha BETA gamma DELTA", "alpha Beta gamma Delta")
+    assert m == type(m)("alpha Beta gamma Delta", 2)
+
+
+def test_a_point_at_the_end_of_the_other_sides_range_is_apart_from_it():
+    assert merge("ab cd", "ab XY", "ab cd ef") == type(merge("a", "b", "c"))("ab XY ef", 0)
+
+
+def test_a_change_inside_a_stretch_the_other_side_rewrote_takes_that_stretch_only():
+    """Theirs rewrote every word, mine changed one inside: the words both changed go to mine, the
+    rest of theirs is kept (judged in the order of the base, whatever the hunks' lengths)."""
+    m = merge("one two three", "uno dos tres", "one twxo three")
+    assert m == type(m)("one twxo tres", 1)
+
+
+@pytest.mark.parametrize(
+    ("base", "hunk", "judged"),
+    [
+        ("hello world", Hunk(5, 5, "s", True), (0, 5)),  # typed at a word's end: that word
+        ("a cd", Hunk(1, 1, "x", True), (0, 1)),  # ... a one-letter word at the text's start
+        ("ab cd", Hunk(3, 3, "x", True), (3, 5)),  # typed at a word's start: that word
+        ("ab cd", Hunk(2, 2, " x", True), (2, 2)),  # set off by white space: a point
+        ("ab cd", Hunk(5, 5, " ef", True), (5, 5)),  # at the end, set off: a point
+        ("ab cd", Hunk(1, 2, "", True), (0, 2)),  # a range: the whole words it touches
+        ("ab cd", Hunk(3, 4, "", True), (3, 5)),
+        ("ab cd", Hunk(0, 1, "", True), (0, 2)),
+        ("ab cd", Hunk(1, 4, "", True), (0, 5)),
+    ],
+)
+def test_a_hunk_is_judged_by_the_words_it_touches(base, hunk, judged):
+    assert _widen(base, hunk) == judged

@@ -55,14 +55,12 @@ class JwksCache:
         self.ttl_s, self.min_refresh_s = ttl_s, min_refresh_s
         self.keys: dict[str, Any] = {}
         self.fetched = float("-inf")
-        self.fetches = 0
         self._lock = threading.Lock()
 
     def _refresh(self, now: float) -> None:
         from collab.errors import Unavailable
 
         self.fetched = now  # also on failure: a failing provider is not hammered
-        self.fetches += 1
         try:
             jwk_set = self.client.get_jwk_set(refresh=True)
         except jwt.PyJWKClientError as exc:
@@ -76,7 +74,7 @@ class JwksCache:
             age = t - self.fetched
             if age > self.ttl_s or (kid not in self.keys and age > self.min_refresh_s):
                 self._refresh(t)
-            found = self.keys.get(kid or "")
+            found = self.keys.get(kid) if kid else None
         if found is None:
             raise Unauthorized("invalid token")
         return found

@@ -86,7 +86,7 @@ def revert(db: Database, actor_id: str, workspace_id: str, seq: int, *, redo: bo
         applied = int(last["version"]) if last is not None else int(change["version"])
         kind = change["kind"]
         if kind == "update":
-            fields = {n: c for n, c in (change["changes"] or {}).items() if n != "deleted"}
+            fields: dict[str, Any] = change["changes"] or {}  # an update's: writable fields only
             marks = task["fields"] or {}
             moved = task["deleted"] or any(
                 int((marks.get(n) or {}).get("version", 1)) != applied for n in fields
