@@ -349,6 +349,42 @@ def test_a_removed_member_cannot_undo(board, world):
     assert state(world, wid, task["id"]) == before
 
 
+def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):
+    """The removal (member row deleted, workspace row locked, not committed yet) is under way when
+    the member's undo arrives: the undo waits on the member row it locks, and once the removal
+    commits it finds no membership. Without that lock it would read the row as it was, wait only
+    for the workspace's seq, and commit a change after ``member.removed``."""
+    import threading
+    import time
+
+    import psycopg
+
+    wid, _a, b, _, task = board
+    change = update(b, task["id"], title="Bob's")
+    removal = psycopg.connect(world.rt.settings.dsn)
+    try:
+        removal.execute("SELECT 1 FROM workspaces WHERE id = %s FOR UPDATE", (wid,))
+        removal.execute("DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = 'bob'", (wid,))
+        replies: list[Any] = []
+        worker = threading.Thread(target=lambda: replies.append(undo(b, change["seq"])))
+        worker.start()
+        deadline = time.monotonic() + 60  # generous on a loaded machine: only the wait is awaited
+        with psycopg.connect(world.rt.settings.dsn, autocommit=True) as watch:
+            while not watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> %s",
+                (removal.info.backend_pid,),
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, "the undo never waited for the removal"
+                time.sleep(0.02)
+        removal.commit()
+        worker.join(60)
+    finally:
+        removal.close()
+    assert replies and replies[0]["error"]["code"] == "forbidden"
+    assert state(world, wid, task["id"])[2]["title"] == "Bob's"
+
+
 # -- history --------------------------------------------------------------------------------------
 def test_history_lists_field_diffs_newest_first_for_members_only(board, world):
     _wid, a, b, _, task = board

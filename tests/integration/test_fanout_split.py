@@ -166,11 +166,23 @@ def test_a_chunk_posts_at_most_100_prunes_the_gone_meters_one_invocation_and_cou
     world.sink.gone |= set(peers[:2])
     usage.flush(world.rt, check_budget=False)
     frame = {"type": "task.updated", "seq": 1, "data": {}}
-    event = {"kind": KIND, "workspace_id": wid, "endpoint": None, "connections": peers,
-             "payload": base64.b64encode(json.dumps(frame).encode()).decode(), "trace": None}  # fmt: skip
+    stage = world.rt.settings.connections_endpoint  # the stage whose function made the event
+    event = {"kind": KIND, "workspace_id": wid, "endpoint": stage, "connections": peers,
+             "payload": base64.b64encode(json.dumps(frame).encode()).decode(),
+             "trace": {"seq": 7, "type": "task.updated", "timestamp": "2026-12-04T10:00:00.000Z"}}  # fmt: skip
     world.sink.reset()
     world.sink.gone |= set(peers[:2])
+    endpoints: list[Any] = []
+    gateway_for = world.rt.gateway_for
+    world.rt.gateway_for = lambda endpoint: endpoints.append(endpoint) or gateway_for(endpoint)
     counts = call_as("fanout", handler, event, world.context)
+    assert endpoints == [stage]
+    [record], _ = trace.traces(world.rt.store.r, wid, 7)
+    assert (record["type"], record["timestamp"]) == ("task.updated", "2026-12-04T10:00:00.000Z")
+    assert {c: o for c, _, o in record["connections"] if c in peers[:100]} == {
+        **dict.fromkeys(peers[:2], "gone"),
+        **dict.fromkeys(peers[2:100], "delivered"),
+    }
     assert counts == {"delivered": 98, "gone": 2, "failed": 0}
     assert sorted(world.sink.attempts) == sorted(peers[:100])  # a chunk never posts past 100
     assert set(peers[:2]).isdisjoint(world.rt.store.fanout_targets(wid))

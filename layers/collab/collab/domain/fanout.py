@@ -74,7 +74,7 @@ def deliver(
     return gateway.broadcast(inline, payload), dispatched
 
 
-def handle(rt: Runtime, event: dict[str, Any], *, memory_mb: int = 0) -> dict[str, int]:
+def handle(rt: Runtime, event: dict[str, Any], *, memory_mb: int) -> dict[str, int]:
     """The fan-out function: post one chunk, prune its gone connections, trace its outcomes, and
     meter the invocation to the workspace (its posts were counted by the invocation that made the
     event)."""
