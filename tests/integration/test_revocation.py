@@ -66,6 +66,7 @@ def test_a_sweep_closes_a_removed_members_connections_keeps_a_re_added_ones_and_
 ) -> None:
     wid = world.workspace("ann", "bob", "cat")
     ann, bob, cat = world.connect("ann", wid), world.connect("bob", wid), world.connect("cat", wid)
+    assert revocation.reconcile(world.rt, world.rt.gateway_for(None)) == 0  # nothing in the log
     world.remove_member(wid, "bob")  # removed; closing its connections "failed"
     _revoke(world, wid, "bob")
     _revoke(world, wid, "cat")  # removed and added back since: still a member
@@ -99,7 +100,10 @@ def test_a_deleted_workspaces_connections_are_all_closed_and_its_redis_state_dro
     world.rt.db.run(lambda cur: cur.execute("DELETE FROM workspace_members WHERE workspace_id = %s", (wid,)))
     _revoke(world, wid, None)
     world.sink.reset()
+    world.rt.connections.pop(ann.cid, None)  # a container that never served it: nothing cached
+    world.rt.connections[bob.cid] = object()
     assert revocation.reconcile(world.rt, world.rt.gateway_for(None)) == 2
+    assert bob.cid not in world.rt.connections
     assert sorted(world.sink.deleted) == sorted([ann.cid, bob.cid])
     assert world.rt.store.workspace_connections(wid) == {}
     assert world.sink.frames(ann.cid) == world.sink.frames(bob.cid) == []  # nobody is left to tell

@@ -58,7 +58,7 @@ class Replayed(Exception):
     it rolls back and nothing changes."""
 
     def __init__(self, answer: Answer) -> None:
-        super().__init__("replayed")
+        super().__init__()
         self.answer = answer
 
 
