@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 
 
 def _flush_redis(world: Any) -> None:
@@ -277,3 +278,34 @@ def test_the_indexes_pruning_and_workspace_deletion_need_exist(world):
         "notifications_workspace_idx",
         "tasks_workspace_all_idx",
     } <= have
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_server_error_is_never_recorded_so_a_retry_runs_again(world, status):
+    """4xx answers are the request's for good; 5xx (an internal error, a database away) are not:
+    nothing reaches the ledger and the same key runs the request again."""
+    from collab.domain import ledger
+    from collab.errors import CollabError
+
+    class ServerError(CollabError):
+        pass
+
+    ServerError.status = status
+    world.user("ann")
+    entry = ledger.Entry("ann", f"key-{status}")
+    refused = lambda exc: ledger.Answer(exc.status, exc.message)  # noqa: E731
+
+    def failing(db):
+        return db.run(lambda cur: (_ for _ in ()).throw(ServerError("down")))
+
+    with pytest.raises(ServerError):
+        ledger.execute(world.rt.db, entry, failing, lambda r: ledger.Answer(200, "{}"), refused)
+    rows = world.rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT count(*) AS n FROM request_ledger WHERE request_key = %s", (entry.key,)
+        ).fetchone()["n"]
+    )
+    assert rows == 0
+    result, answer = ledger.execute(world.rt.db, entry, lambda db: db.run(lambda cur: "done"),
+                                    lambda r: ledger.Answer(200, r), refused)  # fmt: skip
+    assert (result, answer) == ("done", ledger.Answer(200, "done"))
