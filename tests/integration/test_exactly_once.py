@@ -309,3 +309,26 @@ def test_a_server_error_is_never_recorded_so_a_retry_runs_again(world, status):
     result, answer = ledger.execute(world.rt.db, entry, lambda db: db.run(lambda cur: "done"),
                                     lambda r: ledger.Answer(200, r), refused)  # fmt: skip
     assert (result, answer) == ("done", ledger.Answer(200, "done"))
+
+
+def test_pruning_goes_batch_by_batch_counts_every_row_and_stops_at_its_cap(world):
+    from collab.domain import retention
+
+    world.user("ann")
+
+    def old_notes(n):
+        world.rt.db.run(
+            lambda cur: cur.executemany(
+                "INSERT INTO notifications (user_id, type, created_at) VALUES ('ann', 'x', now() - interval '100 days')",
+                [()] * n,
+            )
+        )
+
+    limits = world.rt.settings.limits
+    old_notes(4)  # two full batches, then an empty one ends the table
+    assert retention.prune(world.rt.db, limits, batch=2, max_batches=5)["notifications"] == 4
+    old_notes(5)  # 2 + 2 + 1
+    assert retention.prune(world.rt.db, limits, batch=2, max_batches=5)["notifications"] == 5
+    old_notes(7)  # three batches at most in one run: one row waits for the next
+    assert retention.prune(world.rt.db, limits, batch=2, max_batches=3)["notifications"] == 6
+    assert retention.prune(world.rt.db, limits, batch=2, max_batches=3)["notifications"] == 1
