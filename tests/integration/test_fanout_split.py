@@ -190,7 +190,9 @@ def test_a_chunk_posts_at_most_100_prunes_the_gone_meters_one_invocation_and_cou
     usage.flush(world.rt, check_budget=False)
     used = usage.report(world.rt, wid)
     assert used["invocations"] == 1 and used["handler_ms"] > 0
-    with pytest.raises(ValueError, match="not a fan-out chunk"):
+    totals = usage._totals(world.rt, wid, usage.month_of(world.rt.clock.utcnow()))
+    assert totals["gb_ms"] == pytest.approx(totals["handler_ms"] * world.context.memory_limit_in_mb / 1024)
+    with pytest.raises(ValueError, match=r"^not a fan-out chunk$"):
         call_as("fanout", handler, {**event, "kind": "something else"}, world.context)
 
 

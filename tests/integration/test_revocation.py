@@ -123,3 +123,12 @@ def test_a_sweep_reads_at_most_its_batch_of_revocations_oldest_first(world: Any)
     assert world.sink.deleted == [bob.cid] and _log(world) == [(two, "dan")]
     assert revocation.reconcile(world.rt, world.rt.gateway_for(None), batch=1) == 1
     assert world.sink.deleted == [bob.cid, dan.cid] and _log(world) == []
+
+
+def test_a_sweep_counts_what_it_closed_in_every_workspace(world: Any) -> None:
+    one, two = world.workspace("ann", "bob"), world.workspace("cat", "dan")
+    world.connect("bob", one), world.connect("dan", two), world.connect("dan", two)
+    for wid, uid in ((one, "bob"), (two, "dan")):
+        world.remove_member(wid, uid)
+        _revoke(world, wid, uid)
+    assert revocation.reconcile(world.rt, world.rt.gateway_for(None)) == 3

@@ -178,6 +178,19 @@ def test_admitting_the_same_connection_again_is_not_a_replay(world):
         admission.admit(world.rt, dataclasses.replace(pending, connection_id="another0000001="))
 
 
+def test_a_member_removed_before_the_first_sync_is_not_admitted_and_told_why(world):
+    from collab.domain import admission
+    from collab.errors import Forbidden
+
+    wid = world.workspace("ann", "bob")
+    cid = "removed00000001="
+    assert world.connect_raw(world.ticket("bob", wid), cid)["statusCode"] == 200
+    world.remove_member(wid, "bob")
+    with pytest.raises(Forbidden) as refused:
+        admission.admit(world.rt, world.rt.store.connection(cid))
+    assert refused.value.message == "not a member of this workspace"
+
+
 def test_connection_attempts_are_rate_limited_per_user(world):
     from collab.config import Limits
 
