@@ -329,6 +329,37 @@ def test_undo_refusals_carry_the_task_as_it_is(board, world):
     assert state(world, wid, created["task"]["id"]) == before
 
 
+def test_a_create_undone_and_redone_is_a_deletion_then_a_creation_and_tells_the_assignee(board, world):
+    wid, a, _b, _, _task = board
+    created = a.create("Assigned", assigned_to="bob")["data"]
+    tid = created["task"]["id"]
+
+    def bobs_notes() -> list[tuple[str, str | None]]:
+        return world.rt.db.run(
+            lambda cur: [
+                (r["type"], r["task_id"] and str(r["task_id"]))
+                for r in cur.execute(
+                    "SELECT type, task_id FROM notifications WHERE user_id = 'bob' ORDER BY created_at, id"
+                )
+            ]
+        )
+
+    assert bobs_notes() == [("task.assigned", tid)]
+    undone = undo(a, created["seq"])
+    redone = undo(a, created["seq"], redo=True)
+    types = world.rt.db.run(
+        lambda cur: [
+            r["type"]
+            for r in cur.execute(
+                "SELECT type FROM activity WHERE workspace_id = %s AND seq = ANY(%s) ORDER BY seq",
+                (wid, [undone["seq"], redone["seq"]]),
+            )
+        ]
+    )
+    assert types == ["task.deleted", "task.created"]
+    assert bobs_notes()[:2] == [("task.assigned", tid), ("task.deleted", tid)]
+
+
 def test_undo_is_idempotent_by_request_id(board, world):
     wid, a, _, _, task = board
     change = update(a, task["id"], status="done")
