@@ -87,3 +87,12 @@ def test_a_change_inside_a_stretch_the_other_side_rewrote_takes_that_stretch_onl
 )
 def test_a_hunk_is_judged_by_the_words_it_touches(base, hunk, judged):
     assert _widen(base, hunk) == judged
+
+
+def test_mine_rewriting_a_stretch_around_their_change_takes_it_whole():
+    """The mirror of the case above: theirs changed a word inside what mine rewrote. Judged in the
+    base's order, the group starts where mine does, and mine's text replaces it once."""
+    m = merge("one two three", "one twxo three", "uno dos tres")
+    assert m == type(m)("uno dos tres", 1)
+    m = merge("alpha beta gamma", "alpha bexta gamma", "ALPHA BETA GAMMA")
+    assert m == type(m)("ALPHA BETA GAMMA", 1)
