@@ -380,24 +380,20 @@ def test_a_removed_member_cannot_undo(board, world):
     assert state(world, wid, task["id"]) == before
 
 
-def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):
-    """The removal (member row deleted, workspace row locked, not committed yet) is under way when
-    the member's undo arrives: the undo waits on the member row it locks, and once the removal
-    commits it finds no membership. Without that lock it would read the row as it was, wait only
-    for the workspace's seq, and commit a change after ``member.removed``."""
+def _racing_a_removal(world: Any, wid: str, uid: str, request: Any) -> dict[str, Any]:
+    """Run ``request()`` while a removal of ``uid`` is under way (member row deleted, workspace row
+    locked, not committed yet); commit the removal once the request waits on a lock. Its reply."""
     import threading
     import time
 
     import psycopg
 
-    wid, _a, b, _, task = board
-    change = update(b, task["id"], title="Bob's")
     removal = psycopg.connect(world.rt.settings.dsn)
     try:
         removal.execute("SELECT 1 FROM workspaces WHERE id = %s FOR UPDATE", (wid,))
-        removal.execute("DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = 'bob'", (wid,))
+        removal.execute("DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (wid, uid))
         replies: list[Any] = []
-        worker = threading.Thread(target=lambda: replies.append(undo(b, change["seq"])))
+        worker = threading.Thread(target=lambda: replies.append(request()))
         worker.start()
         deadline = time.monotonic() + 60  # generous on a loaded machine: only the wait is awaited
         with psycopg.connect(world.rt.settings.dsn, autocommit=True) as watch:
@@ -406,14 +402,47 @@ def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):
                 " AND wait_event_type = 'Lock' AND pid <> %s",
                 (removal.info.backend_pid,),
             ).fetchone()[0]:
-                assert time.monotonic() < deadline, "the undo never waited for the removal"
+                assert time.monotonic() < deadline, "the request never waited for the removal"
                 time.sleep(0.02)
         removal.commit()
         worker.join(60)
     finally:
         removal.close()
-    assert replies and replies[0]["error"]["code"] == "forbidden"
+    assert replies
+    return dict(replies[0])
+
+
+def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):
+    """The member's undo locks their member row: it waits for the removal and then finds no
+    membership. Without that lock it would read the row as it was, wait only for the workspace's
+    seq, and commit a change after ``member.removed``."""
+    wid, _a, b, _, task = board
+    change = update(b, task["id"], title="Bob's")
+    reply = _racing_a_removal(world, wid, "bob", lambda: undo(b, change["seq"]))
+    assert reply["error"]["code"] == "forbidden"
     assert state(world, wid, task["id"])[2]["title"] == "Bob's"
+
+
+def test_a_create_racing_a_removal_waits_for_it_and_is_refused(board, world):
+    wid, _a, b, _, _task = board
+    reply = _racing_a_removal(world, wid, "bob", lambda: b.create("after removal")["data"])
+    assert reply["error"]["code"] == "forbidden"
+    titles = world.rt.db.run(
+        lambda cur: [
+            r["title"] for r in cur.execute("SELECT title FROM tasks WHERE workspace_id = %s", (wid,))
+        ]
+    )
+    assert "after removal" not in titles
+
+
+def test_a_workspace_that_does_not_exist_is_not_found_by_name(world):
+    from collab.domain.access import require_member
+    from collab.errors import NotFound
+
+    world.user("ann")
+    with pytest.raises(NotFound) as missing:
+        world.rt.db.run(lambda cur: require_member(cur, str(uuid.uuid4()), "ann"))
+    assert missing.value.message == "workspace not found"
 
 
 # -- history --------------------------------------------------------------------------------------
