@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from test_http_helpers import Api
+from test_interleavings import InThread, wait_until_a_transaction_waits_for_a_lock
 
 
 def rid() -> str:
@@ -383,33 +384,18 @@ def test_a_removed_member_cannot_undo(board, world):
 def _racing_a_removal(world: Any, wid: str, uid: str, request: Any) -> dict[str, Any]:
     """Run ``request()`` while a removal of ``uid`` is under way (member row deleted, workspace row
     locked, not committed yet); commit the removal once the request waits on a lock. Its reply."""
-    import threading
-    import time
-
     import psycopg
 
     removal = psycopg.connect(world.rt.settings.dsn)
     try:
         removal.execute("SELECT 1 FROM workspaces WHERE id = %s FOR UPDATE", (wid,))
         removal.execute("DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = %s", (wid, uid))
-        replies: list[Any] = []
-        worker = threading.Thread(target=lambda: replies.append(request()))
-        worker.start()
-        deadline = time.monotonic() + 60  # generous on a loaded machine: only the wait is awaited
-        with psycopg.connect(world.rt.settings.dsn, autocommit=True) as watch:
-            while not watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND pid <> %s",
-                (removal.info.backend_pid,),
-            ).fetchone()[0]:
-                assert time.monotonic() < deadline, "the request never waited for the removal"
-                time.sleep(0.02)
+        reply = InThread(request)
+        wait_until_a_transaction_waits_for_a_lock(world.rt)
         removal.commit()
-        worker.join(60)
+        return dict(reply.result())
     finally:
         removal.close()
-    assert replies
-    return dict(replies[0])
 
 
 def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):

@@ -65,15 +65,16 @@ class InThread:
         return self.value
 
 
-def wait_until_a_transaction_waits_for_a_lock(rt: Any) -> None:
-    """Until a backend of this test's database is blocked on a lock (pg_stat_activity says so)."""
+def wait_until_a_transaction_waits_for_a_lock(rt: Any, *, database: str | None = None) -> None:
+    """Until a backend of this test's database (or of ``database``, another of the cluster) is
+    blocked on a lock (pg_stat_activity says so)."""
     deadline = time.monotonic() + LOCK_WAIT_S
     query = (
         "SELECT count(*) AS n FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " WHERE datname = coalesce(%s, current_database()) AND wait_event_type = 'Lock'"
     )
     while time.monotonic() < deadline:
-        if rt.db.run(lambda cur: cur.execute(query).fetchone()["n"]) > 0:
+        if rt.db.run(lambda cur: cur.execute(query, (database,)).fetchone()["n"]) > 0:
             return
         time.sleep(0.01)
     raise AssertionError("no transaction came to wait for the held lock")

@@ -1,8 +1,8 @@
 import threading
-import time
 
 import psycopg
 import pytest
+from test_interleavings import InThread, wait_until_a_transaction_waits_for_a_lock
 
 from collab.adapters.postgres.migrate import migrate, migration_files, set_passwords
 from collab_dev.cli import main
@@ -83,7 +83,7 @@ def test_concurrent_migrations_apply_once_without_error(settings):
         drop_db(settings, name)
 
 
-def test_a_role_changed_from_another_database_meanwhile_does_not_fail_the_migration(settings):
+def test_a_role_changed_from_another_database_meanwhile_does_not_fail_the_migration(settings, rt):
     """Roles are the cluster's and the advisory lock is the database's: a second database of the
     same cluster (a parallel test database, a second stage) changing collab_runtime while 0002 runs
     makes Postgres refuse 0002's ALTER ROLE with "tuple concurrently updated". Here the other
@@ -94,26 +94,10 @@ def test_a_role_changed_from_another_database_meanwhile_does_not_fail_the_migrat
     try:
         migrate(settings.dsn)  # the roles exist in the cluster
         other.execute("ALTER ROLE collab_runtime SET statement_timeout = '3s'")  # row held, open
-        result, errors = [], []
-        runner = threading.Thread(target=lambda: _run(migrate, dsn, result, errors))
-        runner.start()
-        deadline = time.monotonic() + 60  # generous: only the wait below is awaited
-        with psycopg.connect(settings.dsn, autocommit=True) as watch:
-            while time.monotonic() < deadline:
-                waiting = watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-                    " AND wait_event_type = 'Lock' AND query LIKE '-- runs as: admin%%'",
-                    (name,),
-                ).fetchone()[0]
-                if waiting:
-                    break
-                time.sleep(0.02)
-            else:
-                raise AssertionError("the migration never reached the role held by the other database")
+        runner = InThread(lambda: migrate(dsn))
+        wait_until_a_transaction_waits_for_a_lock(rt, database=name)  # 0002, on the role's row
         other.commit()
-        runner.join(60)
-        assert errors == []
-        assert result == [[v for v, _ in migration_files()]]
+        assert runner.result() == [v for v, _ in migration_files()]
         with psycopg.connect(dsn) as conn:
             applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
         assert applied == len(migration_files())
@@ -203,13 +187,6 @@ def test_set_passwords_sets_each_roles_password(settings):
     second = stored("collab_runtime")
     assert first and second and first != second
     assert first.startswith(("SCRAM-SHA-256$", "md5"))
-
-
-def _run(fn, dsn, result, errors):
-    try:
-        result.append(fn(dsn))
-    except Exception as exc:
-        errors.append(exc)
 
 
 def test_migration_0005_marks_the_fields_of_tasks_changed_before_it(settings, monkeypatch):
