@@ -99,6 +99,7 @@ def _clients_main(conn: Any, plan: dict[str, Any]) -> None:
 async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
+    from collab_dev.gc_pauses import watch as watch_gc
     from tests.support.board_client import BoardClient, now_ns
     from tests.support.workspaces import unregistered, workspace_seq
 
@@ -118,15 +119,7 @@ async def _clients(conn: Any, plan: dict[str, Any]) -> dict[str, Any]:
     # this process's garbage collections of 20 ms or more: (end ns, ms, generation). A collection
     # delays every frame this process receives meanwhile, which then counts as edit->peer latency
     gc_pauses: list[tuple[int, float, int]] = []
-    gc_started = [0]
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            gc_started[0] = time.perf_counter_ns()
-        elif (ms := (time.perf_counter_ns() - gc_started[0]) / 1e6) >= 20:
-            gc_pauses.append((now_ns(), ms, int(info.get("generation", -1))))
-
-    gc.callbacks.append(on_gc)
+    watch_gc(20, lambda ms, generation: gc_pauses.append((now_ns(), ms, generation)))
 
     def on_event(client: BoardClient, frame: dict[str, Any], received: int) -> None:
         if frame["type"] != "task.updated":
@@ -389,21 +382,26 @@ def _named(name: str) -> list[int]:
     return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
 
 
+def _machine_times_s() -> list[float]:
+    """The machine's CPU seconds since boot by state (/proc/stat's first line: user, nice, system,
+    idle, iowait, irq, softirq, steal, ...)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    return [t / tck for t in ticks]
+
+
 def _machine_stalls_s() -> dict[str, float]:
     """CPU seconds the machine spent waiting for its disks (iowait) and that its hypervisor gave to
     other guests (steal), since boot: a minute with more of either is a minute the stack and the
     clients could not run when they were ready to."""
-    with open("/proc/stat") as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    tck = os.sysconf("SC_CLK_TCK")
-    return {"iowait_s": parts[4] / tck, "steal_s": (parts[7] if len(parts) > 7 else 0) / tck}
+    times = _machine_times_s()
+    return {"iowait_s": times[4], "steal_s": times[7] if len(times) > 7 else 0.0}
 
 
 def _machine_cpu_s() -> float:
-    with open("/proc/stat") as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(parts) - parts[3] - parts[4]  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
+    times = _machine_times_s()
+    return sum(times) - times[3] - times[4]  # all but idle and iowait
 
 
 class Groups:

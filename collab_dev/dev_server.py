@@ -18,10 +18,11 @@ import os
 import secrets
 import signal
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from collab_dev import gc_pauses
 
 if TYPE_CHECKING:
     from collab_dev.emulator.local_gateway import LocalGateway
@@ -160,7 +161,7 @@ async def _run(host: str, port: int, workers: int, concurrency: dict[str, int]) 
     # collections stop walking it (gen-2 pauses of 57-280 ms were measured without, docs/performance.md).
     gc.collect()
     gc.freeze()
-    gc.callbacks.append(_report_long_collections)
+    gc_pauses.watch(100, _report_long_collection)
     await stop.wait()
     print("\nstopping: closing connections...", flush=True)
     seeding.cancel()
@@ -170,19 +171,10 @@ async def _run(host: str, port: int, workers: int, concurrency: dict[str, int]) 
     return 0
 
 
-_gc_started = [0.0]
-
-
-def _report_long_collections(phase: str, info: dict[str, int]) -> None:
-    """Say when a garbage collection held the gateway's loop for 100 ms or more: every socket
-    waited that long, and a latency spike in a benchmark or a soak is then the gateway's."""
-    if phase == "start":
-        _gc_started[0] = time.perf_counter()
-        return
-    ms = (time.perf_counter() - _gc_started[0]) * 1000
-    if ms >= 100:
-        gen = info.get("generation")
-        print(f"gateway: a garbage collection (generation {gen}) held the loop {ms:.0f} ms", flush=True)
+def _report_long_collection(ms: float, generation: int) -> None:
+    """A collection held the gateway's loop 100 ms or more: every socket waited that long, and a
+    latency spike in a benchmark or a soak is then the gateway's."""
+    print(f"gateway: a garbage collection (generation {generation}) held the loop {ms:.0f} ms", flush=True)
 
 
 def _webhook_poller() -> Any:
