@@ -198,6 +198,9 @@ def test_the_last_owner_can_neither_leave_nor_be_demoted(api, board):
     me = member_path(board.wid, "alice")
     for answer in (api.call("DELETE", me, "alice"), api.call("PATCH", me, "alice", {"role": "admin"})):
         assert answer.status == 409 and answer.error["code"] == "conflict"
+        assert answer.error["message"] == (
+            "the last owner cannot leave or be demoted; make another member owner first"
+        )
     api.ok("PATCH", member_path(board.wid, "bob"), "alice", {"role": "owner"})
     assert api.ok("PATCH", me, "alice", {"role": "admin"})["role"] == "admin"
     assert api.call("DELETE", member_path(board.wid, "bob"), "bob").status == 409  # bob is now the last owner

@@ -249,3 +249,37 @@ class _Raw:
         assert out["statusCode"] == 200
         text = out["body"]
         return {"text": text, "bytes": len(text.encode()), "events": len(json.loads(text)["data"]["events"])}
+
+
+def test_a_tab_a_task_overwritten_notice_finds_gone_is_pruned_and_leaves_presence(world, monkeypatch):
+    """bob's only tab closes between the event's post and the notice's (``post_notices``): the 410
+    to the notice prunes it, and his peers hear he left, as after any other post."""
+    from collab.domain import fanout
+
+    wid = world.workspace("ann", "bob", "cat")
+    ann, bob, cat = world.connect("ann", wid), world.connect("bob", wid), world.connect("cat", wid)
+    task = ann.create("to overwrite")["data"]["task"]
+    bob.update(task["id"], status="done")
+    deliver = fanout.deliver
+
+    def then_bob_closes(*args, **kwargs):
+        out = deliver(*args, **kwargs)
+        world.sink.gone.add(bob.cid)
+        return out
+
+    monkeypatch.setattr(fanout, "deliver", then_bob_closes)
+    world.sink.reset()
+    ack = ann.send(
+        {
+            "action": "task.update",
+            "request_id": str(uuid.uuid4()),
+            "task_id": task["id"],
+            "changes": {"status": "todo"},
+            "seen_version": 1,
+        }
+    )
+    assert ack is not None and [o["field"] for o in ack["data"]["overwrote"]] == ["status"]
+    assert world.sink.attempts.count(bob.cid) == 2, "the event, then the notice"
+    assert world.rt.store.connection(bob.cid) is None
+    assert bob.cid not in world.rt.store.fanout_targets(wid)
+    assert presence_left(cat) == ["bob"] and "bob" not in world.rt.store.presence(wid)
