@@ -88,3 +88,22 @@ def test_deleting_a_workspace_closes_every_connection_to_it(world, settings, tim
     assert world.rt.store.workspace_connections(wid) == {}
     assert world.rt.store.history(wid, 0) == []
     assert world.rt.store.user_connections("bob") == {bob_elsewhere.cid: other}
+
+
+def test_deleting_a_workspace_closes_connections_this_container_never_cached(world, settings, timeline):
+    """The HTTP function's container knows bob's connection only from Redis (it was opened through
+    another container, or this one's cache was cleared at its cap): closing it must not depend on
+    the per-container cache."""
+    api = Api(settings)
+    wid = api.workspace("alice")
+    api.add("alice", wid, "bob")
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid)
+    assert alice.create("in the history")["data"]["ok"] is True
+    world.rt.connections.pop(bob.cid, None)
+    timeline.clear()
+
+    assert api.call("DELETE", f"/workspaces/{wid}", "alice").status == 204
+
+    assert sorted(cid for kind, cid, _ in timeline if kind == "delete") == sorted([alice.cid, bob.cid])
+    assert world.rt.store.workspace_connections(wid) == {} and alice.cid not in world.rt.connections
+    assert world.rt.store.history(wid, 0) == [] and world.rt.store.presence(wid) == {}

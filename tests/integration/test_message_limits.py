@@ -145,3 +145,22 @@ def test_a_message_over_128_kb_is_never_posted(world: Any) -> None:
     assert gateway.broadcast([b.cid], json.dumps({"type": "x", "pad": "y" * 1000}).encode()).delivered == [
         b.cid
     ]
+
+
+def test_a_sync_with_events_and_notifications_both_due_shares_one_128_kb_reply(world: Any) -> None:
+    """Events take their share first; notifications get what is left of the message, not the whole
+    message again: a reply holding both stays under 128 KB, and paging brings the rest."""
+    from collab.domain import tasks
+    from collab.protocol.client_frames import TaskDraft
+
+    wid = world.workspace("ann", "bob")
+    b = world.connect("bob", wid, sync=False)
+    for i in range(203):  # two events of ~40 KB, then ~1 KB ones; a notification to bob each
+        draft = TaskDraft(title=TITLE, description=DESCRIPTION if i < 2 else "", assigned_to="bob")
+        tasks.create(world.rt.db, "ann", draft, workspace_id=wid)
+    reply, size = send(b, {"action": "sync", "since": 0})
+    data = reply["data"]
+    assert size <= MESSAGE_LIMIT, size
+    assert 2 < len(data["events"]) < 203 and data["notifications"], "both in one reply"
+    assert data["more_notifications"] is True
+    assert undelivered(world, "bob") == 203 - len(data["notifications"])
