@@ -182,6 +182,19 @@ def test_an_admin_cannot_touch_the_owner_or_another_admin(api, board):
     assert (members["alice"], members["gina"]) == ("owner", "admin")
 
 
+def test_a_member_changes_no_role_and_an_unknown_member_is_not_found(api, board):
+    """A plain member may not even set a member's role to the one it has; admins and owners get a
+    404 that says which thing is missing for someone who is not a member."""
+    same = api.call("PATCH", member_path(board.wid, "frank"), "carol", {"role": "member"})
+    assert same.status == 403 and same.error["code"] == "forbidden"
+    for actor in ("alice", "bob"):
+        for answer in (
+            api.call("PATCH", member_path(board.wid, "dave"), actor, {"role": "member"}),
+            api.call("DELETE", member_path(board.wid, "dave"), actor),
+        ):
+            assert answer.status == 404 and answer.error["message"] == "member not found", answer.body
+
+
 def test_nobody_grants_a_role_above_their_own(api, board):
     assert api.call("PATCH", member_path(board.wid, "frank"), "bob", {"role": "owner"}).status == 403
     assert (
@@ -316,6 +329,12 @@ def test_member_changes_are_workspace_events_with_seq_and_notify_the_member(api,
     assert [n["type"] for n in notes] == ["member.removed", "member.role_changed", "member.added"]
     assert {n["actor_id"] for n in notes} == {"alice"} and {n["workspace_id"] for n in notes} == {wid}
     assert notes[1]["payload"]["previous_role"] == "member" and notes[1]["payload"]["role"] == "admin"
+    name = api.ok("GET", f"/workspaces/{wid}", "alice")["name"]
+    assert [(n["payload"]["workspace_name"], n["payload"]["seq"]) for n in notes] == [
+        (name, 3),
+        (name, 2),
+        (name, 1),
+    ]
     assert api.ok("GET", "/notifications", "alice")["items"] == []
 
 

@@ -97,6 +97,25 @@ def test_activity_pages_newest_first_with_before(api, wid):
         assert api.call("GET", f"/workspaces/{wid}/activity", "bob", query=query).status == 422, query
 
 
+def test_activity_pages_that_end_exactly_at_a_page_and_the_default_page_of_50(api, rt, wid):
+    """Pages of 3 over seqs 1-6 end after the second (no empty third page); the next page starts
+    right after the last item shown; without a limit a page holds 50."""
+    from collab.domain import tasks
+    from collab.protocol.client_frames import TaskDraft
+
+    for i in range(5):
+        api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": f"t{i}"})  # seq 2..6
+    path = f"/workspaces/{wid}/activity"
+    first = api.ok("GET", path, "bob", query={"limit": 3})
+    assert [e["seq"] for e in first["items"]] == [6, 5, 4] and first["next_cursor"] == 4
+    second = api.ok("GET", path, "bob", query={"limit": 3, "before": 4})
+    assert [e["seq"] for e in second["items"]] == [3, 2, 1] and second["next_cursor"] is None
+    for i in range(50):  # seq 7..56
+        tasks.create(rt.db, "alice", TaskDraft(title=f"more {i}"), workspace_id=wid)
+    page = api.ok("GET", path, "bob")
+    assert [e["seq"] for e in page["items"]] == list(range(56, 6, -1)) and page["next_cursor"] == 7
+
+
 def test_presence_lists_online_members(api, rt, wid):
     from collab.adapters.redis.store import ConnInfo
     from collab.domain import presence

@@ -99,7 +99,7 @@ def create(db: Database, actor_id: str, name: str, *, limit: int | None = None) 
     return db.run(tx)
 
 
-def list_for(db: Database, user_id: str, *, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+def list_for(db: Database, user_id: str, *, cursor: str | None, limit: int) -> dict[str, Any]:
     """A page of the user's workspaces in creation order; the cursor is the last one's position."""
     _limit(limit)
 
@@ -191,9 +191,10 @@ def close_workspace(rt: Runtime, gateway: ManagementApi, workspace_id: str) -> i
 
 # -- reads beside the workspace ----------------------------------------------------------------
 def activity(
-    db: Database, actor_id: str, workspace_id: str, *, before: int | None = None, limit: int = 50
+    db: Database, actor_id: str, workspace_id: str, *, before: int | None, limit: int
 ) -> dict[str, Any]:
-    """A page of the activity log, newest first; ``next_cursor`` is the ``before`` of the next page."""
+    """A page of the activity log, newest first; ``next_cursor`` is the ``before`` of the next page.
+    The route holds the page's default size (the OpenAPI document shows it)."""
     _limit(limit)
 
     def tx(cur: Cursor) -> dict[str, Any]:
