@@ -47,12 +47,17 @@ def test_a_ticket_comes_with_its_url_and_opens_one_connection(api, settings, wid
     assert _connect(out["ticket"]) == 401  # single use
 
 
-def test_a_ticket_held_by_a_removed_member_stops_working(api, wid):
+def test_a_ticket_held_by_a_removed_member_stops_working(world, settings):
+    """The refused connection is closed at API Gateway (the Management API: moto, ``world``)."""
+    api = Api(settings)
+    wid = api.workspace("alice")
+    api.add("alice", wid, "bob")
     held = api.ok("POST", "/ws-tickets", "bob", {"workspace_id": wid})["ticket"]
     assert api.call("DELETE", member_path(wid, "bob"), "alice").status == 204
     assert _connect(held, "held000000001=") == 200  # $connect uses Redis alone...
     out = _first_frame("held000000001=")  # ...the first frame checks the membership
     assert out["type"] == "error" and out["data"]["code"] == "forbidden"
+    assert "held000000001=" in world.sink.deleted
     assert api.call("POST", "/ws-tickets", "bob", {"workspace_id": wid}).status == 403
 
 
