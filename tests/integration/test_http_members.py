@@ -237,8 +237,11 @@ def test_adding_by_email_unknown_users_and_duplicates(api, board):
     assert by_email.status == 201 and by_email.body["user_id"] == "erin"
     again = api.call("POST", f"/workspaces/{board.wid}/members", "alice", {"user_id": "erin"})
     assert again.status == 409 and again.error["code"] == "conflict"
+    assert again.error["message"] == "already a member of this workspace"
     for body in ({"user_id": "nobody"}, {"email": "nobody@example.test"}):
-        assert api.call("POST", f"/workspaces/{board.wid}/members", "alice", body).status == 404
+        unknown = api.call("POST", f"/workspaces/{board.wid}/members", "alice", body)
+        assert unknown.status == 404
+        assert unknown.error["message"] == "user not found (users exist once they have signed in)"
     for body in (
         {},
         {"user_id": "erin", "email": "erin@example.test"},
@@ -246,6 +249,18 @@ def test_adding_by_email_unknown_users_and_duplicates(api, board):
         {"user_id": "x", "role": "king"},
     ):
         assert api.call("POST", f"/workspaces/{board.wid}/members", "alice", body).status == 422, body
+
+
+def test_adding_needs_exactly_one_of_user_id_and_email(rt, board):
+    """The domain's own check, behind the HTTP model's (which answers 422 first)."""
+    from collab.domain import members
+    from collab.errors import ValidationError
+
+    for who in ({}, {"user_id": "erin", "email": "erin@example.test"}):
+        with pytest.raises(ValidationError) as refused:
+            members.add_member(rt.db, "alice", board.wid, **who)
+        assert refused.value.message == "exactly one of user_id and email is required"
+        assert refused.value.extra == {"field": "user_id"}
 
 
 def test_changing_or_removing_a_non_member_is_404(api, board):
@@ -329,6 +344,7 @@ def test_member_changes_are_workspace_events_with_seq_and_notify_the_member(api,
     assert [n["type"] for n in notes] == ["member.removed", "member.role_changed", "member.added"]
     assert {n["actor_id"] for n in notes} == {"alice"} and {n["workspace_id"] for n in notes} == {wid}
     assert notes[1]["payload"]["previous_role"] == "member" and notes[1]["payload"]["role"] == "admin"
+    assert notes[2]["payload"]["role"] == "member"
     name = api.ok("GET", f"/workspaces/{wid}", "alice")["name"]
     assert [(n["payload"]["workspace_name"], n["payload"]["seq"]) for n in notes] == [
         (name, 3),
