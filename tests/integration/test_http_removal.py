@@ -107,3 +107,41 @@ def test_deleting_a_workspace_closes_connections_this_container_never_cached(wor
     assert sorted(cid for kind, cid, _ in timeline if kind == "delete") == sorted([alice.cid, bob.cid])
     assert world.rt.store.workspace_connections(wid) == {} and alice.cid not in world.rt.connections
     assert world.rt.store.history(wid, 0) == [] and world.rt.store.presence(wid) == {}
+
+
+def test_a_role_change_reaches_the_member_live_as_a_notification(world, settings):
+    """Stored and pushed: bob, online, is told at once that his role changed (and the others only
+    see the workspace event)."""
+    api = Api(settings)
+    wid = api.workspace("alice")
+    api.add("alice", wid, "bob")
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid)
+    world.sink.reset()
+
+    api.ok("PATCH", member_path(wid, "bob"), "alice", {"role": "admin"})
+
+    (pushed,) = bob.received("notification.created")
+    note = pushed["data"]["notification"]
+    assert (note["type"], note["payload"]["role"], note["payload"]["previous_role"]) == (
+        "member.role_changed",
+        "admin",
+        "member",
+    )
+    assert alice.received("notification.created") == []
+    assert [f["type"] for f in alice.received()] == ["member.role_changed"]
+
+
+def test_being_added_reaches_the_user_live_on_their_other_workspaces_connection(world, settings):
+    """bob is not yet in alice's workspace, so the notification is the only way he learns of it
+    while online elsewhere."""
+    api = Api(settings)
+    wid = api.workspace("alice")
+    own = api.workspace("bob", "Bob's")
+    bob = world.connect("bob", own)
+    world.sink.reset()
+
+    api.ok("POST", f"/workspaces/{wid}/members", "alice", {"user_id": "bob", "role": "admin"})
+
+    (pushed,) = bob.received("notification.created")
+    note = pushed["data"]["notification"]
+    assert (note["type"], note["workspace_id"], note["payload"]["role"]) == ("member.added", wid, "admin")
