@@ -12,6 +12,7 @@ import psycopg
 
 from collab.adapters.postgres.database import Cursor, Database
 from collab.auth import tokens
+from collab.errors import Conflict
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
@@ -75,5 +76,7 @@ def upsert_user(db: Database, identity: tokens.Identity) -> None:
 
     try:
         db.run(tx)
-    except psycopg.errors.UniqueViolation:
-        db.run(tx)  # a concurrent first sight of the same email moved it meanwhile; once more settles it
+    except Conflict as exc:  # Database.run hands a unique violation on as Conflict("already exists")
+        if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise
+        db.run(tx)  # a concurrent first sight of the same email took it meanwhile; once more settles it
