@@ -56,6 +56,10 @@ def test_a_piece_of_a_statement_counts_and_a_message_does_not():
         'def f():\n    return q("CREATE TABLE t (" " version text PRIMARY KEY, at timestamptz NOT NULL)")\n'
     )
     assert sql_case_only(piece, piece.replace("version text PRIMARY KEY", "version text primary key"))
+    case = 'def f():\n    return q(" ELSE EXCLUDED.email_verified END," " x")\n'  # a CASE's tail
+    assert sql_case_only(
+        case, case.replace("ELSE EXCLUDED.email_verified END", "else excluded.email_verified end")
+    )
     message = 'def f():\n    raise Invalid("limit: must be between 1 and 200, set from the query")\n'
     assert not sql_case_only(message, message.replace("limit: must", "LIMIT: MUST"))
 
