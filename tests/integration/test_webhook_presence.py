@@ -111,6 +111,22 @@ def test_the_tick_lists_at_most_its_limit(hooked):
     rt.clock.advance(wp.LEAVE_DEBOUNCE_S)
     assert sorted(wp.workspaces_with_due_leaves(rt)) == ["w1", "w2", "w3"]
     assert len(wp.workspaces_with_due_leaves(rt, limit=2)) == 2
+    rt.store.r.zadd(wp.LEAVES, {f"x{i}": 0 for i in range(1000)})
+    assert len(wp.workspaces_with_due_leaves(rt)) == 1000  # a tick's bounded work by default
+
+
+def test_every_due_leave_is_taken_whatever_order_redis_lists_them_in(hooked):
+    """600 pending leaves make the hash a real hash table (past any listpack setting: Redis's
+    default is 128 entries, this machine's 512), listed in no particular order: the ones not yet
+    due are skipped, not where the taking stops."""
+    rt, _ = hooked
+    for i in range(600):
+        wp.changed(rt, WID, f"u{i:03d}", "", joined=False)
+        rt.clock.advance(0.05)  # u000-u299 leave over 15 s, then u300-u599 over the next 15 s
+    rt.clock.advance(wp.LEAVE_DEBOUNCE_S - 30 + 15.01)  # those of the first 15.01 s are due: u000-u300
+    taken = sorted(e["user"]["id"] for e in wp.due_leaves(rt, WID))
+    assert taken == [f"u{i:03d}" for i in range(301)]
+    assert rt.store.r.hlen(wp.pending_key(WID)) == 299
 
 
 def test_a_redis_failure_is_logged_and_never_raised(hooked, monkeypatch, caplog):
