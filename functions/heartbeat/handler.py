@@ -12,7 +12,7 @@ rt = runtime()
 
 
 @metrics.log_metrics
-@metered("heartbeat")  # the workspace's cost meter
+@metered("heartbeat", check_budget=False)  # the workspace's cost meter; the message route checks the budget
 @logger.inject_lambda_context(correlation_id_path="requestContext.connectionId", log_event=False)
 @bounded  # every wait ends before the invocation does (collab.deadline)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

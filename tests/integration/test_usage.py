@@ -12,6 +12,8 @@ import pytest
 from test_http_helpers import Api
 
 from collab import pricing
+from collab.adapters.redis import keys
+from collab.domain import usage
 
 
 @pytest.fixture
@@ -123,3 +125,124 @@ def test_a_task_overwritten_notice_is_metered_as_a_post(metered: Any) -> None:
     assert len(bob.received("task.overwritten")) == 1
     after = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/usage", "alice")["posts_out"]
     assert after - before == 2  # task.updated to bob, and the notice
+
+
+# -- the budget's pieces, one at a time ---------------------------------------------------------
+class Monotonic:
+    """``usage``'s container clock (``time.monotonic``), moved by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+def test_the_admins_are_told_live_with_the_month_the_estimate_and_the_budget(metered: Any, caplog) -> None:
+    world = metered
+    wid = world.workspace("alice", "bob", "carol")
+    world.rt.db.run(
+        lambda cur: cur.execute(
+            "UPDATE workspace_members SET role = 'admin' WHERE workspace_id = %s AND user_id = 'bob'", (wid,)
+        )
+    )
+    alice, bob, carol = (world.connect(u, wid) for u in ("alice", "bob", "carol"))
+    month = usage.month_of(world.rt.clock.utcnow())
+    world.rt.store.r.hincrby(usage._key(wid, month), "posts_out", 12_345_678)  # dollars: 4 decimals show
+    budget(world, 0.0)  # set once everyone is online: alice's next message passes it
+    with caplog.at_level("WARNING"):
+        alice.create("one")
+    for conn in (alice, bob):  # the owner and the admin, live; not the member
+        (pushed,) = conn.received("notification.created")
+        note = pushed["data"]["notification"]
+        assert note["type"] == "usage.over_budget"
+        payload = note["payload"]
+        assert set(payload) == {"month", "monthly_estimate_usd", "budget_usd"}
+        assert payload["month"] == world.rt.clock.utcnow().strftime("%Y-%m") and payload["budget_usd"] == 0.0
+        estimate = usage_of(world, wid)["monthly_estimate_usd"]
+        told = payload["monthly_estimate_usd"]
+        assert told == round(told, 4) != round(told, 3)  # to a hundredth of a cent
+        assert abs(told - estimate) < 0.01  # the estimate when it passed (a few frames ago)
+    assert carol.received("notification.created") == []
+    (logged,) = [r for r in caplog.records if r.getMessage() == "workspace over budget"]
+    assert logged.workspace_id == wid and logged.estimate > 0
+    flag = world.rt.store.r.ttl(usage._flag(wid, usage.month_of(world.rt.clock.utcnow())))
+    assert usage.KEEP_S - 5 < flag <= usage.KEEP_S  # the month's flag outlives the month a little, no more
+
+
+def usage_of(world: Any, wid: str) -> dict[str, Any]:
+    return Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/usage", "alice")
+
+
+def test_heartbeats_are_metered_but_do_not_check_the_budget(metered: Any) -> None:
+    """Only the message route compares the estimate with the budget: a heartbeat's flush is the
+    cheapest thing a connection does, every 30 s."""
+    world = metered
+    wid = world.workspace("alice", "bob")
+    alice = world.connect("alice", wid)  # its sync is a message: metered before any budget is set
+    budget(world, 0.0)
+    alice.heartbeat()
+    assert usage_of(world, wid)["frames_in"] >= 1
+    assert not world.rt.store.r.exists(usage._flag(wid, usage.month_of(world.rt.clock.utcnow())))
+
+
+def test_without_a_budget_nothing_is_throttled(metered: Any) -> None:
+    world = metered
+    wid = world.workspace("alice", "bob")
+    assert usage.over_budget(world.rt, wid) is False
+    assert all(usage.presence_allowed(world.rt, wid, "alice") for _ in range(3))
+
+
+def test_the_over_budget_flag_is_read_from_redis_and_trusted_for_under_a_minute(
+    metered: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another container flagged the workspace: this one sees it once its cached answer is a
+    minute old, and not before (one Redis read per workspace per minute, not per frame)."""
+    world = metered
+    budget(world, 5.0)
+    clock = Monotonic()
+    monkeypatch.setattr(usage, "time", clock)
+    wid = world.workspace("alice", "bob")
+    assert usage.over_budget(world.rt, wid) is False  # read, and cached
+    world.rt.store.r.set(usage._flag(wid, usage.month_of(world.rt.clock.utcnow())), 1)
+    clock.t += usage.FLAG_CACHE_S - 0.001
+    assert usage.over_budget(world.rt, wid) is False  # the cached answer
+    clock.t += 0.001  # exactly a minute old: read again
+    assert usage.over_budget(world.rt, wid) is True
+
+
+def test_an_over_budget_users_presence_goes_out_again_after_the_interval(metered: Any) -> None:
+    world = metered
+    budget(world, 5.0)
+    wid = world.workspace("alice", "bob")
+    world.rt.store.r.set(usage._flag(wid, usage.month_of(world.rt.clock.utcnow())), 1)
+    assert usage.presence_allowed(world.rt, wid, "alice") is True
+    assert usage.presence_allowed(world.rt, wid, "alice") is False
+    assert usage.presence_allowed(world.rt, wid, "bob") is True  # per user
+    ttl = world.rt.store.r.ttl(keys.ws(wid, "presence_throttle:alice"))
+    assert 0 < ttl <= usage.PRESENCE_EVERY_S  # it frees itself after the interval
+
+
+@pytest.mark.parametrize(
+    ("out", "refused"),
+    [
+        ({"statusCode": 200, "body": '{"type":"error","data":{"code":"validation_error"}}'}, True),
+        ({"statusCode": 200, "body": '{"type":"ack","data":{"request_id":"r","ok":false}}'}, True),
+        ({"statusCode": 200, "body": '{"type":"ack","data":{"request_id":"r","ok":true}}'}, False),
+        ({"statusCode": 200, "body": '{"type":"sync","data":{"note":"\\"ok\\":false"}}'}, False),
+        ({"statusCode": 200}, False),
+        (None, False),
+        ('{"type":"error"}', False),  # not a route response
+    ],
+)
+def test_a_reply_refusing_bad_input_is_not_metered(out: Any, refused: bool) -> None:
+    assert usage._refused(out) is refused
+
+
+def test_only_a_replys_first_400_characters_are_read() -> None:
+    """The verdict is in the reply's head (type, request id, ok): a large reply is not scanned."""
+    head = '{"type":"ack","data":{"request_id":"'
+    late = head + "r" * (391 - 2 - len(head)) + '","ok":false}}'
+    assert late.index('"ok":false') + len('"ok":false') == 401
+    assert usage._refused({"body": late}) is False  # its last character is past the head
+    assert usage._refused({"body": late.replace("rr", "r", 1)}) is True

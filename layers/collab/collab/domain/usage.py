@@ -79,8 +79,8 @@ def add(rt: Runtime, wid: str, *, check_budget: bool = False, **counts: float) -
         logger.warning("usage metering failed")
 
 
-def flush(rt: Runtime, *, check_budget: bool = True) -> None:
-    """Write whatever is buffered now (tests, and a container's last chance)."""
+def flush(rt: Runtime, *, check_budget: bool) -> None:
+    """Write whatever is buffered now (tests read the meter right after)."""
     with _lock:
         pending = dict(_buffer)
         _buffer.clear()
@@ -222,8 +222,9 @@ def _refused(out: Any) -> bool:
     return head.startswith('{"type":"error"') or (head.startswith('{"type":"ack"') and '"ok":false' in head)
 
 
-def metered(route: str, *, check_budget: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Meter a WebSocket route's handler: a frame in, its reply, its invocation and duration."""
+def metered(route: str, *, check_budget: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Meter a WebSocket route's handler: a frame in, its reply, its invocation and duration; with
+    ``check_budget``, the flush it triggers also compares the month's estimate with the budget."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
