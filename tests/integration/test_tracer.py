@@ -120,3 +120,63 @@ def test_only_owners_and_admins_read_the_tracer(world: Any, role: str, status: i
     assert api.call("GET", f"/workspaces/{wid}/deliveries", user, query={"seq": "0"}).status == 422
     unknown = "/workspaces/00000000-0000-4000-8000-000000000000/connections"
     assert api.call("GET", unknown, user).status == 404
+
+
+def test_the_connections_list_is_sorted_named_and_forgets_the_acks_of_closed_ones(world: Any) -> None:
+    from collab.adapters.redis import keys, trace
+
+    wid = world.workspace("alice", "bob")
+    bob1, alice, bob2 = world.connect("bob", wid), world.connect("alice", wid), world.connect("bob", wid)
+    seq = alice.create("x")["data"]["seq"]
+    for conn in (alice, bob1, bob2):
+        trace.acknowledge(world.rt.store.r, wid, conn.cid, seq)
+    world.rt.store.r.hdel(keys.conn(bob2.cid), "name")  # a record without a name: the user id stands in
+    bob1.disconnect()
+    items = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/connections", "alice")["items"]
+    assert [(c["user_id"], c["connection_id"]) for c in items] == sorted(
+        [("alice", alice.cid), ("bob", bob2.cid)]
+    )
+    by_id = {c["connection_id"]: c for c in items}
+    assert by_id[bob2.cid]["display_name"] == "bob" and by_id[alice.cid]["display_name"] == "Alice"
+    assert isinstance(by_id[alice.cid]["connected_at_ms"], int) and by_id[alice.cid]["connected_at_ms"] > 0
+    assert set(world.rt.store.r.hkeys(keys.ws(wid, "acks"))) == {alice.cid.encode(), bob2.cid.encode()}
+
+
+def test_an_untraced_seq_says_how_far_back_the_tracer_looks(world: Any) -> None:
+    wid = world.workspace("alice")
+    missing = Api(world.rt.settings).call("GET", f"/workspaces/{wid}/deliveries", "alice", query={"seq": "7"})
+    assert missing.status == 404
+    assert missing.error["message"] == "seq 7 is not traced: only the workspace's last 100 events are"
+
+
+def test_a_failure_to_trace_is_logged_and_the_event_still_goes_out(
+    world: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from collab.adapters.redis import trace
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("redis said no")
+
+    wid = world.workspace("alice", "bob")
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid)
+    monkeypatch.setattr(trace, "record", broken)
+    with caplog.at_level("WARNING"):
+        seq = alice.create("traced or not")["data"]["seq"]
+    assert [e["seq"] for e in bob.received("task.created")] == [seq]
+    (logged,) = [r for r in caplog.records if r.getMessage() == "tracing a fan-out failed"]
+    assert (logged.workspace_id, logged.seq) == (wid, seq)
+
+
+def test_a_removal_event_without_its_member_traces_no_removed_user(world: Any) -> None:
+    from collab.adapters.apigw.management import Receipt
+    from collab.adapters.redis import trace
+    from collab.domain import tracer
+
+    wid = world.workspace("alice")
+    event = {"seq": 1, "type": "member.removed", "timestamp": "2026-12-04T00:00:00.000Z", "data": {}}
+    tracer.on_fanout(world.rt, wid, event, Receipt(), None)
+    records, removed = trace.traces(world.rt.store.r, wid, 1)
+    assert [r["seq"] for r in records] == [1] and removed == {}
+    event = {**event, "seq": 2, "data": {"member": {"user_id": "bob"}}}
+    tracer.on_fanout(world.rt, wid, event, Receipt(), None)
+    assert trace.traces(world.rt.store.r, wid, 2)[1] == {"bob": 2}
