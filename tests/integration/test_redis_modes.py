@@ -217,6 +217,26 @@ def test_tls_rediss(tmp_path):
         proc.wait()
 
 
+def exercise_tracer(store: Store) -> None:
+    """The delivery tracer's script keeps to the workspace's slot; its read of the connections'
+    own records (each in its own slot) is a plain pipeline, which a cluster splits per node."""
+    from collab.adapters.redis import trace
+
+    wid, now = "0b6f3c1e-2d4a-4f7e-8c9b-1a2b3c4d5e6f", 1_000_000
+    for cid, uid, name in (("tr-a=", "ann", "Ann"), ("tr-b=", "bob", "Bob")):
+        store.register(ConnInfo(cid, wid, uid, name, now), now)
+    trace.record(
+        store.r, wid, 1, "task.created", "2026-12-04T00:00:00.000Z", {"tr-b=": "delivered"}, sender="tr-a="
+    )
+    records, removed = trace.traces(store.r, wid)
+    assert [r["seq"] for r in records] == [1] and removed == {}
+    trace.acknowledge(store.r, wid, "tr-b=", 1)
+    listed = {
+        c["connection_id"]: (c["display_name"], c["last_ack_seq"]) for c in trace.connections(store.r, wid)
+    }
+    assert listed == {"tr-a=": ("Ann", None), "tr-b=": ("Bob", 1)}
+
+
 def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
     procs, ports = [], []
     try:
@@ -248,6 +268,7 @@ def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
         client = connect_redis(f"redis://127.0.0.1:{ports[0]}/0", cluster=True)
         store = Store(client, cluster=True)
         exercise(store)
+        exercise_tracer(store)
     finally:
         for p in procs:
             p.kill()

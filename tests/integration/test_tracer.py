@@ -125,8 +125,9 @@ def test_only_owners_and_admins_read_the_tracer(world: Any, role: str, status: i
 def test_the_connections_list_is_sorted_named_and_forgets_the_acks_of_closed_ones(world: Any) -> None:
     from collab.adapters.redis import keys, trace
 
-    wid = world.workspace("alice", "bob")
+    wid = world.workspace("alice", "bob", "carol")
     bob1, alice, bob2 = world.connect("bob", wid), world.connect("alice", wid), world.connect("bob", wid)
+    carol = world.connect("carol", wid)
     seq = alice.create("x")["data"]["seq"]
     for conn in (alice, bob1, bob2):
         trace.acknowledge(world.rt.store.r, wid, conn.cid, seq)
@@ -134,8 +135,9 @@ def test_the_connections_list_is_sorted_named_and_forgets_the_acks_of_closed_one
     bob1.disconnect()
     items = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/connections", "alice")["items"]
     assert [(c["user_id"], c["connection_id"]) for c in items] == sorted(
-        [("alice", alice.cid), ("bob", bob2.cid)]
+        [("alice", alice.cid), ("bob", bob2.cid), ("carol", carol.cid)]
     )
+    assert all(c["last_heartbeat_ms"] for c in items)  # each one's deadline, however many there are
     by_id = {c["connection_id"]: c for c in items}
     assert by_id[bob2.cid]["display_name"] == "bob" and by_id[alice.cid]["display_name"] == "Alice"
     assert isinstance(by_id[alice.cid]["connected_at_ms"], int) and by_id[alice.cid]["connected_at_ms"] > 0
