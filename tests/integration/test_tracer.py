@@ -131,7 +131,9 @@ def test_the_connections_list_is_sorted_named_and_forgets_the_acks_of_closed_one
     seq = alice.create("x")["data"]["seq"]
     for conn in (alice, bob1, bob2):
         trace.acknowledge(world.rt.store.r, wid, conn.cid, seq)
-    world.rt.store.r.hdel(keys.conn(bob2.cid), "name")  # a record without a name: the user id stands in
+    world.rt.store.r.delete(
+        keys.conn(bob2.cid)
+    )  # its record expired (3 h) before the sweep: the id stands in
     bob1.disconnect()
     items = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/connections", "alice")["items"]
     assert [(c["user_id"], c["connection_id"]) for c in items] == sorted(
@@ -140,6 +142,7 @@ def test_the_connections_list_is_sorted_named_and_forgets_the_acks_of_closed_one
     assert all(c["last_heartbeat_ms"] for c in items)  # each one's deadline, however many there are
     by_id = {c["connection_id"]: c for c in items}
     assert by_id[bob2.cid]["display_name"] == "bob" and by_id[alice.cid]["display_name"] == "Alice"
+    assert by_id[bob2.cid]["connected_at_ms"] is None
     assert isinstance(by_id[alice.cid]["connected_at_ms"], int) and by_id[alice.cid]["connected_at_ms"] > 0
     assert set(world.rt.store.r.hkeys(keys.ws(wid, "acks"))) == {alice.cid.encode(), bob2.cid.encode()}
 
