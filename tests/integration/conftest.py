@@ -212,10 +212,16 @@ class Conn:
         assert reply is not None
         return reply
 
-    def update(self, task_id: str, **changes: Any) -> dict[str, Any]:
-        reply = self.send(
-            {"action": "task.update", "request_id": str(uuid.uuid4()), "task_id": task_id, "changes": changes}
-        )
+    def update(self, task_id: str, *, seen_version: int | None = None, **changes: Any) -> dict[str, Any]:
+        frame = {
+            "action": "task.update",
+            "request_id": str(uuid.uuid4()),
+            "task_id": task_id,
+            "changes": changes,
+        }
+        if seen_version is not None:
+            frame["seen_version"] = seen_version
+        reply = self.send(frame)
         assert reply is not None
         return reply
 
@@ -328,6 +334,18 @@ def world(settings: Any, clean: None, clock: Any, sink: Sink, moto_endpoint: str
     assert not sink.denied, f"Management API calls a function's role does not allow: {sink.denied}"
     if "db" in rt.__dict__:
         rt.db.close()
+
+
+@pytest.fixture
+def held(settings: Any) -> Iterator[Any]:
+    """A database whose next transaction stops just before COMMIT until ``held.release`` is set
+    (``test_interleavings.HeldDatabase``): the races of the integration tests, made deterministic."""
+    from test_interleavings import HeldDatabase
+
+    h = HeldDatabase(settings.dsn)
+    yield h
+    h.release.set()
+    h.close()
 
 
 # -- the HTTP API tests' shared fixtures -------------------------------------------------------

@@ -19,16 +19,8 @@ def rid() -> str:
 
 
 def update(conn: Any, task_id: str, seen: int | None = None, **changes: Any) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "action": "task.update",
-        "request_id": rid(),
-        "task_id": task_id,
-        "changes": changes,
-    }
-    if seen is not None:
-        frame["seen_version"] = seen
-    reply = conn.send(frame)
-    assert reply is not None and reply["type"] == "ack"
+    reply = conn.update(task_id, seen_version=seen, **changes)
+    assert reply["type"] == "ack"
     return dict(reply["data"])
 
 

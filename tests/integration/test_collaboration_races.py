@@ -6,20 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_interleavings import LOCK_WAIT_S, HeldDatabase, InThread, wait_until_a_transaction_waits_for_a_lock
+from test_interleavings import LOCK_WAIT_S, InThread, wait_until_a_transaction_waits_for_a_lock
 
 from collab.adapters.postgres.database import Database
 from collab.domain import tasks, undo
 from collab.errors import Conflict
 from collab.protocol.client_frames import TaskDraft
-
-
-@pytest.fixture
-def held(settings: Any) -> Any:
-    h = HeldDatabase(settings.dsn)
-    yield h
-    h.release.set()
-    h.close()
 
 
 @pytest.fixture

@@ -81,14 +81,6 @@ def wait_until_a_transaction_waits_for_a_lock(rt: Any, *, database: str | None =
 
 
 @pytest.fixture
-def held(settings: Any) -> Any:
-    h = HeldDatabase(settings.dsn)
-    yield h
-    h.release.set()
-    h.close()
-
-
-@pytest.fixture
 def second(settings: Any) -> Any:
     db = Database(settings.dsn)
     yield db

@@ -4,7 +4,6 @@ by the model of bench/cost.py; over the budget, presence is throttled first and 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,25 +102,10 @@ def test_a_task_overwritten_notice_is_metered_as_a_post(metered: Any) -> None:
     wid = world.workspace("alice", "bob")
     alice, bob = world.connect("alice", wid), world.connect("bob", wid)
     task = alice.create("one")["data"]["task"]
-    bob.send(
-        {
-            "action": "task.update",
-            "request_id": str(uuid.uuid4()),
-            "task_id": task["id"],
-            "changes": {"status": "done"},
-        }
-    )
+    bob.update(task["id"], status="done")
     before = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/usage", "alice")["posts_out"]
-    ack = alice.send(
-        {
-            "action": "task.update",
-            "request_id": str(uuid.uuid4()),
-            "task_id": task["id"],
-            "changes": {"status": "todo"},
-            "seen_version": 1,
-        }
-    )
-    assert ack is not None and [o["field"] for o in ack["data"]["overwrote"]] == ["status"]
+    ack = alice.update(task["id"], status="todo", seen_version=1)
+    assert [o["field"] for o in ack["data"]["overwrote"]] == ["status"]
     assert len(bob.received("task.overwritten")) == 1
     after = Api(world.rt.settings).ok("GET", f"/workspaces/{wid}/usage", "alice")["posts_out"]
     assert after - before == 2  # task.updated to bob, and the notice

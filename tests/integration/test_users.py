@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from test_interleavings import LOCK_WAIT_S, HeldDatabase, InThread, wait_until_a_transaction_waits_for_a_lock
+from test_interleavings import LOCK_WAIT_S, InThread, wait_until_a_transaction_waits_for_a_lock
 
 from collab.auth.tokens import Identity
 from collab.domain.users import upsert_user
-
-
-@pytest.fixture
-def held(settings: Any) -> Any:
-    h = HeldDatabase(settings.dsn)
-    yield h
-    h.release.set()
-    h.close()
 
 
 def row(rt: Any, uid: str) -> dict[str, Any]:

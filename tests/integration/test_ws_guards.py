@@ -269,16 +269,8 @@ def test_a_tab_a_task_overwritten_notice_finds_gone_is_pruned_and_leaves_presenc
 
     monkeypatch.setattr(fanout, "deliver", then_bob_closes)
     world.sink.reset()
-    ack = ann.send(
-        {
-            "action": "task.update",
-            "request_id": str(uuid.uuid4()),
-            "task_id": task["id"],
-            "changes": {"status": "todo"},
-            "seen_version": 1,
-        }
-    )
-    assert ack is not None and [o["field"] for o in ack["data"]["overwrote"]] == ["status"]
+    ack = ann.update(task["id"], status="todo", seen_version=1)
+    assert [o["field"] for o in ack["data"]["overwrote"]] == ["status"]
     assert world.sink.attempts.count(bob.cid) == 2, "the event, then the notice"
     assert world.rt.store.connection(bob.cid) is None
     assert bob.cid not in world.rt.store.fanout_targets(wid)
