@@ -188,6 +188,7 @@ def test_unanswered_changes_survive_a_new_client_in_order_and_are_resent_with_th
     client.js("window.client.stop()")
 
     # A new page (another client object on the same IndexedDB) sends them first, in order, as they were.
+    before = client.sockets()
     client.js(
         """async () => {
           const { CollabClient } = await import('/collab-client.js');
@@ -196,6 +197,9 @@ def test_unanswered_changes_survive_a_new_client_in_order_and_are_resent_with_th
           c.start();
         }"""
     )
+    # its own socket, not the stopped client's (which sent a sync too): it opens only after the ticket
+    # request and the outbox's restore, so under load `at(-1)` can still be the old one
+    client.page.wait_for_function("(n) => window.__sockets.length > n", arg=before, timeout=WAIT_MS)
     client.wait_sent("f.action === 'sync'")
     client.go_live(seq=5)
     client.wait_sent("f.action === 'task.update' && f.changes.priority === 'high'")
