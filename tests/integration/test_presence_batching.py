@@ -66,6 +66,7 @@ def test_the_sweeper_posts_a_batch_nobody_else_did(world: Any) -> None:
     world.sweep()
     posts = _presence_posts(world)
     assert len(posts) == 106 and all(f["type"] == "presence.batch" for _, f in posts)
+    assert {(f["workspace_id"], f["user_id"]) for _, f in posts} == {(wid, None)}  # the room's, nobody's
 
 
 def test_a_small_workspace_still_posts_each_change_at_once(world: Any) -> None:

@@ -230,3 +230,28 @@ def test_only_a_replys_first_400_characters_are_read() -> None:
     assert late.index('"ok":false') + len('"ok":false') == 401
     assert usage._refused({"body": late}) is False  # its last character is past the head
     assert usage._refused({"body": late.replace("rr", "r", 1)}) is True
+
+
+def test_editing_indicators_and_presence_batches_are_metered_as_posts(metered: Any) -> None:
+    from test_fanout_split import announced_peers
+
+    from collab.domain import presence
+
+    world = metered
+    wid = world.workspace("alice", "bob", "late")
+    alice, bob = world.connect("alice", wid), world.connect("bob", wid)
+    task = alice.create("one")["data"]["task"]
+    before = usage_of(world, wid)["posts_out"]
+    editing = {"task_id": task["id"], "field": "title"}
+    assert bob.send({"action": "presence.update", "status": "active", "editing": editing}) is None
+    assert len(alice.received("presence.editing")) == 1
+    assert usage_of(world, wid)["posts_out"] - before == 1  # the indicator, to alice
+    announced_peers(world, wid, presence.LARGE_ROOM)  # a large workspace: presence is batched
+    world.connect("late", wid)
+    world.sink.reset()
+    before = usage_of(world, wid)["posts_out"]
+    world.rt.clock.advance(presence.BATCH_INTERVAL_MS / 1000)
+    world.sweep()
+    batches = world.sink.all("presence.batch")
+    assert len(batches) == presence.LARGE_ROOM + 3
+    assert usage_of(world, wid)["posts_out"] - before == len(batches)

@@ -188,13 +188,11 @@ def post_batch(
         settle(rt, gateway, workspace_id, rt.store.remove_connections(workspace_id, receipt.gone))
 
 
-def flush_batch(rt: Runtime, gateway: ManagementApi, workspace_id: str) -> int:
-    """Post a large workspace's presence batch if its interval has passed; how many changes went."""
+def flush_batch(rt: Runtime, gateway: ManagementApi, workspace_id: str) -> None:
+    """Post a large workspace's presence batch if its interval has passed."""
     mode, due = rt.store.batch_presence(workspace_id, [], rt.clock.now_ms(), threshold=LARGE_ROOM)
-    if mode != "flush":
-        return 0
-    post_batch(rt, gateway, workspace_id, due)
-    return len(due)
+    if mode == "flush":
+        post_batch(rt, gateway, workspace_id, due)
 
 
 def join(rt: Runtime, info: ConnInfo) -> tuple[int, dict[str, Any]]:
@@ -341,21 +339,20 @@ def settle(
     broadcast_many(rt, gateway, workspace_id, changes)
 
 
-def flush_leaves(rt: Runtime, gateway: ManagementApi, workspace_id: str, *, wait: bool = False) -> int:
+def flush_leaves(rt: Runtime, gateway: ManagementApi, workspace_id: str, *, wait: bool) -> None:
     """Tell peers of the leaves held in a workspace for the grace (after waiting it out, with
-    ``wait``); a reconnect meanwhile has taken its user's out. Returns how many went out."""
+    ``wait``); a reconnect meanwhile has taken its user's out."""
     if wait:  # in steps, to stop as soon as the reconnect has taken the leave out (billed time)
         for _ in range(LEAVE_GRACE_STEPS):
             rt.clock.sleep(LEAVE_GRACE_S / LEAVE_GRACE_STEPS)
             if not rt.store.leaves_held(workspace_id):
-                return 0
+                return
     now = rt.clock.utcnow()
     due = rt.clock.now_ms() - int(LEAVE_GRACE_S * 1000)
     taken = rt.store.take_leaves(workspace_id, due)
     broadcast_many(
         rt, gateway, workspace_id, [("presence.left", uid, _left(uid, raw, "", now)) for uid, raw in taken]
     )
-    return len(taken)
 
 
 def heartbeat(rt: Runtime, gateway: ManagementApi, info: ConnInfo, mode: str | None = None) -> Beat:
@@ -398,7 +395,7 @@ def sweep(rt: Runtime, gateway: ManagementApi, *, batch: int = SWEEP_BATCH) -> i
         if found < batch:
             break
     for wid in rt.store.workspaces_with_leaves(now - int(LEAVE_GRACE_S * 1000)):
-        flush_leaves(rt, gateway, wid)
+        flush_leaves(rt, gateway, wid, wait=False)
     for wid in rt.store.workspaces_with_batches(now - BATCH_INTERVAL_MS):
         flush_batch(rt, gateway, wid)
     return total

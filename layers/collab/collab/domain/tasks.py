@@ -572,7 +572,7 @@ def _page(cur: Cursor, where: str, args: tuple[Any, ...], cursor: str | None, li
 
 
 def list_workspace(
-    db: Database, actor_id: str, workspace_id: str, *, cursor: str | None = None, limit: int = 100
+    db: Database, actor_id: str, workspace_id: str, *, cursor: str | None, limit: int
 ) -> dict[str, Any]:
     """A page of a workspace's live tasks in creation order (stable under concurrent inserts)."""
 
@@ -583,9 +583,7 @@ def list_workspace(
     return db.run(tx)
 
 
-def list_personal(
-    db: Database, actor_id: str, *, cursor: str | None = None, limit: int = 100
-) -> dict[str, Any]:
+def list_personal(db: Database, actor_id: str, *, cursor: str | None, limit: int) -> dict[str, Any]:
     return db.run(
         lambda cur: _page(cur, "workspace_id IS NULL AND created_by = %s", (actor_id,), cursor, limit)
     )
