@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
 from test_http_helpers import Api
 from test_interleavings import InThread, wait_until_a_transaction_waits_for_a_lock
+
+from collab.clock import iso
 
 
 def rid() -> str:
@@ -135,6 +138,37 @@ def test_base_version_keeps_its_meaning_next_to_seen_version(board, world):
     )
     assert reply["data"]["error"]["code"] == "conflict"
     assert state(world, wid, task["id"])[:2] == before[:2]
+
+
+def test_a_receipt_item_and_its_notice_in_full_past_a_field_of_ones_own(board, world):
+    """Fields are judged one by one: ann's own title change since version 1 is passed over, bob's
+    status after it is in the receipt, with when he made it; the notice is the workspace's and
+    carries the same item without ``by`` (the notice says who: ann)."""
+    wid, a, b, _, task = board
+    update(a, task["id"], title="Ann's")  # v2: ann's own change, after the version she saw
+    bobs = update(b, task["id"], status="in_progress")["task"]  # v3
+    world.sink.reset()
+    ack = update(a, task["id"], seen=1, title="Ann's again", status="done")
+    (item,) = ack["overwrote"]
+    at = iso(datetime.fromisoformat(bobs["fields"]["status"]["at"]))  # the protocol's form: to the ms
+    assert item == {
+        "field": "status",
+        "value": "in_progress",
+        "by": {"id": "bob", "display_name": "Bob"},
+        "version": 3,
+        "at": at,
+    }
+    (note,) = b.received("task.overwritten")
+    assert (note["workspace_id"], note["user_id"]) == (wid, "ann")
+    assert note["data"]["fields"] == [{"field": "status", "value": "in_progress", "version": 3, "at": at}]
+
+
+def test_a_receipt_names_an_author_without_a_display_name_by_their_id(board, world):
+    _wid, a, b, _, task = board
+    update(b, task["id"], status="in_progress")
+    world.rt.db.run(lambda cur: cur.execute("UPDATE users SET display_name = '' WHERE id = 'bob'"))
+    (item,) = update(a, task["id"], seen=1, status="done")["overwrote"]
+    assert item["by"] == {"id": "bob", "display_name": "bob"}
 
 
 @pytest.mark.parametrize("bad", [0, -1, "x", 1.5])
@@ -611,6 +645,25 @@ def test_a_merge_that_would_pass_the_length_limit_is_last_write_wins(board, worl
     assert ack["overwrote"][0]["field"] == "description" and "hunks" not in ack["overwrote"][0]
 
 
+def test_a_merge_of_exactly_the_length_limit_is_kept(board, world):
+    _wid, a, b, _, task = board
+    base = task["description"]
+    update(b, task["id"], seen=1, description="b" * 5000 + base)
+    mine = base + "a" * (10_000 - 5000 - len(base))
+    ack = update(a, task["id"], seen=1, description=mine)
+    assert ack["task"]["description"] == "b" * 5000 + mine and len(ack["task"]["description"]) == 10_000
+    assert ack["merged"] == ["description"] and ack["overwrote"] == []
+
+
+def test_a_description_written_from_the_version_that_last_changed_it_is_not_merged(board, world):
+    """Nothing concurrent to merge: bob changed the description at version 2 and ann saw version 2."""
+    _wid, a, b, _, task = board
+    update(b, task["id"], description="Bob's text.")
+    ack = update(a, task["id"], seen=2, description="Ann's text.")
+    assert ack["task"]["description"] == "Ann's text."
+    assert "merged" not in ack and ack["overwrote"] == []
+
+
 # -- frame sizes ----------------------------------------------------------------------------------
 def test_the_largest_receipt_and_overwritten_notice_fit_one_websocket_message(world):
     """The largest task the contract allows (200 four-byte characters of title, 10,000 of
@@ -669,3 +722,14 @@ def test_patch_with_seen_version_merges_and_tells_the_overwritten_user(board, wo
     assert [(f["field"], f["value"]) for f in note["data"]["fields"]] == [("status", "done")]
     bad = api.call("PATCH", f"/tasks/{task['id']}", "ann", {"status": "done"}, query={"seen_version": 0})
     assert bad.status == 422
+
+
+def test_a_task_of_another_workspace_cannot_be_deleted_over_this_ones_connection(board, world):
+    """A connection acts in its own workspace only, even for a member of both."""
+    _wid, a, _, _, _task = board
+    other = world.workspace("ann", name="Other")
+    theirs = world.connect("ann", other).create("elsewhere")["data"]["task"]
+    before = state(world, other, theirs["id"])
+    reply = a.send({"action": "task.delete", "request_id": rid(), "task_id": theirs["id"]})
+    assert reply["data"]["error"]["code"] == "not_found"
+    assert state(world, other, theirs["id"]) == before
