@@ -97,3 +97,23 @@ def test_the_sweeper_sends_only_the_leaves_held_longer_than_the_grace(trio, worl
     world.sweep()
     assert [f["data"]["user"]["id"] for f in a.received("presence.left")] == ["bob", "carol"]
     assert not world.rt.store.leaves_held(wid)
+
+
+def test_a_presence_list_is_cut_to_its_budget_to_the_byte_active_users_first(world):
+    """Whole (and not flagged) when it fits exactly; one byte less and it is cut: active users
+    first, then by id, as many as fit counting the brackets and a comma after each."""
+    from collab.protocol.wire import size
+
+    wid = world.workspace("aaron", "bea", "cy", "dee")
+    conns = {u: world.connect(u, wid) for u in ("aaron", "bea", "cy", "dee")}
+    conns["aaron"].beat(seq=0, mode="away")  # the first by id, but away: listed last
+    entries = presence.snapshot(world.rt, wid)
+    whole = size(entries)
+    assert presence.snapshot_within(world.rt, wid, whole) == (entries, False)
+    by_id = {e["user"]["id"]: e for e in entries}
+    order = [by_id[u] for u in ("bea", "cy", "dee", "aaron")]
+    cut, more = presence.snapshot_within(world.rt, wid, whole - 1)
+    assert more is True and cut == order[:3]
+    two = 2 + (size(order[0]) + 1) + (size(order[1]) + 1)
+    assert presence.snapshot_within(world.rt, wid, two) == (order[:2], True)
+    assert presence.snapshot_within(world.rt, wid, two - 1) == (order[:1], True)
