@@ -117,3 +117,17 @@ def test_a_presence_list_is_cut_to_its_budget_to_the_byte_active_users_first(wor
     two = 2 + (size(order[0]) + 1) + (size(order[1]) + 1)
     assert presence.snapshot_within(world.rt, wid, two) == (order[:2], True)
     assert presence.snapshot_within(world.rt, wid, two - 1) == (order[:1], True)
+
+
+def test_a_join_says_when_the_user_was_last_seen_to_the_millisecond(world):
+    wid = world.workspace("ann", "bob")
+    a = world.connect("ann", wid)
+    world.rt.clock.advance(12.3456)  # bob arrives later than ann, at a time with a fraction
+    world.connect("bob", wid)
+    (joined,) = a.received("presence.joined")
+    assert joined["data"] == {
+        "user": {"id": "bob", "display_name": "Bob"},
+        "status": "active",
+        "viewing": None,
+        "last_seen": iso(world.rt.clock.utcnow()),
+    }
