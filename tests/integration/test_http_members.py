@@ -145,13 +145,15 @@ def test_create_makes_the_creator_owner_and_lists_it_for_them_only(api):
 def test_workspace_list_pages_in_creation_order(api):
     made = [api.workspace("alice", f"W{i}") for i in range(5)]
     seen, cursor = [], None
-    while True:
+    for _ in range(20):  # bounded: a cursor that never ends fails, not hangs
         query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         page = api.ok("GET", "/workspaces", "alice", query=query)
         seen += [w["id"] for w in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
+    else:
+        pytest.fail("the pages never end")
     assert seen == made
 
 

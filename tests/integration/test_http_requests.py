@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import jwt
+import pytest
 from test_http_helpers import ROOT, Api, LambdaContext, http_event, invoke, load_handler, member_path
 
 
@@ -85,7 +86,7 @@ def test_activity_pages_newest_first_with_before(api, wid):
     for i in range(4):
         api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": f"t{i}"})  # seq 2..5 (1: bob added)
     pages, before = [], None
-    while True:
+    for _ in range(20):  # bounded: a cursor that never ends fails, not hangs
         page = api.ok(
             "GET",
             f"/workspaces/{wid}/activity",
@@ -96,6 +97,8 @@ def test_activity_pages_newest_first_with_before(api, wid):
         before = page["next_cursor"]
         if before is None:
             break
+    else:
+        pytest.fail("the pages never end")
     assert pages == [[5, 4], [3, 2], [1]]
     assert api.ok("GET", f"/workspaces/{wid}/activity", "bob", query={"before": 1})["items"] == []
     for query in ({"before": 0}, {"limit": 0}, {"limit": 201}, {"before": "x"}):
@@ -143,7 +146,7 @@ def test_notifications_list_filter_page_and_read(api, wid):
     everything = api.ok("GET", "/notifications", "bob")["items"]
     assert [n["type"] for n in everything] == ["task.assigned"] * 3 + ["member.added"]
     paged, cursor = [], None
-    while True:
+    for _ in range(20):  # bounded: a cursor that never ends fails, not hangs
         page = api.ok(
             "GET", "/notifications", "bob", query={"limit": 3, **({"cursor": cursor} if cursor else {})}
         )
@@ -151,6 +154,8 @@ def test_notifications_list_filter_page_and_read(api, wid):
         cursor = page["next_cursor"]
         if cursor is None:
             break
+    else:
+        pytest.fail("the pages never end")
     assert paged == [n["id"] for n in everything]
 
     api.ok("POST", f"/workspaces/{wid}/tasks", "bob", {"title": "for alice", "assigned_to": "alice"})
