@@ -159,3 +159,46 @@ def test_task_lists_page_in_a_stable_order(api, wid, where):
     # A cursor of the documented alphabet and length that names no position is past the end.
     for cursor in ("not-a-cursor", "A", "x" * 128):
         assert api.ok("GET", base, "alice", query={"cursor": cursor}) == {"items": [], "next_cursor": None}
+
+
+def test_the_domain_holds_a_pages_size_to_1_200_whoever_calls_it(api, rt, wid):
+    """The route validates ``limit`` first; the service refuses out-of-range sizes itself too."""
+    from collab.domain import tasks
+    from collab.errors import ValidationError
+
+    api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "one"})
+    api.ok("POST", "/tasks", "alice", {"title": "mine"})
+    lists = (
+        lambda limit: tasks.list_workspace(rt.db, "alice", wid, cursor=None, limit=limit),
+        lambda limit: tasks.list_personal(rt.db, "alice", cursor=None, limit=limit),
+    )
+    for page in lists:
+        assert len(page(1)["items"]) == 1 and len(page(200)["items"]) == 1
+        for limit in (0, 201):
+            with pytest.raises(ValidationError) as refused:
+                page(limit)
+            assert refused.value.to_wire() == {
+                "code": "validation_error",
+                "message": "limit: must be between 1 and 200",
+                "field": "limit",
+            }
+
+
+@pytest.mark.parametrize("same_instant", [False, True])
+def test_a_page_continues_after_its_last_item_even_among_tasks_created_at_one_instant(
+    api, rt, wid, same_instant
+):
+    """Tasks created in one instant are ordered by id: the cursor holds both, and the next page
+    starts right after the last item shown. A page that holds exactly the rest has no next."""
+    from collab.domain import tasks
+
+    made = [api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": f"t{i}"})["id"] for i in range(5)]
+    if same_instant:
+        rt.db.run(lambda cur: cur.execute("UPDATE tasks SET created_at = '2026-12-04T12:00:00Z'"))
+        made.sort()
+    first = tasks.list_workspace(rt.db, "alice", wid, cursor=None, limit=3)
+    assert [t["id"] for t in first["items"]] == made[:3] and first["next_cursor"]
+    rest = tasks.list_workspace(rt.db, "alice", wid, cursor=first["next_cursor"], limit=3)
+    assert [t["id"] for t in rest["items"]] == made[3:] and rest["next_cursor"] is None
+    whole = tasks.list_workspace(rt.db, "alice", wid, cursor=None, limit=5)
+    assert [t["id"] for t in whole["items"]] == made and whole["next_cursor"] is None
