@@ -202,3 +202,12 @@ def test_a_page_continues_after_its_last_item_even_among_tasks_created_at_one_in
     assert [t["id"] for t in rest["items"]] == made[3:] and rest["next_cursor"] is None
     whole = tasks.list_workspace(rt.db, "alice", wid, cursor=None, limit=5)
     assert [t["id"] for t in whole["items"]] == made and whole["next_cursor"] is None
+
+
+def test_reading_a_task_that_is_not_there_or_not_yours_says_task_not_found(api, wid):
+    gone = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "soon gone"})["id"]
+    api.call("DELETE", f"/tasks/{gone}", "alice")
+    personal = api.ok("POST", "/tasks", "alice", {"title": "mine"})["id"]
+    for tid, user in ((gone, "alice"), (str(uuid.uuid4()), "alice"), (personal, "bob")):
+        answer = api.call("GET", f"/tasks/{tid}", user)
+        assert (answer.status, answer.error["message"]) == (404, "task not found"), (tid, user)
