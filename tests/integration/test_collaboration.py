@@ -733,5 +733,8 @@ def test_a_task_of_another_workspace_cannot_be_deleted_over_this_ones_connection
     theirs = world.connect("ann", other).create("elsewhere")["data"]["task"]
     before = state(world, other, theirs["id"])
     reply = a.send({"action": "task.delete", "request_id": rid(), "task_id": theirs["id"]})
-    assert reply["data"]["error"]["code"] == "not_found"
+    assert (reply["data"]["error"]["code"], reply["data"]["error"]["message"]) == (
+        "not_found",
+        "task not found",
+    )
     assert state(world, other, theirs["id"]) == before

@@ -204,10 +204,17 @@ def test_a_page_continues_after_its_last_item_even_among_tasks_created_at_one_in
     assert [t["id"] for t in whole["items"]] == made and whole["next_cursor"] is None
 
 
-def test_reading_a_task_that_is_not_there_or_not_yours_says_task_not_found(api, wid):
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+def test_a_task_that_is_not_there_or_not_yours_says_which(api, wid, method):
+    """Deleted, unknown, someone else's personal task: 404 "task not found"; a task of a
+    workspace one is not a member of: 403, and why."""
     gone = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "soon gone"})["id"]
-    api.call("DELETE", f"/tasks/{gone}", "alice")
+    api.ok("DELETE", f"/tasks/{gone}", "alice")
     personal = api.ok("POST", "/tasks", "alice", {"title": "mine"})["id"]
+    theirs = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "members only"})["id"]
+    body = {"body": {"status": "done"}} if method == "PATCH" else {}
     for tid, user in ((gone, "alice"), (str(uuid.uuid4()), "alice"), (personal, "bob")):
-        answer = api.call("GET", f"/tasks/{tid}", user)
+        answer = api.call(method, f"/tasks/{tid}", user, **body)
         assert (answer.status, answer.error["message"]) == (404, "task not found"), (tid, user)
+    answer = api.call(method, f"/tasks/{theirs}", "carol", **body)
+    assert (answer.status, answer.error["message"]) == (403, "not a member of this workspace")
