@@ -435,6 +435,18 @@ def test_an_undo_racing_a_removal_waits_for_it_and_is_refused(board, world):
     assert state(world, wid, task["id"])[2]["title"] == "Bob's"
 
 
+def test_a_description_merge_racing_a_removal_waits_for_it_and_is_refused(board, world):
+    """A description written from an older version is merged step by step (the task read, then
+    written): that path locks the member row too, so it waits for the removal and finds none."""
+    wid, _a, b, _, task = board
+    reply = _racing_a_removal(world, wid, "bob", lambda: update(b, task["id"], seen=1, description="Bob's."))
+    assert (reply["error"]["code"], reply["error"]["message"]) == (
+        "forbidden",
+        "not a member of this workspace",
+    )
+    assert state(world, wid, task["id"])[2]["description"] == task["description"]
+
+
 def test_a_create_racing_a_removal_waits_for_it_and_is_refused(board, world):
     wid, _a, b, _, _task = board
     reply = _racing_a_removal(world, wid, "bob", lambda: b.create("after removal")["data"])
