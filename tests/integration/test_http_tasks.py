@@ -218,3 +218,23 @@ def test_a_task_that_is_not_there_or_not_yours_says_which(api, wid, method):
         assert (answer.status, answer.error["message"]) == (404, "task not found"), (tid, user)
     answer = api.call(method, f"/tasks/{theirs}", "carol", **body)
     assert (answer.status, answer.error["message"]) == (403, "not a member of this workspace")
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_an_assignee_who_may_not_hold_the_task_is_refused_with_why(api, wid, method):
+    """A personal task only to its owner; a workspace task only to a member: 409 on the field."""
+    personal = api.ok("POST", "/tasks", "alice", {"title": "mine"})["id"]
+    shared = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "ours"})["id"]
+    cases = (
+        ("/tasks", personal, "bob", "assigned_to: a personal task can only be assigned to its owner"),
+        (f"/workspaces/{wid}/tasks", shared, "carol", "assigned_to: not a member of this workspace"),
+    )
+    for create_path, tid, assignee, message in cases:
+        body = {"title": "x", "assigned_to": assignee} if method == "POST" else {"assigned_to": assignee}
+        path = create_path if method == "POST" else f"/tasks/{tid}"
+        answer = api.call(method, path, "alice", body)
+        assert answer.status == 409 and answer.error == {
+            "code": "conflict",
+            "message": message,
+            "field": "assigned_to",
+        }, path
