@@ -96,7 +96,10 @@ def test_create_refusals(api, wid):
     tid = str(uuid.uuid4())
     assert api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"id": tid, "title": "one"}).status == 201
     again = api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"id": tid, "title": "one"})
-    assert again.status == 409
+    assert again.status == 409 and again.error == {
+        "code": "conflict",
+        "message": "a task with this id already exists",
+    }
     outsider = api.call("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "x", "assigned_to": "dave"})
     # schema-valid, refused by the workspace's state (v1.2: 409, no longer 422)
     assert outsider.status == 409 and outsider.error["code"] == "conflict"
