@@ -60,6 +60,8 @@ def test_a_piece_of_a_statement_counts_and_a_message_does_not():
     assert sql_case_only(
         case, case.replace("ELSE EXCLUDED.email_verified END", "else excluded.email_verified end")
     )
+    condition = 'def f():\n    return ["o.id = %(task)s", "NOT o.deleted"]\n'  # a WHERE's piece
+    assert sql_case_only(condition, condition.replace("NOT o.deleted", "not O.DELETED"))
     message = 'def f():\n    raise Invalid("limit: must be between 1 and 200, set from the query")\n'
     assert not sql_case_only(message, message.replace("limit: must", "LIMIT: MUST"))
 
