@@ -212,6 +212,12 @@ class Conn:
         assert reply is not None
         return reply
 
+    def editing(self, task_id: str | None, field: str = "title") -> None:
+        """v1.3 ``presence.update`` viewing ``task_id`` and editing its ``field`` (None: blur)."""
+        target = None if task_id is None else {"task_id": task_id, "field": field}
+        frame = {"action": "presence.update", "status": "active", "viewing": task_id, "editing": target}
+        assert self.send(frame) is None
+
     def update(self, task_id: str, *, seen_version: int | None = None, **changes: Any) -> dict[str, Any]:
         frame = {
             "action": "task.update",

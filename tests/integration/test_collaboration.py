@@ -526,17 +526,9 @@ def test_history_names_an_actor_without_a_display_name_by_their_id(board, world)
 
 
 # -- editing indicators ---------------------------------------------------------------------------
-def editing(conn: Any, task_id: str | None, field: str = "title") -> None:
-    target = None if task_id is None else {"task_id": task_id, "field": field}
-    assert (
-        conn.send({"action": "presence.update", "status": "active", "viewing": task_id, "editing": target})
-        is None
-    )
-
-
 def test_editing_reaches_peers_expires_after_15_seconds_and_is_cleared_on_blur(board, world, clock):
     _wid, a, b, c, task = board
-    editing(b, task["id"], "description")
+    b.editing(task["id"], "description")
     (ev,) = a.received("presence.editing")
     assert ev["data"]["user"] == {"id": "bob", "display_name": "Bob"}
     assert ev["data"]["editing"]["task_id"] == task["id"] and ev["data"]["editing"]["field"] == "description"
@@ -555,9 +547,9 @@ def test_editing_reaches_peers_expires_after_15_seconds_and_is_cleared_on_blur(b
             "bob"
         ]
     )
-    editing(b, task["id"])  # again, then blur
+    b.editing(task["id"])  # again, then blur
     world.sink.reset()
-    editing(b, None)
+    b.editing(None)
     (off,) = a.received("presence.editing")
     assert off["data"]["editing"] is None
     # never in Postgres: no table holds it
@@ -572,7 +564,7 @@ def test_editing_reaches_peers_expires_after_15_seconds_and_is_cleared_on_blur(b
 def test_editing_ends_when_the_connection_that_set_it_closes(board, world):
     wid, a, b, _, task = board
     b2 = world.connect("bob", wid)  # bob has a second tab
-    editing(b, task["id"])
+    b.editing(task["id"])
     world.sink.reset()
     b.disconnect()
     (off,) = a.received("presence.editing")
@@ -590,7 +582,7 @@ def test_editing_has_its_own_budget_and_does_not_eat_the_frame_budget(board, wor
     _wid, _a, b, _, task = board
     limit = world.rt.settings.limits.editing_per_minute
     for _ in range(limit):
-        editing(b, task["id"])
+        b.editing(task["id"])
     refused = b.send(
         {
             "action": "presence.update",

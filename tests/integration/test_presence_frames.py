@@ -24,15 +24,10 @@ def trio(world: Any) -> Any:
     return wid, a, b, c, task
 
 
-def edit(conn: Any, viewing: str | None, target: dict[str, str] | None) -> None:
-    frame = {"action": "presence.update", "status": "active", "viewing": viewing, "editing": target}
-    assert conn.send(frame) is None
-
-
 def test_an_editing_indicator_goes_out_whole_and_expires_15_seconds_after_it_was_set(trio, world):
     wid, a, b, _c, task = trio
     now = world.rt.clock.utcnow()
-    edit(b, task["id"], {"task_id": task["id"], "field": "description"})
+    b.editing(task["id"], "description")
     # what bob views is his presence entry, set by the same frame
     (viewed,) = a.received("presence.updated")
     assert viewed["data"]["viewing"] == task["id"]
@@ -50,7 +45,7 @@ def test_an_editing_indicator_goes_out_whole_and_expires_15_seconds_after_it_was
     assert 14_000 < world.rt.store.r.pttl(keys.ws(wid, "editing")) <= 15_000
     # the tab that set it hears nothing of its own change: no status echo, no indicator
     assert b.received() == []
-    edit(b, task["id"], None)  # blur: the indicator is cleared, for the others only
+    b.editing(None)  # blur: the indicator is cleared, for the others only
     (off,) = [f for f in a.received("presence.editing") if f["data"]["editing"] is None]
     assert off["data"]["user"] == {"id": "bob", "display_name": "Bob"}
     assert b.received() == []
@@ -60,7 +55,7 @@ def test_an_away_tab_is_not_told_who_is_editing(trio, world):
     _wid, a, b, c, task = trio
     c.beat(seq=0, mode="away")  # carol's tab is hidden
     world.sink.reset()
-    edit(b, task["id"], {"task_id": task["id"], "field": "title"})
+    b.editing(task["id"])
     assert len(a.received("presence.editing")) == 1
     assert c.received("presence.editing") == []
 
