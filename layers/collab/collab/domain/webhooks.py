@@ -197,10 +197,8 @@ def redeliver(
     return {**job, "status": "queued"}
 
 
-def deliveries(
-    db: Database, actor_id: str, workspace_id: str, hook_id: str, limit: int = 100
-) -> dict[str, Any]:
-    """The endpoint's latest attempts, newest first."""
+def deliveries(db: Database, actor_id: str, workspace_id: str, hook_id: str, limit: int) -> dict[str, Any]:
+    """The endpoint's latest ``limit`` attempts, newest first (the route's page size, 1-200)."""
     hid = _hook_id(hook_id)
 
     def tx(cur: Cursor) -> dict[str, Any]:
