@@ -187,6 +187,22 @@ def test_the_domain_holds_a_pages_size_to_1_200_whoever_calls_it(api, rt, wid):
             }
 
 
+def test_the_domain_refuses_a_patch_without_fields_whoever_calls_it(api, rt, wid):
+    """The HTTP and WebSocket models ask for a field first; the service says so itself too."""
+    from collab.domain import tasks
+    from collab.errors import ValidationError
+
+    tid = api.ok("POST", f"/workspaces/{wid}/tasks", "alice", {"title": "one"})["id"]
+    with pytest.raises(ValidationError) as refused:
+        tasks.update(rt.db, "alice", tid, {})
+    assert refused.value.to_wire() == {
+        "code": "validation_error",
+        "message": "changes: at least one field is required",
+        "field": "changes",
+    }
+    assert api.ok("GET", f"/tasks/{tid}", "alice")["version"] == 1
+
+
 @pytest.mark.parametrize("same_instant", [False, True])
 def test_a_page_continues_after_its_last_item_even_among_tasks_created_at_one_instant(
     api, rt, wid, same_instant

@@ -275,6 +275,26 @@ def test_loopback_and_plain_http_only_where_the_setting_allows(bench: Bench) -> 
         rt.db.close()
 
 
+def test_a_role_lost_while_the_address_is_checked_registers_nothing(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The role is checked before the address (which can take seconds of DNS) and again in the
+    transaction that writes: an admin demoted in between registers nothing."""
+    wid = bench.board(admins=("erin",))
+    check = addresses.check
+
+    def slow_check(url: str, **kwargs: Any) -> Any:
+        bench.sql(
+            "UPDATE workspace_members SET role = 'member' WHERE workspace_id = %s AND user_id = 'erin'", wid
+        )
+        return check(url, **kwargs)
+
+    monkeypatch.setattr(addresses, "check", slow_check)
+    with pytest.raises(Forbidden):
+        webhooks.register(bench.rt, "erin", wid, URL, [])
+    assert webhooks.list_hooks(bench.rt.db, "alice", wid)["items"] == [] and not flagged(bench, wid)
+
+
 def test_a_redelivery_request_is_checked_and_queued(bench: Bench) -> None:
     wid = bench.board(members=("bob",))
     hook = webhooks.register(bench.rt, "alice", wid, URL, [])
@@ -353,7 +373,14 @@ def test_each_event_is_sent_signed_with_its_id_and_body_within_the_limits(bench:
         for s in (2, 1)
     ]  # fmt: skip
     assert all(ISO.fullmatch(a["created_at"]) for a in log)
-    assert [a["seq"] for a in bench.attempts(wid, hook["id"], limit=1)] == [2]
+    page = webhooks.deliveries(bench.rt.db, "alice", wid, hook["id"], 1)
+    assert [a["seq"] for a in page["items"]] == [2] and page["next_cursor"] is None
+    elsewhere = bench.board("alice")
+    theirs = webhooks.register(bench.rt, "alice", elsewhere, URL, [])
+    for hid in (theirs["id"], str(uuid.uuid4()), "nope"):
+        with pytest.raises(NotFound) as missing:
+            webhooks.deliveries(bench.rt.db, "alice", wid, hid, 10)
+        assert missing.value.message == "webhook not found"
 
 
 def test_a_hundred_events_per_message_and_a_continuation_for_the_rest(bench: Bench) -> None:
@@ -364,19 +391,32 @@ def test_a_hundred_events_per_message_and_a_continuation_for_the_rest(bench: Ben
     assert bench.send.seqs() == list(range(1, 101))
     assert bench.queue.sent == []  # exactly a batch, and nothing after it
 
+    # a second endpoint, registered later, is one event less behind: it finishes in this batch, and
+    # the first one's "more" still wakes the worker again
     bench.send.calls.clear()
-    bench.log(wid, *["task.updated"] * 101)
+    bench.log(wid, "task.updated")
+    late = webhooks.register(bench.rt, "alice", wid, URL + "/late", [])
+    bench.log(wid, *["task.updated"] * 100)
     webhooks.handle_message(bench.rt, {"kind": "event", "workspace_id": wid, "seq": 201})
-    assert bench.send.seqs() == list(range(101, 201))
+    assert per_url(bench) == {URL: list(range(101, 201)), URL + "/late": list(range(102, 202))}
     ((group, body, dedup),) = bench.queue.sent
     assert (group, body) == (wid, {"kind": "catch_up", "workspace_id": wid})
     assert re.fullmatch(f"{wid}:more:[0-9a-f-]{{36}}", dedup)
     assert bench.hook(wid, hook["id"])["delivered_seq"] == 200
+    assert bench.hook(wid, late["id"])["delivered_seq"] == 201
 
+    bench.send.calls.clear()
     webhooks.handle_message(bench.rt, body)
-    assert bench.send.seqs() == list(range(101, 202))
+    assert per_url(bench) == {URL: [201]}
     assert len(bench.queue.sent) == 1
     assert bench.hook(wid, hook["id"])["delivered_seq"] == 201
+
+
+def per_url(b: Bench) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for c in b.send.calls:
+        out.setdefault(c.url, []).append(c.body["data"]["seq"])
+    return out
 
 
 def test_unwanted_types_move_the_cursor_and_a_spent_budget_hands_over(
@@ -413,7 +453,7 @@ def test_failures_back_off_on_schedule_and_24_hours_disable_and_tell_the_admins(
     bench.send.always = DOWN
     t0 = bench.now()
 
-    webhooks.deliver_workspace(bench.rt, wid)
+    assert webhooks.deliver_workspace(bench.rt, wid) is False  # a failure asks for no continuation
     state = bench.hook(wid, hook["id"])
     assert {
         k: state[k] for k in ("status", "attempts", "failing_since", "next_attempt_at", "last_error")
@@ -466,8 +506,8 @@ def test_failures_back_off_on_schedule_and_24_hours_disable_and_tell_the_admins(
     assert bob.received("notification.created") == []
     log = bench.attempts(wid, hook["id"])
     assert [a["attempt"] for a in log] == [8, 7, 6, 5, 4, 3, 2, 1]
-    assert {(a["outcome"], a["status_code"], a["error"], a["duration_ms"]) for a in log} == {
-        ("failed", 503, "HTTP 503", 40)
+    assert {(a["outcome"], a["status_code"], a["error"], a["duration_ms"], a["redelivery"]) for a in log} == {
+        ("failed", 503, "HTTP 503", 40, False)
     }
 
     bench.rt.clock.advance(36001)
