@@ -136,7 +136,9 @@ def test_base_version_keeps_its_meaning_next_to_seen_version(board, world):
             "seen_version": 1,
         }
     )
-    assert reply["data"]["error"]["code"] == "conflict"
+    error = reply["data"]["error"]
+    assert (error["code"], error["message"]) == ("conflict", "the task changed since base_version")
+    assert (error["task"]["version"], error["task"]["status"]) == (2, "in_progress")  # the current task
     assert state(world, wid, task["id"])[:2] == before[:2]
 
 
