@@ -36,7 +36,7 @@ def test_a_plain_patch_is_two_statements_the_update_and_its_event(rt, wid, state
     # the notification knows what changed: the before values came back from the same statement
     [note] = m.committed.notifications
     assert (note["user_id"], note["notification"]["type"]) == ("bob", "task.changed")
-    assert note["notification"]["payload"]["fields"] == ["status", "title"]
+    assert note["notification"]["payload"] == {"title": "B", "seq": m.seq, "fields": ["status", "title"]}
 
 
 def test_reassignment_in_one_statement_notifies_both_assignees(rt, wid, api, statements):
@@ -48,6 +48,10 @@ def test_reassignment_in_one_statement_notifies_both_assignees(rt, wid, api, sta
     assert m.task["assigned_to"] == "carol"
     kinds = sorted((n["user_id"], n["notification"]["type"]) for n in m.committed.notifications)
     assert kinds == [("bob", "task.unassigned"), ("carol", "task.assigned")]
+    # each says which task (its title now) and which event
+    assert [n["notification"]["payload"] for n in m.committed.notifications] == [
+        {"title": "A", "seq": m.seq}
+    ] * 2
 
 
 @pytest.mark.parametrize(
