@@ -90,3 +90,25 @@ def test_personal_tasks_are_their_owners_and_assignable_to_them_only(rt, api):
     with pytest.raises(NotFound):
         tasks.update(rt.db, "bob", task["id"], {"title": "theirs"})
     assert tasks.get(rt.db, "alice", task["id"])["version"] == 2
+
+
+def test_a_deletion_tells_the_assignee_which_task_unless_they_have_left(rt, wid):
+    task = tasks.create(rt.db, "alice", TaskDraft(title="Plan", assigned_to="bob"), workspace_id=wid).task
+    m = tasks.delete(rt.db, "alice", task["id"])
+    [note] = m.committed.notifications
+    assert (note["user_id"], note["notification"]["type"]) == ("bob", "task.deleted")
+    assert note["notification"]["payload"] == {"title": "Plan", "seq": m.seq}
+    # removed from the workspace (their tasks stay assigned): they hear nothing more of it
+    kept = tasks.create(rt.db, "alice", TaskDraft(title="Keep", assigned_to="bob"), workspace_id=wid).task
+    rt.db.run(
+        lambda cur: cur.execute(
+            "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = 'bob'", (wid,)
+        )
+    )
+    assert tasks.delete(rt.db, "alice", kept["id"]).committed.notifications == []
+    left = rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT count(*) AS n FROM notifications WHERE task_id = %s", (kept["id"],)
+        ).fetchone()
+    )
+    assert left["n"] == 1  # the assignment only
