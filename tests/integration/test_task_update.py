@@ -48,10 +48,11 @@ def test_reassignment_in_one_statement_notifies_both_assignees(rt, wid, api, sta
     assert m.task["assigned_to"] == "carol"
     kinds = sorted((n["user_id"], n["notification"]["type"]) for n in m.committed.notifications)
     assert kinds == [("bob", "task.unassigned"), ("carol", "task.assigned")]
-    # each says which task (its title now) and which event
+    # each says which task (its id, its title now) and which event
     assert [n["notification"]["payload"] for n in m.committed.notifications] == [
         {"title": "A", "seq": m.seq}
     ] * 2
+    assert [n["notification"]["task_id"] for n in m.committed.notifications] == [task["id"]] * 2
 
 
 @pytest.mark.parametrize(
@@ -112,3 +113,19 @@ def test_a_deletion_tells_the_assignee_which_task_unless_they_have_left(rt, wid)
         ).fetchone()
     )
     assert left["n"] == 1  # the assignment only
+
+
+def test_an_assignee_who_has_left_hears_of_no_change_or_unassignment(rt, wid, api):
+    api.add("alice", wid, "carol")
+    changed = tasks.create(rt.db, "alice", TaskDraft(title="A", assigned_to="bob"), workspace_id=wid).task
+    moved = tasks.create(rt.db, "alice", TaskDraft(title="B", assigned_to="bob"), workspace_id=wid).task
+    rt.db.run(
+        lambda cur: cur.execute(
+            "DELETE FROM workspace_members WHERE workspace_id = %s AND user_id = 'bob'", (wid,)
+        )
+    )
+    assert tasks.update(rt.db, "alice", changed["id"], {"title": "A2"}).committed.notifications == []
+    m = tasks.update(rt.db, "alice", moved["id"], {"assigned_to": "carol"})
+    assert [(n["user_id"], n["notification"]["type"]) for n in m.committed.notifications] == [
+        ("carol", "task.assigned")
+    ]
