@@ -36,6 +36,7 @@ def test_a_plain_patch_is_two_statements_the_update_and_its_event(rt, wid, state
     # the notification knows what changed: the before values came back from the same statement
     [note] = m.committed.notifications
     assert (note["user_id"], note["notification"]["type"]) == ("bob", "task.changed")
+    assert (note["notification"]["task_id"], note["notification"]["workspace_id"]) == (task["id"], wid)
     assert note["notification"]["payload"] == {"title": "B", "seq": m.seq, "fields": ["status", "title"]}
 
 
