@@ -185,3 +185,27 @@ def test_a_removal_event_without_its_member_traces_no_removed_user(world: Any) -
     event = {**event, "seq": 2, "data": {"member": {"user_id": "bob"}}}
     tracer.on_fanout(world.rt, wid, event, Receipt(), None)
     assert trace.traces(world.rt.store.r, wid, 2)[1] == {"bob": 2}
+
+
+def test_a_removed_member_shows_from_the_removal_on_and_not_before(world: Any) -> None:
+    """gina never connected: she appears as ``removed`` in the trace of her removal and of later
+    events, and in none before it."""
+    from collab.domain import tracer
+
+    wid = world.workspace("alice", "gina")
+    api = Api(world.rt.settings)
+    alice = world.connect("alice", wid)
+    before = alice.create("x")["data"]["seq"]
+    api.ok("DELETE", f"/workspaces/{wid}/members/gina", "alice")
+    after = alice.create("y")["data"]["seq"]
+    page = tracer.deliveries(world.rt, "alice", wid)
+    assert set(page) == {"items", "next_cursor"} and page["next_cursor"] is None
+    by_seq = {e["seq"]: e for e in page["items"]}
+    assert sorted(by_seq) == [before, before + 1, after] and by_seq[before + 1]["type"] == "member.removed"
+    gone = {"connection_id": None, "user_id": "gina", "outcome": "removed", "removed_at_seq": before + 1}
+    for seq in (before + 1, after):
+        assert [c for c in by_seq[seq]["connections"] if c["user_id"] == "gina"] == [gone], seq
+    assert [c["user_id"] for c in by_seq[before]["connections"]] == ["alice"]
+    listed = tracer.connections(world.rt, "alice", wid)
+    assert set(listed) == {"items", "next_cursor"} and listed["next_cursor"] is None
+    assert [c["connection_id"] for c in listed["items"]] == [alice.cid]
