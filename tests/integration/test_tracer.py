@@ -190,6 +190,7 @@ def test_a_removal_event_without_its_member_traces_no_removed_user(world: Any) -
 def test_a_removed_member_shows_from_the_removal_on_and_not_before(world: Any) -> None:
     """gina never connected: she appears as ``removed`` in the trace of her removal and of later
     events, and in none before it."""
+    from collab.clock import iso
     from collab.domain import tracer
 
     wid = world.workspace("alice", "gina")
@@ -198,6 +199,11 @@ def test_a_removed_member_shows_from_the_removal_on_and_not_before(world: Any) -
     before = alice.create("x")["data"]["seq"]
     api.ok("DELETE", f"/workspaces/{wid}/members/gina", "alice")
     after = alice.create("y")["data"]["seq"]
+    logged = world.rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT created_at FROM activity WHERE workspace_id = %s AND seq = %s", (wid, after)
+        ).fetchone()
+    )
     page = tracer.deliveries(world.rt, "alice", wid)
     assert set(page) == {"items", "next_cursor"} and page["next_cursor"] is None
     by_seq = {e["seq"]: e for e in page["items"]}
@@ -206,6 +212,7 @@ def test_a_removed_member_shows_from_the_removal_on_and_not_before(world: Any) -
     for seq in (before + 1, after):
         assert [c for c in by_seq[seq]["connections"] if c["user_id"] == "gina"] == [gone], seq
     assert [c["user_id"] for c in by_seq[before]["connections"]] == ["alice"]
+    assert by_seq[after]["timestamp"] == iso(logged["created_at"])  # the event's own time
     listed = tracer.connections(world.rt, "alice", wid)
     assert set(listed) == {"items", "next_cursor"} and listed["next_cursor"] is None
     assert [c["connection_id"] for c in listed["items"]] == [alice.cid]
