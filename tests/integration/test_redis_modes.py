@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 import redis
@@ -237,6 +238,24 @@ def exercise_tracer(store: Store) -> None:
     assert listed == {"tr-a=": ("Ann", None), "tr-b=": ("Bob", 1)}
 
 
+def exercise_usage(store: Store) -> None:
+    """The cost meter writes many workspaces' counters (each in its own slot) in one plain
+    pipeline, which a cluster splits per node; a transaction across slots would be refused."""
+    from types import SimpleNamespace
+
+    from collab.clock import ManualClock
+    from collab.domain import usage
+
+    clock = ManualClock(1_796_000_000.0)
+    rt = SimpleNamespace(store=store, clock=clock, settings=SimpleNamespace(workspace_budget_usd=None))
+    wids = [f"0b6f3c1e-2d4a-4f7e-8c9b-1a2b3c4d5e{i:02d}" for i in range(6)]  # six slots, three nodes
+    usage._flush(rt, {w: Counter(frames_in=i + 1, handler_ms=0.5) for i, w in enumerate(wids)}, False)
+    month = usage.month_of(clock.utcnow())
+    for i, w in enumerate(wids):
+        totals = usage._totals(rt, w, month)
+        assert (totals["frames_in"], totals["handler_ms"]) == (i + 1, 0.5), w
+
+
 def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
     procs, ports = [], []
     try:
@@ -269,6 +288,7 @@ def test_cluster_mode_keeps_every_script_in_one_slot(tmp_path):
         store = Store(client, cluster=True)
         exercise(store)
         exercise_tracer(store)
+        exercise_usage(store)
     finally:
         for p in procs:
             p.kill()
