@@ -255,3 +255,32 @@ def test_editing_indicators_and_presence_batches_are_metered_as_posts(metered: A
     batches = world.sink.all("presence.batch")
     assert len(batches) == presence.LARGE_ROOM + 3
     assert usage_of(world, wid)["posts_out"] - before == len(batches)
+
+
+@pytest.mark.parametrize(
+    ("now", "fraction"),
+    [
+        ("2026-02-15T12:00:00+00:00", 14.5 / 28),  # the days since the 1st, over the month's own length
+        ("2026-12-01T00:00:00+00:00", 0.0),
+        ("2026-12-31T18:00:00+00:00", 30.75 / 31),
+    ],
+)
+def test_the_estimate_scales_by_the_part_of_the_month_gone(now: str, fraction: float) -> None:
+    from datetime import datetime
+
+    assert usage._elapsed_fraction(datetime.fromisoformat(now)) == pytest.approx(fraction, abs=1e-12)
+
+
+def test_a_month_without_use_is_all_zeros(metered: Any) -> None:
+    wid = metered.workspace("alice")
+    r = usage.report(metered.rt, wid, "2026-01")
+    assert {
+        k: r[k] for k in ("frames_in", "replies_out", "posts_out", "connection_minutes", "invocations")
+    } == {
+        "frames_in": 0,
+        "replies_out": 0,
+        "posts_out": 0,
+        "connection_minutes": 0,
+        "invocations": 0,
+    }
+    assert r["handler_ms"] == 0 and r["cost_to_date"]["total_usd"] == 0 and r["monthly_estimate_usd"] == 0
