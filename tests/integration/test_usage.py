@@ -260,7 +260,8 @@ def test_editing_indicators_and_presence_batches_are_metered_as_posts(metered: A
 @pytest.mark.parametrize(
     ("now", "fraction"),
     [
-        ("2026-02-15T12:00:00+00:00", 14.5 / 28),  # the days since the 1st, over the month's own length
+        # the time since the 1st at midnight, to the microsecond, over the month's own length
+        ("2026-02-15T12:34:56.789012+00:00", (14 * 86400 + 45296.789012) / (28 * 86400)),
         ("2026-12-01T00:00:00+00:00", 0.0),
         ("2026-12-31T18:00:00+00:00", 30.75 / 31),
     ],
@@ -268,7 +269,9 @@ def test_editing_indicators_and_presence_batches_are_metered_as_posts(metered: A
 def test_the_estimate_scales_by_the_part_of_the_month_gone(now: str, fraction: float) -> None:
     from datetime import datetime
 
-    assert usage._elapsed_fraction(datetime.fromisoformat(now)) == pytest.approx(fraction, abs=1e-12)
+    assert usage._elapsed_fraction(datetime.fromisoformat(now)) == pytest.approx(
+        fraction, rel=1e-15, abs=1e-15
+    )
 
 
 def test_a_month_without_use_is_all_zeros(metered: Any) -> None:
