@@ -287,3 +287,15 @@ def test_a_month_without_use_is_all_zeros(metered: Any) -> None:
         "invocations": 0,
     }
     assert r["handler_ms"] == 0 and r["cost_to_date"]["total_usd"] == 0 and r["monthly_estimate_usd"] == 0
+
+
+def test_a_past_month_is_priced_from_its_counters_and_not_projected(metered: Any) -> None:
+    wid = metered.workspace("alice")
+    counters = {"frames_in": 1000, "posts_out": 30, "heartbeats": 120, "invocations": 7, "gb_ms": 2500}
+    metered.rt.store.r.hset(usage._key(wid, "2026-01"), mapping=counters)
+    r = usage.report(metered.rt, wid, "2026-01")
+    cost = pricing.usage_cost(
+        frames_in=1000, replies_out=0, posts_out=30, connection_minutes=60, invocations=7, gb_seconds=2.5
+    )
+    assert r["cost_to_date"] == cost and r["connection_minutes"] == 60  # a heartbeat each 30 s
+    assert r["monthly_estimate_usd"] == cost["total_usd"]  # the month is over: nothing to project
