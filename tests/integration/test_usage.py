@@ -291,7 +291,10 @@ def test_a_month_without_use_is_all_zeros(metered: Any) -> None:
 
 def test_a_past_month_is_priced_from_its_counters_and_not_projected(metered: Any) -> None:
     wid = metered.workspace("alice")
-    counters = {"frames_in": 1000, "posts_out": 30, "heartbeats": 120, "invocations": 7, "gb_ms": 2500}
+    counters = {
+        "frames_in": 1000, "posts_out": 30, "heartbeats": 120, "invocations": 7, "gb_ms": 2500,
+        "handler_ms": 1234.56789,
+    }  # fmt: skip
     metered.rt.store.r.hset(usage._key(wid, "2026-01"), mapping=counters)
     r = usage.report(metered.rt, wid, "2026-01")
     cost = pricing.usage_cost(
@@ -299,3 +302,9 @@ def test_a_past_month_is_priced_from_its_counters_and_not_projected(metered: Any
     )
     assert r["cost_to_date"] == cost and r["connection_minutes"] == 60  # a heartbeat each 30 s
     assert r["monthly_estimate_usd"] == cost["total_usd"]  # the month is over: nothing to project
+    assert r["handler_ms"] == 1234.568
+    # a budget is exceeded only past it
+    budget(metered, cost["total_usd"])
+    assert usage.report(metered.rt, wid, "2026-01")["over_budget"] is False
+    budget(metered, cost["total_usd"] * 0.999)
+    assert usage.report(metered.rt, wid, "2026-01")["over_budget"] is True
