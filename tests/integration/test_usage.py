@@ -308,3 +308,28 @@ def test_a_past_month_is_priced_from_its_counters_and_not_projected(metered: Any
     assert usage.report(metered.rt, wid, "2026-01")["over_budget"] is False
     budget(metered, cost["total_usd"] * 0.999)
     assert usage.report(metered.rt, wid, "2026-01")["over_budget"] is True
+
+
+def test_posts_counted_by_fan_out_and_presence_do_not_check_the_budget(metered: Any) -> None:
+    """``add`` checks the budget only when its caller asks (the message route): the posts that
+    fan-out, presence and the fan-out function count on their own never do."""
+    wid = metered.workspace("alice")
+    budget(metered, 0.0)
+    usage.add(metered.rt, wid, posts_out=1_000_000)
+    assert usage_of(metered, wid)["posts_out"] == 1_000_000
+    assert not metered.rt.store.r.exists(usage._flag(wid, usage.month_of(metered.rt.clock.utcnow())))
+
+
+def test_use_is_written_at_most_every_few_seconds_per_container(
+    metered: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    wid = metered.workspace("alice")
+    monkeypatch.setattr(usage, "FLUSH_S", 3600.0)
+    monkeypatch.setattr(usage, "_last_flush", time.monotonic())  # this container has just written
+    usage.add(metered.rt, wid, frames_in=3)
+    month = usage.month_of(metered.rt.clock.utcnow())
+    assert not metered.rt.store.r.exists(usage._key(wid, month))  # buffered
+    usage.flush(metered.rt, check_budget=False)
+    assert usage_of(metered, wid)["frames_in"] == 3
