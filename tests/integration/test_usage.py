@@ -333,3 +333,15 @@ def test_use_is_written_at_most_every_few_seconds_per_container(
     assert not metered.rt.store.r.exists(usage._key(wid, month))  # buffered
     usage.flush(metered.rt, check_budget=False)
     assert usage_of(metered, wid)["frames_in"] == 3
+
+
+def test_metering_that_fails_is_logged_and_never_raised(
+    metered: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("redis said no")
+
+    monkeypatch.setattr(usage, "_flush", broken)
+    with caplog.at_level("WARNING"):
+        usage.add(metered.rt, "any-workspace", frames_in=1)
+    assert [r.getMessage() for r in caplog.records] == ["usage metering failed"]
