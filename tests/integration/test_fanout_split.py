@@ -243,3 +243,24 @@ def test_what_was_handed_on_is_returned_and_what_was_refused_is_posted_here(worl
     assert metrics.metric_set["FanoutInvokeRefused"]["Value"] == [100.0]
     assert metrics.metric_set["FanoutInvocations"]["Value"] == [2.0]
     metrics.clear_metrics()
+
+
+def test_connections_handed_to_an_invocation_not_yet_run_are_traced_as_dispatched(large: Any) -> None:
+    """Lambda accepted the chunks but the fan-out function has not run (or never will): the trace
+    says where those connections' copies went, not that they were never targets."""
+    world, ann, _peers, _ = large
+    pending: list[dict[str, Any]] = []
+
+    class Accepted:
+        def invoke_async(self, events: list[dict[str, Any]]) -> list[bool]:
+            pending.extend(events)
+            return [True] * len(events)
+
+    world.rt._given["invoker"] = Accepted()
+    world.rt.__dict__.pop("invoker", None)
+    seq = ann.create("big room")["data"]["seq"]
+    [record], _ = trace.traces(world.rt.store.r, ann.wid, seq)
+    outcomes = {c: o for c, _, o in record["connections"]}
+    handed = {c for e in pending for c in e["connections"]}
+    assert len(handed) == 149 and {outcomes[c] for c in handed} == {"dispatched"}
+    assert {o for c, o in outcomes.items() if c not in handed and c != ann.cid} == {"delivered"}
