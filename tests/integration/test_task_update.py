@@ -130,3 +130,20 @@ def test_an_assignee_who_has_left_hears_of_no_change_or_unassignment(rt, wid, ap
     assert [(n["user_id"], n["notification"]["type"]) for n in m.committed.notifications] == [
         ("carol", "task.assigned")
     ]
+
+
+def test_only_task_changes_store_what_changed(rt, wid, api):
+    """An activity row's ``changes`` is SQL NULL for events that are not task changes (0005)."""
+    api.add("alice", wid, "carol")
+    tasks.create(rt.db, "alice", TaskDraft(title="A"), workspace_id=wid)
+    rows = rt.db.run(
+        lambda cur: cur.execute(
+            "SELECT type, changes IS NULL AS absent FROM activity WHERE workspace_id = %s ORDER BY seq",
+            (wid,),
+        ).fetchall()
+    )
+    assert [(r["type"], r["absent"]) for r in rows] == [
+        ("member.added", True),
+        ("member.added", True),
+        ("task.created", False),
+    ]
