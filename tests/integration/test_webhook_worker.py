@@ -13,11 +13,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from test_http_webhooks import fake_resolve
 
 from collab.adapters.webhooks import addresses, sender
 from collab.adapters.webhooks.sender import Attempt
@@ -25,8 +27,8 @@ from collab.clock import ManualClock, iso
 from collab.domain import webhooks
 from collab.errors import Forbidden, NotFound, ValidationError
 
-URL = "https://hooks.example.test/in"
-PUBLIC = "93.184.215.14"  # what the names below resolve to; nothing is ever sent to it
+URL = "https://hooks.example.test/in"  # resolves to a public address (fake_resolve)
+UNRESOLVED = "https://hooks.nonexistent.invalid/in"
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 OK = Attempt(True, 200, None, 12)
 DOWN = Attempt(False, 503, "HTTP 503", 40)
@@ -123,6 +125,21 @@ class Bench:
     def now(self) -> datetime:
         return self.rt.clock.utcnow()
 
+    @contextmanager
+    def runtime(self, queue: Queue | None = None, store: Any = None, **settings: Any) -> Iterator[Any]:
+        """Another container over the same services and clock: without a queue unless given one,
+        with ``settings`` changed."""
+        from collab import runtime
+
+        rt = runtime.Runtime(
+            self.rt.settings.model_copy(update=settings), clock=self.rt.clock, queue=queue, store=store
+        )
+        try:
+            yield rt
+        finally:
+            if "db" in rt.__dict__:
+                rt.db.close()
+
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -130,25 +147,11 @@ def clock() -> ManualClock:
     return ManualClock(float(int(time.time())))
 
 
-def resolve(host: str, port: int) -> list[str]:
-    """DNS without the network: a literal address is itself, one name does not resolve, the rest
-    are public."""
-    import ipaddress
-
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    if host == "nowhere.example.test":
-        raise OSError("Name or service not known")
-    return [PUBLIC]
-
-
 @pytest.fixture
 def bench(world: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     from collab import runtime
 
-    monkeypatch.setattr(addresses, "_resolve", resolve)
+    monkeypatch.setattr(addresses, "_resolve", fake_resolve)
     send = Sender()
     monkeypatch.setattr(sender, "deliver", send)
     queue = Queue()
@@ -235,9 +238,9 @@ def test_registering_checks_the_types_the_role_and_then_the_address(bench: Bench
     )
     # a member learns nothing about how a URL resolves: the role is checked before the address
     with pytest.raises(Forbidden):
-        webhooks.register(bench.rt, "bob", wid, "https://nowhere.example.test/in", [])
+        webhooks.register(bench.rt, "bob", wid, UNRESOLVED, [])
     with pytest.raises(ValidationError) as unresolved:
-        webhooks.register(bench.rt, "alice", wid, "https://nowhere.example.test/in", [])
+        webhooks.register(bench.rt, "alice", wid, UNRESOLVED, [])
     assert "does not resolve" in unresolved.value.message
     assert webhooks.list_hooks(bench.rt.db, "alice", wid)["items"] == [] and not flagged(bench, wid)
 
@@ -257,22 +260,16 @@ def test_every_type_is_known_and_a_workspace_has_at_most_ten(bench: Bench) -> No
 
 
 def test_loopback_and_plain_http_only_where_the_setting_allows(bench: Bench) -> None:
-    from collab import runtime
-
     local = "http://127.0.0.1:8443/in"
     wid = bench.board()
     with pytest.raises(ValidationError):
         webhooks.register(bench.rt, "alice", wid, local, [])
-    settings = bench.rt.settings.model_copy(update={"webhook_allow_loopback": True})
-    rt = runtime.Runtime(settings, clock=bench.rt.clock, queue=bench.queue)  # collab dev's rule
-    try:
+    with bench.runtime(queue=bench.queue, webhook_allow_loopback=True) as rt:  # collab dev's rule
         webhooks.register(rt, "alice", wid, local, ["task.created", "presence.joined"])
         bench.log(wid, "task.created")
         webhooks.deliver_workspace(rt, wid)
         webhooks.handle_message(rt, {"kind": "presence", "workspace_id": wid, "event": joined("bob")})
-        assert [(c.url, c.allow_loopback) for c in bench.send.calls] == [(local, True)] * 2
-    finally:
-        rt.db.close()
+    assert [(c.url, c.allow_loopback) for c in bench.send.calls] == [(local, True)] * 2
 
 
 def test_a_role_lost_while_the_address_is_checked_registers_nothing(
@@ -610,17 +607,12 @@ def test_a_redelivery_sends_the_range_again_and_stops_at_a_failure(bench: Bench)
 
 
 def test_without_a_queue_a_redelivery_is_sent_at_once(bench: Bench) -> None:
-    from collab import runtime
-
-    rt = runtime.Runtime(bench.rt.settings, clock=bench.rt.clock)
-    try:
-        wid = bench.board()
+    wid = bench.board()
+    with bench.runtime() as rt:
         hook = webhooks.register(rt, "alice", wid, URL, [])
         bench.log(wid, "task.created", "task.updated")
         assert webhooks.redeliver(rt, "alice", wid, hook["id"], 2, 2)["status"] == "queued"
-        assert bench.send.seqs() == [2] and bench.queue.sent == []
-    finally:
-        rt.db.close()
+    assert bench.send.seqs() == [2] and bench.queue.sent == []
 
 
 # -- waking the worker ------------------------------------------------------------------------------
@@ -640,10 +632,8 @@ def test_enqueue_wakes_the_worker_only_for_a_workspace_with_endpoints(
     (logged,) = [r for r in caplog.records if r.getMessage() == "webhook enqueue failed"]
     assert (logged.workspace_id, logged.seq) == (wid, 3)
 
-    from collab import runtime
-
-    without = runtime.Runtime(bench.rt.settings, clock=bench.rt.clock, store=bench.rt.store)
-    webhooks.enqueue(without, wid, 4)  # no queue configured: nothing to do, nothing raised
+    with bench.runtime(store=bench.rt.store) as without:
+        webhooks.enqueue(without, wid, 4)  # no queue configured: nothing to do, nothing raised
     assert len(bench.queue.sent) == 1
 
 
@@ -687,17 +677,12 @@ def test_the_minute_tick_wakes_due_workspaces_and_prunes_the_log(bench: Bench) -
 
 
 def test_without_a_queue_the_tick_delivers_itself(bench: Bench) -> None:
-    from collab import runtime
-
-    rt = runtime.Runtime(bench.rt.settings, clock=bench.rt.clock)
-    try:
-        wid = bench.board()
+    wid = bench.board()
+    with bench.runtime() as rt:
         webhooks.register(rt, "alice", wid, URL, [])
         bench.log(wid, "task.created")
         assert webhooks.tick(rt) == {"workspaces": 1}
-        assert bench.send.seqs() == [1] and bench.queue.sent == []
-    finally:
-        rt.db.close()
+    assert bench.send.seqs() == [1] and bench.queue.sent == []
 
 
 def test_a_batch_of_messages_is_handled_in_order_and_the_schedule_ticks(
