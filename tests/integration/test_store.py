@@ -311,7 +311,10 @@ def test_a_record_without_name_or_time_reads_as_empty(store: Store) -> None:
 def test_register_refuses_over_a_cap_and_leaves_nothing_behind(store: Store) -> None:
     assert store.register(conn("c1"), NOW, per_user=2, per_workspace=3) is None
     assert store.register(conn("c2"), NOW, per_user=2, per_workspace=3) is None
-    assert store.register(conn("c3"), NOW, per_user=2, per_workspace=3) == "user"
+    with counting() as wire:
+        assert store.register(conn("c3"), NOW, per_user=2, per_workspace=3) == "user"
+    # the refused record dropped where it was written: no user index (it never was announced)
+    assert (wire.round_trips, wire.by_command.get("HDEL"), wire.by_command["DEL"]) == (2, None, 1)
     assert store.register(conn("c4", "bob"), NOW, per_user=2, per_workspace=3) is None
     assert store.register(conn("c5", "cy"), NOW, per_user=2, per_workspace=3) == "workspace"
     for refused in ("c3", "c5"):
@@ -320,6 +323,7 @@ def test_register_refuses_over_a_cap_and_leaves_nothing_behind(store: Store) -> 
         assert store.r.zscore(keys.ws(W, "hb"), refused) is None
     assert store.workspace_connections(W) == {"c1": "ann", "c2": "ann", "c4": "bob"}
     assert store.register(conn("c6", "cy"), NOW) is None  # no caps by default
+    assert store.register(conn("c7", "cy"), NOW) is None
 
 
 def test_admitted_names_the_connection_and_drops_its_ticket(store: Store) -> None:
@@ -425,7 +429,7 @@ def test_a_dead_connections_heartbeat_says_so_and_indexes_nothing(store: Store) 
 
 def test_a_heartbeat_sweeps_overdue_peers_up_to_its_limit(store: Store) -> None:
     a = joined(store, conn("a"))
-    for i in range(102):
+    for i in range(103):
         info = conn(f"p{i}", f"u{i}", name=f"U{i}")
         assert store.register(info, NOW, NOW + 10) is None
         store.announce(info, entry(f"U{i}"))
@@ -440,7 +444,7 @@ def test_a_heartbeat_sweeps_overdue_peers_up_to_its_limit(store: Store) -> None:
         assert store.r.zscore(keys.SWEEP, f"{W}|{r.connection_id}") is None
     beat = store.heartbeat(a, NOW + 1_000, (NOW + 61_000, NOW + 601_000))
     assert len(beat.removed) == 100  # 100 at most by default
-    assert len(store.workspace_connections(W)) == 1
+    assert len(store.workspace_connections(W)) == 2  # a and the 101st overdue
 
 
 def test_a_heartbeat_says_when_the_presence_batch_is_due(store: Store) -> None:
@@ -472,6 +476,11 @@ def test_sweep_workspace_removes_only_the_still_overdue_and_fixes_the_index(stor
     assert store.r.zscore(keys.SWEEP, f"{W}|ghost") is None
     assert store.sweep_workspace(W, ["c2"], NOW + 499) == []
     assert [r.connection_id for r in store.sweep_workspace(W, ["c2"], NOW + 500)] == ["c2"]
+    # a connection the index no longer holds (removed meanwhile) is not put back
+    assert store.register(conn("c3"), NOW, NOW + 900) is None
+    store.r.zrem(keys.SWEEP, f"{W}|c3")
+    assert store.sweep_workspace(W, ["c3"], NOW + 10) == []
+    assert store.r.zscore(keys.SWEEP, f"{W}|c3") is None
 
 
 # -- presence ----------------------------------------------------------------------------------------
@@ -550,6 +559,8 @@ def test_set_presence_moves_the_deadline_and_says_what_changed(store: Store) -> 
     assert not changed and out is not None and out["last_seen_ms"] == NOW + 6
     assert store.set_presence(conn("b", "bob"), "active", None, NOW, NOW + 1) == (None, False)
     assert store.r.zscore(keys.ws(W, "hb"), "b") == NOW + FIRST_DEADLINE_MS
+    assert store.set_presence(conn("ghost"), "active", None, NOW, NOW + 1) == (None, False)
+    assert store.r.zscore(keys.SWEEP, f"{W}|ghost") is None  # the index is never written for the gone
 
 
 def _batch(store: Store, changes: list[tuple[str, str, dict[str, Any]]], at: int, threshold: int = 2) -> Any:
