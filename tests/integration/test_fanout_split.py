@@ -264,3 +264,24 @@ def test_connections_handed_to_an_invocation_not_yet_run_are_traced_as_dispatche
     handed = {c for e in pending for c in e["connections"]}
     assert len(handed) == 149 and {outcomes[c] for c in handed} == {"dispatched"}
     assert {o for c, o in outcomes.items() if c not in handed and c != ann.cid} == {"delivered"}
+
+
+def test_a_chunk_meters_its_own_milliseconds_and_gb_ms(world: Any, monkeypatch: Any) -> None:
+    """The invocation's time is measured on the monotonic clock from its start to its end: with a
+    clock that says 250 ms passed, 250 ms and 250 x memory / 1024 GB-ms are metered."""
+    import base64
+    import types
+
+    from collab.domain import fanout, usage
+
+    wid = world.workspace("ann")
+    [peer] = announced_peers(world, wid, 1)
+    usage.flush(world.rt, check_budget=False)
+    ticks = iter([100.0, 100.25])
+    monkeypatch.setattr(fanout, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    event = {"kind": fanout.KIND, "workspace_id": wid, "endpoint": world.rt.settings.connections_endpoint,
+             "connections": [peer], "payload": base64.b64encode(b'{"type":"x"}').decode()}  # fmt: skip
+    assert fanout.handle(world.rt, event, memory_mb=2048) == {"delivered": 1, "gone": 0, "failed": 0}
+    usage.flush(world.rt, check_budget=False)
+    totals = usage._totals(world.rt, wid, usage.month_of(world.rt.clock.utcnow()))
+    assert (totals["invocations"], totals["handler_ms"], totals["gb_ms"]) == (1, 250, 500)
