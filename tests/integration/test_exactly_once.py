@@ -204,6 +204,7 @@ def test_http_idempotency_key_replays_the_first_answer_and_changes_nothing(api, 
     # the same key with another request: refused, never replayed
     other = api.call("POST", path, "alice", {"title": "twice"}, headers=key)
     assert other.status == 409 and other.error["field"] == "Idempotency-Key"
+    assert other.error["message"] == "this idempotency key was used for a different request"
     # keys are per user: bob's same key is his own request
     assert api.call("POST", path, "bob", {"title": "bob's"}, headers=key).status == 201
 
