@@ -128,8 +128,8 @@ def test_an_offline_assignee_gets_the_notification_in_their_next_sync_once(world
     assert ack["ok"] is True and ack["notification_ids"] == [first[0]["id"]]
     from collab.domain import notifications
 
-    assert notifications.list_for(world.rt.db, "bob", unread_only=True)["items"] == []
-    assert len(notifications.list_for(world.rt.db, "bob")["items"]) == 1
+    assert notifications.list_for(world.rt.db, "bob", unread_only=True, limit=50)["items"] == []
+    assert len(notifications.list_for(world.rt.db, "bob", limit=50)["items"]) == 1
 
 
 def test_an_online_assignee_gets_it_live_on_every_connection_and_not_again_in_sync(world):
@@ -189,7 +189,7 @@ def test_a_malformed_notifications_cursor_is_a_validation_error(world):
     world.user("ann")
     for cursor in ("not-a-uuid", "a\x00b"):
         with pytest.raises(ValidationError):
-            notifications.list_for(world.rt.db, "ann", cursor=cursor)
+            notifications.list_for(world.rt.db, "ann", cursor=cursor, limit=50)
 
 
 # -- v1.2: modes, quiet heartbeats, held leaves -------------------------------------------------

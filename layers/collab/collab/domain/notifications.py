@@ -70,9 +70,10 @@ def mark_read(db: Database, user_id: str, ids: list[str]) -> list[str]:
 
 
 def list_for(
-    db: Database, user_id: str, *, unread_only: bool = False, cursor: str | None = None, limit: int = 50
+    db: Database, user_id: str, *, unread_only: bool = False, cursor: str | None = None, limit: int
 ) -> dict[str, Any]:
-    """A page of the user's notifications, newest first. The cursor is the last item's id."""
+    """A page of the user's notifications, newest first. The cursor is the last item's id; the
+    route holds the default page size (docs/http-api.md)."""
     if not 1 <= limit <= 200:
         raise ValidationError("limit: must be between 1 and 200", field="limit")
 
