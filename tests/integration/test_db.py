@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from collab.adapters.postgres.database import Database
-from collab.errors import Conflict, ValidationError
+from collab.errors import Conflict, Unavailable, ValidationError
 
 
 def make_workspace(db, owner="owner"):
@@ -176,4 +176,132 @@ def test_server_side_timestamps(settings, clean):
     )
     assert row["recent"] and row["created_at"].tzinfo is not None
     assert isinstance(wid, uuid.UUID)
+    db.close()
+
+
+# -- one connection per thread, reconnects, and when a transaction is retried ------------------------
+def _pid(db):
+    return db.run(lambda cur: cur.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
+
+
+def _terminate(settings, pid):
+    with psycopg.connect(settings.dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_names_itself_gives_up_connecting_after_two_seconds_and_is_reused(settings, clean):
+    db = Database(settings.dsn)
+    first = _pid(db)
+    params = db._local.conn.info.get_parameters()
+    assert (params["application_name"], params["connect_timeout"]) == ("collab", "2")
+    assert _pid(db) == first  # the same connection, transaction after transaction
+    assert db.transactions == 2  # each committed transaction counted
+    db.close()
+    assert db._local.conn is None
+    assert _pid(db) != first  # closed: the next run connects again
+    db.close()
+    named = Database(settings.dsn, connect_timeout=5, application_name="collab-sweeper")
+    params = named._connection().info.get_parameters()
+    assert (params["application_name"], params["connect_timeout"]) == ("collab-sweeper", "5")
+    named.close()
+
+
+def test_a_dsn_given_as_a_function_is_asked_again_at_every_connect(settings, clean):
+    asked = []
+    db = Database(lambda: asked.append(1) or settings.dsn)
+    first = _pid(db)
+    _pid(db)
+    assert len(asked) == 1
+    _terminate(settings, first)
+    assert _pid(db) != first
+    assert len(asked) == 2  # the reconnect asked again (a rotated password is picked up)
+    db.close()
+
+
+def test_a_database_that_does_not_answer_is_unavailable():
+    db = Database("postgresql://postgres@127.0.0.1:1/test", connect_timeout=1)
+    with pytest.raises(Unavailable) as caught:
+        db.run(lambda cur: None)
+    assert caught.value.message == "database unavailable"
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+
+
+def test_a_connection_that_breaks_before_commit_is_retried_once_on_a_new_one(settings, clean):
+    db = Database(settings.dsn)
+    calls = []
+
+    def kill_myself(cur):
+        calls.append(cur.connection.info.backend_pid)
+        cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(Unavailable) as caught:
+        db.run(kill_myself)
+    assert caught.value.message == "database unavailable"
+    assert len(calls) == 2 and calls[0] != calls[1]  # once more, on a new connection, then given up
+    assert db.transactions == 0
+    assert _pid(db) not in calls  # the broken one was dropped
+    db.close()
+
+
+def test_a_commit_whose_outcome_is_unknown_is_never_retried(settings, clean):
+    db = Database(settings.dsn)
+    calls = []
+
+    def killed_before_commit(cur):
+        calls.append(1)
+        cur.execute("INSERT INTO users (id) VALUES ('u1')")
+        _terminate(settings, cur.connection.info.backend_pid)
+
+    with pytest.raises(Unavailable):
+        db.run(killed_before_commit)
+    assert calls == [1]
+    assert db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"]) == 0
+    db.close()
+
+
+def test_an_operational_error_on_a_sound_connection_rolls_back_and_keeps_it(settings, clean):
+    db = Database(settings.dsn)
+    pid, calls = _pid(db), []
+
+    def too_slow(cur):
+        calls.append(1)
+        cur.execute("INSERT INTO users (id) VALUES ('u1')")
+        cur.execute("SET LOCAL statement_timeout = 1")
+        cur.execute("SELECT pg_sleep(1)")
+
+    with pytest.raises(Unavailable) as caught:
+        db.run(too_slow)
+    assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
+    assert calls == [1]  # not retried: the connection is sound, the statement failed
+    assert _pid(db) == pid
+    assert db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"]) == 0
+    db.close()
+
+
+def test_any_other_error_on_a_broken_connection_drops_it(settings, clean):
+    db = Database(settings.dsn)
+    pid = _pid(db)
+
+    def broken_then_fails(cur):
+        try:
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        except psycopg.OperationalError:
+            pass
+        raise LookupError("the function's own error")
+
+    with pytest.raises(LookupError):
+        db.run(broken_then_fails)
+    assert db._local.conn is None
+    assert _pid(db) != pid
+    db.close()
+
+
+def test_after_an_integrity_error_the_connection_goes_on(settings, clean):
+    db = Database(settings.dsn)
+    make_workspace(db)
+    pid = _pid(db)
+    with pytest.raises(Conflict):
+        db.run(lambda cur: cur.execute("INSERT INTO users (id) VALUES ('owner')"))
+    assert _pid(db) == pid
+    assert db.transactions == 3  # the workspace, and a pid twice: the refused insert never committed
     db.close()
