@@ -49,8 +49,9 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def history(
-    db: Database, actor_id: str, task_id: str, *, cursor: str | None = None, limit: int = 50
+    db: Database, actor_id: str, task_id: str, *, cursor: str | None = None, limit: int
 ) -> dict[str, Any]:
+    """A page of the task's history, newest first (the route holds the default page size)."""
     if not 1 <= limit <= 200:
         raise ValidationError("limit: must be between 1 and 200", field="limit")
 
