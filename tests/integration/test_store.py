@@ -372,7 +372,9 @@ def test_removing_connections_that_are_gone_still_drops_their_records(store: Sto
     store.r.hset(keys.conn("c1"), mapping={"wid": W, "uid": "ann"})
     store.r.zadd(keys.SWEEP, {f"{W}|c1": NOW})
     store.r.hset(keys.user("ann", "conns"), "c1", W)
-    assert store.remove_connections(W, ["c1"]) == []
+    with counting() as wire:
+        assert store.remove_connections(W, ["c1"]) == []
+    assert "HDEL" not in wire.by_command  # whose user index held it is unknown: none is touched
     assert not store.r.exists(keys.conn("c1"))
     assert store.r.zscore(keys.SWEEP, f"{W}|c1") is None
     assert store.user_connections("ann") == {"c1": W}  # who held it is unknown: the TTL drops it
@@ -415,6 +417,16 @@ def test_a_heartbeat_without_a_mode_keeps_the_connections_and_indexes_its_deadli
     assert beat.alive and beat.latest_seq == 0 and beat.updated is None
     assert store.r.zscore(keys.SWEEP, f"{W}|a") == NOW + 601_000
     assert store.r.ttl(keys.conn("a")) > CONN_TTL_S - 2
+
+
+def test_a_heartbeat_never_puts_back_an_index_entry_removed_meanwhile(store: Store) -> None:
+    """A removal that ran between the heartbeat's script and its index write took the entry out:
+    the write only moves an entry that is there (xx), with or without a mode."""
+    a = joined(store, conn("a"))
+    store.r.zrem(keys.SWEEP, f"{W}|a")
+    assert store.heartbeat(a, NOW + 1_000, (NOW + 61_000, NOW + 601_000)).alive
+    assert store.heartbeat(a, NOW + 1_000, (NOW + 61_000, NOW + 601_000), "away").alive
+    assert store.r.zscore(keys.SWEEP, f"{W}|a") is None
 
 
 def test_a_dead_connections_heartbeat_says_so_and_indexes_nothing(store: Store) -> None:
@@ -530,6 +542,11 @@ def test_leaves_are_held_then_taken_when_due(store: Store) -> None:
     assert store.r.zscore(keys.LEAVING, W) == NOW + 100  # what is left, by its own time
     assert store.take_leaves(W, NOW + 99) == []
     assert store.take_leaves(W, NOW + 100) == [("bob", {"display_name": "Bob", "held_ms": NOW + 100})]
+    for uid in ("dee", "eve", "fay"):
+        store.hold_leave(W, uid, {"display_name": uid.title()}, NOW + 200)
+    assert sorted(store.take_leaves(W, NOW + 200)) == [
+        (uid, {"display_name": uid.title(), "held_ms": NOW + 200}) for uid in ("dee", "eve", "fay")
+    ]
     assert store.r.zscore(keys.LEAVING, W) is None
     assert not store.leaves_held(W)
 
