@@ -524,6 +524,8 @@ def test_a_reconnect_within_the_grace_takes_the_held_leave_back(store: Store) ->
     assert held == {**entry("Ann", "away"), "held_ms": NOW}
     assert store.presence(W) == {"ann": entry("Ann", "away", NOW + 9)}
     assert not store.leaves_held(W)
+    # the connection takes the status peers still see as its mode: away, not an active target
+    assert store.fanout_targets(W) == ["a1"] and store.fanout_targets(W, active_only=True) == []
 
 
 def test_leaves_are_held_then_taken_when_due(store: Store) -> None:
@@ -595,7 +597,7 @@ def test_a_large_workspace_holds_presence_for_its_interval(store: Store) -> None
     joined(store, conn("a"))
     joined(store, conn("b", "bob"))
     first: list[tuple[str, str, dict[str, Any]]] = [
-        ("presence.joined", "cy", {"user_id": "cy", "n": 1}),
+        ("presence.joined", "cy", {"user_id": "cy", "display_name": "C|Y", "n": 1}),
         ("presence.updated", "dee", {"s": "é"}),
     ]
     assert _batch(store, first, NOW) == ("held", [])
@@ -606,7 +608,7 @@ def test_a_large_workspace_holds_presence_for_its_interval(store: Store) -> None
     mode, out = _batch(store, [], NOW + 500)
     assert mode == "flush"
     assert sorted(out) == [
-        ("presence.joined", "cy", {"user_id": "cy", "n": 1}),
+        ("presence.joined", "cy", {"user_id": "cy", "display_name": "C|Y", "n": 1}),
         ("presence.left", "eve", {}),
         ("presence.updated", "dee", {"s": "é"}),
     ]
@@ -687,3 +689,16 @@ def test_drop_workspace_deletes_its_state_and_only_its(store: Store) -> None:
     assert left == {keys.ws(W, "conns"), keys.ws(W, "hb")}  # connections go with their own removal
     assert store.r.exists(keys.ws(W2, "joined"))
     assert store.ping() is True
+
+
+def test_a_workspace_stays_large_for_ten_minutes_after_it_was(store: Store) -> None:
+    """Through a reconnect storm its connections are briefly few: its changes are still batched."""
+    joined(store, conn("a"))
+    b = joined(store, conn("b", "bob"))
+    assert _batch(store, [("presence.updated", "ann", {})], NOW)[0] == "held"
+    assert 599_000 < pttl(store.r, keys.ws(W, "large")) <= 600_000
+    assert _batch(store, [], NOW + 500)[0] == "flush"
+    store.remove_connections(W, [b.connection_id])  # one synced connection left, under the threshold
+    assert _batch(store, [("presence.left", "bob", {})], NOW + 600)[0] == "held"
+    store.r.delete(keys.ws(W, "large"), keys.ws(W, "presence_batch"))  # ten minutes later
+    assert _batch(store, [("presence.updated", "ann", {})], NOW + 700)[0] == "direct"
