@@ -43,6 +43,20 @@ def test_a_page_holds_the_limit_newest_first(world: Any) -> None:
     assert len(rest["items"]) == 2 and rest["next_cursor"] is None
     one = notifications.list_for(world.rt.db, "ann", limit=1)
     assert [n["id"] for n in one["items"]] == [page["items"][0]["id"]]
+    exact = notifications.list_for(world.rt.db, "ann", cursor=page["next_cursor"], limit=2)
+    assert len(exact["items"]) == 2 and exact["next_cursor"] is None  # a full last page has no next
+
+
+@pytest.mark.parametrize("cursor", ["not-a-uuid", "\x00"])
+def test_a_cursor_postgres_cannot_read_is_refused(world: Any, cursor: str) -> None:
+    world.user("ann")
+    with pytest.raises(ValidationError) as refused:
+        notifications.list_for(world.rt.db, "ann", cursor=cursor, limit=10)
+    assert refused.value.to_wire() == {
+        "code": "validation_error",
+        "message": "cursor: invalid",
+        "field": "cursor",
+    }
 
 
 def _ids(world: Any, uid: str) -> list[str]:
