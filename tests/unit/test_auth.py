@@ -152,6 +152,15 @@ def test_leeway_is_at_most_30_seconds():
     refused(hs(claims(exp=int(time.time()) - 45)))
 
 
+def test_a_token_issued_up_to_30_seconds_ahead_of_our_clock_is_taken():
+    now = 1_800_000_000.0
+    tokens._check_iat({"iat": now + tokens.LEEWAY_S}, now)  # the other clock runs 30 s ahead: fine
+    with pytest.raises(Unauthorized) as early:
+        tokens._check_iat({"iat": now + tokens.LEEWAY_S + 1}, now)
+    assert early.value.message == "token is not yet valid"
+    assert tokens.LEEWAY_S == 30
+
+
 def test_bad_signature_garbage_and_missing():
     refused(hs(claims(), key="another-secret-0123456789abcdef0123456"))
     for garbage in ["garbage", "a.b.c", "....", "eyJ.eyJ.sig", None, ""]:
