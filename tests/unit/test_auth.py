@@ -108,6 +108,7 @@ def test_a_missing_or_unreadable_token_is_named_so():
 
 def test_sub_of_128_characters_is_the_longest_taken():
     assert tokens.verify_access_token(hs(claims(sub="u" * 128)), HS).user_id == "u" * 128
+    assert tokens.verify_access_token(hs(claims(sub="u")), HS).user_id == "u"  # and one the shortest
 
 
 @pytest.mark.parametrize(
