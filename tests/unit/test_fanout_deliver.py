@@ -111,8 +111,16 @@ def test_chunks_the_function_refused_are_posted_here(recorded: list[Any]) -> Non
 
 
 @pytest.mark.parametrize("exc", [PayloadTooLarge("too large"), RuntimeError("no role"), OSError("reset")])
-def test_when_invoking_fails_everything_is_posted_here(recorded: list[Any], exc: Exception) -> None:
+def test_when_invoking_fails_everything_is_posted_here(
+    recorded: list[Any], exc: Exception, monkeypatch: Any
+) -> None:
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        fanout, "logger", types.SimpleNamespace(warning=lambda msg, extra: warnings.append((msg, extra)))
+    )
     (_, dispatched), gateway, targets = _deliver(Invoker(exc=exc), 201)
+    # operators see why the fan-out function was bypassed
+    assert warnings == [("fan-out invocations not made; posting inline", {"reason": str(exc)})]
     assert dispatched == [] and gateway.posted == [(targets, b'{"type":"x"}')]
     assert [(name, value) for name, _, value in recorded] == [
         ("FanoutInvokeRefused", 101),
