@@ -285,3 +285,27 @@ def test_a_chunk_meters_its_own_milliseconds_and_gb_ms(world: Any, monkeypatch: 
     usage.flush(world.rt, check_budget=False)
     totals = usage._totals(world.rt, wid, usage.month_of(world.rt.clock.utcnow()))
     assert (totals["invocations"], totals["handler_ms"], totals["gb_ms"]) == (1, 250, 500)
+
+
+def test_a_chunk_whose_tracing_fails_logs_it_and_still_posts(world: Any, monkeypatch: Any) -> None:
+    import base64
+    import types
+
+    from collab.adapters.redis import trace as traces
+    from collab.domain import fanout
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("redis said no")
+
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(traces, "record", broken)
+    monkeypatch.setattr(
+        fanout, "logger", types.SimpleNamespace(warning=lambda m, extra: warnings.append((m, extra)))
+    )
+    wid = world.workspace("ann")
+    [peer] = announced_peers(world, wid, 1)
+    event = {"kind": fanout.KIND, "workspace_id": wid, "endpoint": world.rt.settings.connections_endpoint,
+             "connections": [peer], "payload": base64.b64encode(b'{"type":"x"}').decode(),
+             "trace": {"seq": 3, "type": "task.updated", "timestamp": "2026-12-05T00:00:00.000Z"}}  # fmt: skip
+    assert fanout.handle(world.rt, event, memory_mb=1024) == {"delivered": 1, "gone": 0, "failed": 0}
+    assert warnings == [("tracing a fan-out chunk failed", {"workspace_id": wid})]
