@@ -154,3 +154,9 @@ def test_outcomes_name_each_connection_as_the_tracer_does() -> None:
         "c": "failed",
         "d": "throttled",
     }
+
+
+def test_an_invoker_that_answers_for_fewer_chunks_than_it_was_given_is_an_error(recorded: list[Any]) -> None:
+    """Chunks it said nothing about would be neither posted here nor handed on: lost."""
+    with pytest.raises(ValueError):
+        _deliver(Invoker(accept=[True]), 301)
