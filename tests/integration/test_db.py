@@ -196,8 +196,9 @@ def test_a_connection_names_itself_gives_up_connecting_after_two_seconds_and_is_
     assert (params["application_name"], params["connect_timeout"]) == ("collab", "2")
     assert _pid(db) == first  # the same connection, transaction after transaction
     assert db.transactions == 2  # each committed transaction counted
+    held = db._local.conn
     db.close()
-    assert db._local.conn is None
+    assert db._local.conn is None and held.closed  # closed, not merely forgotten (no leaked socket)
     assert _pid(db) != first  # closed: the next run connects again
     db.close()
     named = Database(settings.dsn, connect_timeout=5, application_name="collab-sweeper")
