@@ -199,6 +199,17 @@ def test_a_connection_names_itself_gives_up_connecting_after_two_seconds_and_is_
     held = db._local.conn
     db.close()
     assert db._local.conn is None and held.closed  # closed, not merely forgotten (no leaked socket)
+    _pid(db)
+    db._local.conn.close()  # closed without breaking: replaced before the transaction, so the
+    calls = []  # transaction keeps its one retry for a connection that breaks under it
+
+    def breaks_once(cur):
+        calls.append(1)
+        if len(calls) == 1:
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return "done"
+
+    assert db.run(breaks_once) == "done" and len(calls) == 2
     assert _pid(db) != first  # closed: the next run connects again
     db.close()
     named = Database(settings.dsn, connect_timeout=5, application_name="collab-sweeper")
