@@ -317,3 +317,27 @@ def test_after_an_integrity_error_the_connection_goes_on(settings, clean):
     assert _pid(db) == pid
     assert db.transactions == 3  # the workspace, and a pid twice: the refused insert never committed
     db.close()
+
+
+def test_a_connection_the_function_closed_is_dropped_whatever_it_raises(settings, clean):
+    """A connection is gone once closed, broken or not: never rolled back, which would raise over
+    the function's own error, and a statement on it is retried once on a new connection."""
+    db = Database(settings.dsn)
+
+    def closes_and_fails(cur):
+        cur.connection.close()
+        raise LookupError("the function's own error")
+
+    with pytest.raises(LookupError):
+        db.run(closes_and_fails)
+    assert db._local.conn is None
+    calls = []
+
+    def closes_then_uses(cur):
+        calls.append(1)
+        if len(calls) == 1:
+            cur.connection.close()
+        return cur.execute("SELECT 1 AS one").fetchone()["one"]
+
+    assert db.run(closes_then_uses) == 1 and len(calls) == 2
+    db.close()
