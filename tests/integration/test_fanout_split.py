@@ -266,21 +266,29 @@ def test_connections_handed_to_an_invocation_not_yet_run_are_traced_as_dispatche
     assert {o for c, o in outcomes.items() if c not in handed and c != ann.cid} == {"delivered"}
 
 
+def _one_peer_chunk(world: Any, **extra: Any) -> tuple[str, dict[str, Any]]:
+    """A workspace with one announced peer, and a chunk event for it (``extra``: more fields)."""
+    import base64
+
+    from collab.domain.fanout import KIND
+
+    wid = world.workspace("ann")
+    [peer] = announced_peers(world, wid, 1)
+    return wid, {"kind": KIND, "workspace_id": wid, "endpoint": world.rt.settings.connections_endpoint,
+                 "connections": [peer], "payload": base64.b64encode(b'{"type":"x"}').decode(), **extra}  # fmt: skip
+
+
 def test_a_chunk_meters_its_own_milliseconds_and_gb_ms(world: Any, monkeypatch: Any) -> None:
     """The invocation's time is measured on the monotonic clock from its start to its end: with a
     clock that says 250 ms passed, 250 ms and 250 x memory / 1024 GB-ms are metered."""
-    import base64
     import types
 
     from collab.domain import fanout, usage
 
-    wid = world.workspace("ann")
-    [peer] = announced_peers(world, wid, 1)
+    wid, event = _one_peer_chunk(world)
     usage.flush(world.rt, check_budget=False)
     ticks = iter([100.0, 100.25])
     monkeypatch.setattr(fanout, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
-    event = {"kind": fanout.KIND, "workspace_id": wid, "endpoint": world.rt.settings.connections_endpoint,
-             "connections": [peer], "payload": base64.b64encode(b'{"type":"x"}').decode()}  # fmt: skip
     assert fanout.handle(world.rt, event, memory_mb=2048) == {"delivered": 1, "gone": 0, "failed": 0}
     usage.flush(world.rt, check_budget=False)
     totals = usage._totals(world.rt, wid, usage.month_of(world.rt.clock.utcnow()))
@@ -288,7 +296,6 @@ def test_a_chunk_meters_its_own_milliseconds_and_gb_ms(world: Any, monkeypatch: 
 
 
 def test_a_chunk_whose_tracing_fails_logs_it_and_still_posts(world: Any, monkeypatch: Any) -> None:
-    import base64
     import types
 
     from collab.adapters.redis import trace as traces
@@ -302,10 +309,8 @@ def test_a_chunk_whose_tracing_fails_logs_it_and_still_posts(world: Any, monkeyp
     monkeypatch.setattr(
         fanout, "logger", types.SimpleNamespace(warning=lambda m, extra: warnings.append((m, extra)))
     )
-    wid = world.workspace("ann")
-    [peer] = announced_peers(world, wid, 1)
-    event = {"kind": fanout.KIND, "workspace_id": wid, "endpoint": world.rt.settings.connections_endpoint,
-             "connections": [peer], "payload": base64.b64encode(b'{"type":"x"}').decode(),
-             "trace": {"seq": 3, "type": "task.updated", "timestamp": "2026-12-05T00:00:00.000Z"}}  # fmt: skip
+    wid, event = _one_peer_chunk(
+        world, trace={"seq": 3, "type": "task.updated", "timestamp": "2026-12-05T00:00:00.000Z"}
+    )
     assert fanout.handle(world.rt, event, memory_mb=1024) == {"delivered": 1, "gone": 0, "failed": 0}
     assert warnings == [("tracing a fan-out chunk failed", {"workspace_id": wid})]

@@ -1,4 +1,4 @@
-"""A user's notifications read over HTTP, in the domain (collab.domain.notifications): a page's limit
+"""A user's notifications as the domain pages and marks them (collab.domain.notifications): a page's limit
 is checked by the domain itself, whoever calls it, and a page holds at most that many, newest first;
 marking read takes 1 to 100 ids and touches only the user's own."""
 
@@ -8,20 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
+from test_notifications_claim import _notify
 
 from collab.domain import notifications
 from collab.errors import ValidationError
-
-
-def _notify(world: Any, uid: str, n: int) -> None:
-    world.user(uid)
-    world.rt.db.run(
-        lambda cur: cur.executemany(
-            "INSERT INTO notifications (user_id, type, payload, created_at)"
-            " VALUES (%s, 'task.assigned', '{}', now() + make_interval(secs => %s))",
-            [(uid, i) for i in range(n)],
-        )
-    )
 
 
 @pytest.mark.parametrize("limit", [0, 201])
