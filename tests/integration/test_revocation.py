@@ -129,10 +129,18 @@ def test_a_sweep_reads_at_most_its_batch_of_revocations_oldest_first(world: Any)
     assert world.sink.deleted == [bob.cid, dan.cid] and _log(world) == []
 
 
-def test_a_sweep_counts_what_it_closed_in_every_workspace(world: Any) -> None:
+def test_a_sweep_counts_what_it_closed_in_every_workspace_and_logs_it(world: Any, monkeypatch: Any) -> None:
+    warnings: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        revocation, "logger", types.SimpleNamespace(warning=lambda m, extra: warnings.append((m, extra)))
+    )
     one, two = world.workspace("ann", "bob"), world.workspace("cat", "dan")
     world.connect("bob", one), world.connect("dan", two), world.connect("dan", two)
     for wid, uid in ((one, "bob"), (two, "dan")):
         world.remove_member(wid, uid)
         _revoke(world, wid, uid)
     assert revocation.reconcile(world.rt, world.rt.gateway_for(None)) == 3
+    # operators see that the sweeper, not the removal, closed them
+    assert warnings == [("closed connections of users who are no longer members", {"closed": 3})]
+    assert revocation.reconcile(world.rt, world.rt.gateway_for(None)) == 0
+    assert len(warnings) == 1  # nothing closed: nothing logged
