@@ -26,17 +26,13 @@ def board(world: Any) -> str:
     return wid
 
 
-def _run(world: Any, fn: Any) -> Any:
-    return world.rt.db.run(fn)
-
-
 def test_role_of_names_the_role_or_none(world: Any, board: str) -> None:
-    roles = _run(
-        world, lambda cur: [access.role_of(cur, board, u) for u in ("olga", "adam", "mia", "stranger")]
+    roles = world.rt.db.run(
+        lambda cur: [access.role_of(cur, board, u) for u in ("olga", "adam", "mia", "stranger")]
     )
     assert roles == ["owner", "admin", "member", None]
-    assert _run(world, lambda cur: access.lock_membership(cur, board, "mia")) is True
-    assert _run(world, lambda cur: access.lock_membership(cur, board, "stranger")) is False
+    assert world.rt.db.run(lambda cur: access.lock_membership(cur, board, "mia")) is True
+    assert world.rt.db.run(lambda cur: access.lock_membership(cur, board, "stranger")) is False
 
 
 @pytest.mark.parametrize(
@@ -59,18 +55,20 @@ def test_require_member_answers_the_role_or_why_not(
         return access.require_member(cur, board, user, at_least=at_least)
 
     if answer in access.RANK:
-        assert _run(world, ask) == answer
+        assert world.rt.db.run(ask) == answer
     else:
         with pytest.raises(Forbidden) as refused:
-            _run(world, ask)
+            world.rt.db.run(ask)
         assert refused.value.message == answer
 
 
 def test_require_member_of_a_workspace_that_does_not_exist_is_not_found(world: Any, board: str) -> None:
     with pytest.raises(NotFound) as missing:
-        _run(world, lambda cur: access.require_member(cur, str(uuid.uuid4()), "mia"))
+        world.rt.db.run(lambda cur: access.require_member(cur, str(uuid.uuid4()), "mia"))
     assert missing.value.message == "workspace not found"
-    assert _run(world, lambda cur: access.require_member(cur, board, "mia")) == "member"  # at least member
+    assert (
+        world.rt.db.run(lambda cur: access.require_member(cur, board, "mia")) == "member"
+    )  # at least member
 
 
 def _removal_waits(world: Any, board: str, **kw: Any) -> bool:

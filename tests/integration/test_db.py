@@ -17,6 +17,19 @@ def make_workspace(db, owner="owner"):
     return db.run(tx)
 
 
+def _pid(db):
+    return db.run(lambda cur: cur.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
+
+
+def _terminate(settings, pid):
+    with psycopg.connect(settings.dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _users(db):
+    return db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"])
+
+
 def _task_sql(wid, assignee="owner"):
     return (
         "INSERT INTO tasks (workspace_id, title, created_by, updated_by, assigned_to) VALUES (%s, 't', 'owner', 'owner', %s)",
@@ -60,11 +73,9 @@ def test_constraint_violations_come_out_as_the_client_errors_they_mean(
 
 def test_reconnects_transparently_after_the_connection_is_killed(settings, clean):
     db = Database(settings.dsn)
-    pid = db.run(lambda cur: cur.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
-    with psycopg.connect(settings.dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    again = db.run(lambda cur: cur.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
-    assert again != pid
+    pid = _pid(db)
+    _terminate(settings, pid)
+    assert _pid(db) != pid
     db.close()
 
 
@@ -77,7 +88,7 @@ def test_an_exception_rolls_the_whole_transaction_back(settings, clean):
 
     with pytest.raises(RuntimeError):
         db.run(tx)
-    assert db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"]) == 0
+    assert _users(db) == 0
     db.close()
 
 
@@ -180,15 +191,6 @@ def test_server_side_timestamps(settings, clean):
 
 
 # -- one connection per thread, reconnects, and when a transaction is retried ------------------------
-def _pid(db):
-    return db.run(lambda cur: cur.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
-
-
-def _terminate(settings, pid):
-    with psycopg.connect(settings.dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-
-
 def test_a_connection_names_itself_gives_up_connecting_after_two_seconds_and_is_reused(settings, clean):
     db = Database(settings.dsn)
     first = _pid(db)
@@ -267,7 +269,7 @@ def test_a_commit_whose_outcome_is_unknown_is_never_retried(settings, clean):
     with pytest.raises(Unavailable):
         db.run(killed_before_commit)
     assert calls == [1]
-    assert db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"]) == 0
+    assert _users(db) == 0
     db.close()
 
 
@@ -286,7 +288,7 @@ def test_an_operational_error_on_a_sound_connection_rolls_back_and_keeps_it(sett
     assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
     assert calls == [1]  # not retried: the connection is sound, the statement failed
     assert _pid(db) == pid
-    assert db.run(lambda cur: cur.execute("SELECT count(*) AS n FROM users").fetchone()["n"]) == 0
+    assert _users(db) == 0
     db.close()
 
 
